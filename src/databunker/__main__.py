@@ -1,0 +1,3 @@
+from databunker.cli import main
+
+raise SystemExit(main())

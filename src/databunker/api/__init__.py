@@ -1,0 +1,1 @@
+"""HTTP only: parse and validate input, call one service, shape the response."""

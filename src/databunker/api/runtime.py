@@ -1,0 +1,85 @@
+"""The request pipeline: one transaction per request, with its audit event.
+
+A handler reads the request, then hands an operation to ``perform``. In a worker thread,
+inside one database transaction, the caller is authenticated, the route's access level is
+enforced, the operation runs, and its audit event is written; then the transaction commits.
+If anything fails the transaction rolls back, and the failed or denied attempt is still
+written to the audit trail in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from databunker.api.auth import TOKEN_HEADER, Access, enforce, principal_for
+from databunker.api.responses import ok
+from databunker.errors import DatabunkerError
+from databunker.services.audit import save_event
+from databunker.services.context import AuditEvent, Vault, Work
+
+log = logging.getLogger("databunker.audit")
+
+Payload = dict[str, Any] | Response
+Operation = Callable[[Work], Payload]
+
+
+def vault_of(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+async def perform(
+    request: Request, access: Access, operation: Operation, *, title: str | None = None
+) -> Response:
+    vault = vault_of(request)
+    presented = request.headers.get(TOKEN_HEADER)
+    payload = await run_in_threadpool(run_unit_of_work, vault, presented, access, operation, title)
+    return payload if isinstance(payload, Response) else ok(payload)
+
+
+def run_unit_of_work(
+    vault: Vault,
+    presented: str | None,
+    access: Access,
+    operation: Operation,
+    title: str | None = None,
+) -> Payload:
+    now = vault.clock()
+    audited = title is not None and not vault.settings.generic.disable_audit
+    event = AuditEvent(title=title) if audited and title is not None else None
+    try:
+        with vault.database.transaction() as conn:
+            principal = principal_for(conn, vault, presented, now)
+            if event is not None:
+                event.accessor = principal.accessor
+            enforce(access, principal, vault)
+            result = operation(Work(vault, conn, principal, now, event))
+            if event is not None:
+                save_event(conn, event, now)
+        return result
+    except DatabunkerError as exc:
+        if event is not None:
+            _save_failure(vault, event, now, exc.message)
+        raise
+    except Exception:
+        if event is not None:
+            _save_failure(vault, event, now, "internal error")
+        raise
+
+
+def _save_failure(vault: Vault, event: AuditEvent, now: int, message: str) -> None:
+    event.status = "error"
+    event.msg = message
+    # The change did not happen: its values are not kept.
+    event.before = event.after = None
+    try:
+        with vault.database.transaction() as conn:
+            save_event(conn, event, now)
+    except Exception as exc:  # the original failure is what the caller must see
+        log.error("could not record a failed request", extra={"error_type": type(exc).__name__})

@@ -1,0 +1,48 @@
+"""System routes: status, metrics, and the UI and server configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker import __version__
+from databunker.api.auth import Access
+from databunker.api.responses import error, ok
+from databunker.api.runtime import perform, vault_of
+from databunker.metrics import CONTENT_TYPE_LATEST
+from databunker.services.context import Work
+
+
+async def status(request: Request) -> Response:
+    if await run_in_threadpool(vault_of(request).database.ping):
+        return ok({"status": "ok", "version": __version__})
+    return error(503, "database unavailable")
+
+
+async def metrics(request: Request) -> Response:
+    body = request.app.state.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def ui_configuration(request: Request) -> Response:
+    return ok({"status": "ok", "ui": vault_of(request).settings.ui_configuration()})
+
+
+async def configuration(request: Request) -> Response:
+    def operation(work: Work) -> dict[str, Any]:
+        return {"status": "ok", "configuration": work.settings.redacted_configuration()}
+
+    return await perform(request, Access.ROOT, operation)
+
+
+routes = [
+    Route("/v1/status", status, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
+    Route("/v1/metrics", metrics, methods=["GET"]),
+    Route("/v1/sys/uiconfiguration", ui_configuration, methods=["GET"]),
+    Route("/v1/sys/configuration", configuration, methods=["GET"]),
+]

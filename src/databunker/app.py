@@ -1,0 +1,66 @@
+"""Builds the ASGI application from a Vault: routes, error handlers, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.types import Message, Receive, Scope, Send
+
+from databunker.api import audit, system, users
+from databunker.api.errors import on_domain_error, on_http_error, on_server_fault
+from databunker.api.middleware import EdgeMiddleware
+from databunker.api.responses import error
+from databunker.errors import DatabunkerError
+from databunker.metrics import Metrics
+from databunker.services.context import Vault
+
+
+class Application:
+    """The served ASGI app: the edge middleware around the Starlette router."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.metrics = Metrics()
+
+        @asynccontextmanager
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+            yield
+            vault.database.dispose()
+
+        self.starlette = Starlette(
+            routes=[*system.routes, *users.routes, *audit.routes],
+            exception_handlers={
+                DatabunkerError: on_domain_error,
+                HTTPException: on_http_error,
+                Exception: on_server_fault,
+            },
+            lifespan=lifespan,
+        )
+        self.starlette.router.redirect_slashes = False
+        self.starlette.state.vault = vault
+        self.starlette.state.metrics = self.metrics
+        self._edge = EdgeMiddleware(self.starlette, self.starlette.router, self.metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._edge(scope, receive, tracking_send)
+        except Exception:
+            # Already logged by the error handler, without values; never re-raised to the
+            # server, whose traceback could carry them.
+            if scope["type"] == "http" and not started:
+                await error(500, "internal error")(scope, receive, send)
+
+
+def build_app(vault: Vault) -> Application:
+    return Application(vault)

@@ -1,0 +1,184 @@
+"""The ``databunker`` command: init, serve, demo, version.
+
+Exit status is 0 on success and 1 on any refusal, with a one-line message on stderr that
+names what to fix; secrets are printed only by ``init``, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from databunker import __version__, logs
+from databunker.config import Bootstrap, ConfigError, Settings, load_bootstrap, load_settings
+from databunker.crypto import Keyring, MasterKey, new_token
+from databunker.services.access import DEMO_ROOT_TOKEN
+from databunker.services.context import Vault, system_clock
+from databunker.services.schema import SchemaLoadError, UserSchema
+from databunker.services.system import VaultStateError, initialise, open_vault
+from databunker.storage import Database, DatabaseURLError
+from databunker.storage.database import DEFAULT_URL
+
+log = logging.getLogger("databunker")
+
+
+class CommandError(Exception):
+    """A refusal to report to the operator."""
+
+
+def _database_url(args: argparse.Namespace, bootstrap: Bootstrap) -> str:
+    return str(args.db or bootstrap.database_url or DEFAULT_URL)
+
+
+def _open_database(url: str) -> Database:
+    try:
+        return Database(url)
+    except DatabaseURLError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _master_key(bootstrap: Bootstrap) -> MasterKey | None:
+    if not bootstrap.master_key_hex:
+        return None
+    try:
+        return MasterKey.from_hex(bootstrap.master_key_hex)
+    except ValueError as exc:
+        raise CommandError(f"DATABUNKER_MASTERKEY: {exc}") from exc
+
+
+def build_vault(
+    settings: Settings, database: Database, master: MasterKey, *, demo: bool = False
+) -> Vault:
+    schema = None
+    if settings.generic.user_record_schema:
+        try:
+            schema = UserSchema.load(settings.generic.user_record_schema)
+        except SchemaLoadError as exc:
+            raise CommandError(f"generic.user_record_schema: {exc}") from exc
+    return Vault(settings, database, Keyring(master), system_clock, schema, demo)
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    settings_file = args.config
+    load_settings(settings_file)  # a bad configuration should stop init too
+    bootstrap = load_bootstrap()
+    database = _open_database(_database_url(args, bootstrap))
+    supplied_key = _master_key(bootstrap)
+    master = supplied_key or MasterKey.generate()
+    root_token = bootstrap.root_token or new_token()
+    try:
+        initialise(database, Keyring(master), root_token, system_clock())
+    except VaultStateError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        database.dispose()
+    print("# Keep these two values secret; they are not shown again.")
+    if supplied_key is None:
+        print(f"DATABUNKER_MASTERKEY={master.hex()}")
+    else:
+        print("# master key: the one given in the environment")
+    if bootstrap.root_token is None:
+        print(f"DATABUNKER_ROOTTOKEN={root_token}")
+    else:
+        print("# root token: the one given in the environment")
+
+
+def _serve(vault: Vault, host: str, port: int, *, access_log: bool = True) -> None:
+    import uvicorn
+
+    from databunker.app import build_app
+
+    ssl = vault.settings.ssl
+    tls: dict[str, str] = {}
+    if ssl.ssl_certificate:
+        if not Path(ssl.ssl_certificate).is_file():
+            raise CommandError(f"ssl.ssl_certificate: no such file {ssl.ssl_certificate}")
+        tls = {"ssl_certfile": ssl.ssl_certificate, "ssl_keyfile": ssl.ssl_certificate_key}
+    log.info("listening", extra={"event": f"http{'s' if tls else ''}://{host}:{port}"})
+    uvicorn.run(
+        build_app(vault),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        **tls,  # type: ignore[arg-type]
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = load_settings(args.config)
+    bootstrap = load_bootstrap()
+    master = _master_key(bootstrap)
+    if master is None:
+        raise CommandError(
+            "DATABUNKER_MASTERKEY (or DATABUNKER_MASTERKEY_FILE) must be set to the key "
+            "printed by `databunker init`"
+        )
+    database = _open_database(_database_url(args, bootstrap))
+    try:
+        open_vault(database, Keyring(master))
+    except VaultStateError as exc:
+        database.dispose()
+        raise CommandError(str(exc)) from exc
+    vault = build_vault(settings, database, master)
+    _serve(vault, args.host or settings.server.host, args.port or settings.server.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = load_settings(args.config)
+    with tempfile.TemporaryDirectory(prefix="databunker-demo-") as folder:
+        database = _open_database(f"sqlite:///{folder}/demo.db")
+        master = MasterKey.generate()
+        initialise(database, Keyring(master), DEMO_ROOT_TOKEN, system_clock())
+        print(
+            "DEMO MODE: root token is DEMO, data lives in a temporary database that is deleted "
+            "on exit. Never put real personal data here.",
+            file=sys.stderr,
+        )
+        log.warning("demo mode: root token DEMO, temporary database")
+        vault = build_vault(settings, database, master, demo=True)
+        _serve(vault, args.host, args.port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="databunker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"databunker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="create the schema, master key and root token")
+    serve = commands.add_parser("serve", help="run the server (needs DATABUNKER_MASTERKEY)")
+    for sub in (init, serve):
+        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    init.set_defaults(handler=cmd_init)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="try it out: temporary database, root token DEMO")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.add_argument("--config")
+    demo.set_defaults(handler=cmd_demo)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=lambda _args: print(f"databunker {__version__}"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure()
+    try:
+        args.handler(args)
+    except (CommandError, ConfigError, VaultStateError) as exc:
+        print(f"databunker: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,61 @@
+"""Authentication of access tokens and the authorisation rules of the core vault.
+
+The API's ``api/auth.py`` decides what a route needs (public, root, any valid token); the
+rules here decide record-level access: a user token reaches its owner's records only. A
+caller who fails either check learns nothing about whether the record exists.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from databunker.crypto import Keyring, is_uuid
+from databunker.errors import AccessDenied
+from databunker.services.context import ANONYMOUS, Principal, PrincipalKind
+from databunker.storage import repositories as repo
+
+ROOT_KIND = "root"
+LOGIN_KIND = "login"
+DEMO_ROOT_TOKEN = "DEMO"  # noqa: S105 - the documented token of `databunker demo`
+
+
+def access_token_hash(keyring: Keyring, token: str) -> bytes:
+    return keyring.hash_secret("access-token", token)
+
+
+def authenticate(conn: Connection, keyring: Keyring, presented: str | None, now: int) -> Principal:
+    """Turn the ``X-Bunker-Token`` header into a Principal; anything invalid is anonymous."""
+    if not presented:
+        return ANONYMOUS
+    if not (is_uuid(presented) or presented == DEMO_ROOT_TOKEN):
+        return ANONYMOUS
+    found = repo.find_access_token(conn, access_token_hash(keyring, presented))
+    if found is None or (found.expires and found.expires <= now):
+        return ANONYMOUS
+    if found.kind == ROOT_KIND:
+        return Principal(PrincipalKind.ROOT, accessor="root")
+    if found.kind == LOGIN_KIND and found.user_token:
+        accessor = access_token_hash(keyring, presented).hex()[:32]
+        return Principal(PrincipalKind.USER, user_token=found.user_token, accessor=accessor)
+    return ANONYMOUS
+
+
+def require_root(principal: Principal) -> None:
+    if not principal.is_root:
+        raise AccessDenied()
+
+
+def require_authenticated(principal: Principal) -> None:
+    if principal.kind is PrincipalKind.NONE:
+        raise AccessDenied()
+
+
+def may_access_user(principal: Principal, user_token: str | None) -> bool:
+    if principal.is_root:
+        return True
+    return principal.is_user and user_token is not None and principal.user_token == user_token
+
+
+def require_user_access(principal: Principal, user_token: str | None) -> None:
+    if not may_access_user(principal, user_token):
+        raise AccessDenied()

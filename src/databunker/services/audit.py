@@ -1,0 +1,149 @@
+"""The audit trail: every operation on a person's data, including failed and denied ones.
+
+An event's identity (``who``) and its before/after values are encrypted under the person's
+data key, so erasing the person makes them unreadable; the metadata (when, what, by whom,
+outcome) stays readable for the DPO.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from databunker.crypto import DataKey, DecryptionError, Keyring, new_token, value_context
+from databunker.errors import NotFound
+from databunker.services import documents
+from databunker.services.access import require_root, require_user_access
+from databunker.services.context import AuditEvent, Work
+from databunker.services.identity import require_uuid
+from databunker.storage import repositories as repo
+
+
+def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
+    atoken = new_token()
+    owner = event.user_token
+    key = event.data_key if owner else None
+
+    def seal(column: str, plaintext: bytes | None) -> bytes | None:
+        if key is None or owner is None or plaintext is None:
+            return None
+        return key.encrypt(plaintext, value_context("audit", column, atoken, owner))
+
+    repo.insert_audit(
+        conn,
+        repo.AuditRow(
+            atoken=atoken,
+            created=now,
+            user_token=owner,
+            mode=event.mode,
+            who=seal("who", event.who.encode() if event.who else None),
+            accessor=event.accessor,
+            app=event.app,
+            title=event.title,
+            status=event.status,
+            msg=event.msg,
+            debug=None,
+            before=seal("before", event.before),
+            after=seal("after", event.after),
+        ),
+    )
+    return atoken
+
+
+class _KeyCache:
+    """Unwraps each person's data key at most once per request."""
+
+    def __init__(self, conn: Connection, keyring: Keyring) -> None:
+        self._conn = conn
+        self._keyring = keyring
+        self._keys: dict[str, DataKey | None] = {}
+
+    def preload(self, tokens: list[str]) -> None:
+        wanted = [t for t in tokens if t not in self._keys]
+        for token, wrapped in repo.wrapped_keys(self._conn, wanted).items():
+            self._keys[token] = self._keyring.unwrap(wrapped, token) if wrapped else None
+
+    def get(self, token: str | None) -> DataKey | None:
+        if token is None:
+            return None
+        if token not in self._keys:
+            self.preload([token])
+        return self._keys.get(token)
+
+
+def _open(key: DataKey | None, row: repo.AuditRow, column: str, blob: bytes | None) -> Any:
+    if key is None or blob is None or row.user_token is None:
+        return None
+    try:
+        plaintext = key.decrypt(blob, value_context("audit", column, row.atoken, row.user_token))
+    except DecryptionError:
+        return None
+    return plaintext.decode() if column == "who" else documents.decode(plaintext)
+
+
+def _row_payload(row: repo.AuditRow, keys: _KeyCache) -> dict[str, Any]:
+    payload: dict[str, Any] = {"atoken": row.atoken, "when": row.created}
+    who = _open(keys.get(row.user_token), row, "who", row.who)
+    if who is not None:
+        payload["who"] = who
+    if row.mode:
+        payload["mode"] = row.mode
+    if row.accessor:
+        payload["identity"] = row.accessor
+    if row.user_token:
+        payload["record"] = row.user_token
+    if row.app:
+        payload["app"] = row.app
+    payload["title"] = row.title
+    payload["status"] = row.status
+    if row.msg:
+        payload["msg"] = row.msg
+    payload["more"] = bool(row.before or row.after or row.debug)
+    return payload
+
+
+def _page(work: Work, user_token: str | None, offset: int, limit: int) -> dict[str, Any]:
+    total = repo.count_audit(work.conn, user_token=user_token)
+    rows = repo.list_audit(work.conn, user_token=user_token, offset=offset, limit=limit)
+    keys = _KeyCache(work.conn, work.keyring)
+    keys.preload([r.user_token for r in rows if r.user_token])
+    return {"status": "ok", "total": total, "rows": [_row_payload(r, keys) for r in rows]}
+
+
+def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> dict[str, Any]:
+    require_uuid(user_token)
+    require_user_access(work.principal, user_token)
+    if work.event:
+        work.event.mode = "token"
+        work.event.user_token = user_token
+    return _page(work, user_token, offset, limit)
+
+
+def list_all_events(work: Work, offset: int, limit: int) -> dict[str, Any]:
+    require_root(work.principal)
+    return _page(work, None, offset, limit)
+
+
+def get_event(work: Work, atoken: str) -> dict[str, Any]:
+    require_uuid(atoken)
+    row = repo.get_audit(work.conn, atoken)
+    if row is None:
+        # A user token learns nothing about events that are not theirs.
+        require_root(work.principal)
+        raise NotFound("not found")
+    require_user_access(work.principal, row.user_token)
+    if work.event:
+        work.event.user_token = row.user_token
+        work.event.msg = f"event {atoken}"
+    key = _KeyCache(work.conn, work.keyring).get(row.user_token)
+    event: dict[str, Any] = {}
+    before = _open(key, row, "before", row.before)
+    after = _open(key, row, "after", row.after)
+    if before is not None:
+        event["before"] = before
+    if after is not None:
+        event["after"] = after
+    if row.debug:
+        event["debug"] = row.debug
+    return {"status": "ok", "event": event}

@@ -1,0 +1,110 @@
+"""Shared pytest fixtures.
+
+Integration tests take ``database_url`` (or anything built on it) and so run twice: on
+SQLite and on a real PostgreSQL server started for the session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from databunker.app import build_app
+from databunker.config import Settings
+from databunker.crypto import Keyring, MasterKey
+from databunker.services.context import Vault
+from databunker.services.schema import UserSchema
+from databunker.services.system import initialise
+from databunker.storage import Database
+from support.postgres import TemporaryPostgres
+
+ROOT_TOKEN = "11111111-2222-4333-8444-555555555555"
+MASTER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """A throw-away PostgreSQL server shared by the whole test session."""
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/vault.db"
+        return
+    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    yield url
+    server.drop_database(name)
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: int = 1_800_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+VaultFactory = Callable[..., Vault]
+
+
+@pytest.fixture
+def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
+    """Build an initialised vault on the test database; settings overrides as dicts."""
+    databases: list[Database] = []
+
+    def factory(schema: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Vault:
+        settings = Settings.model_validate(sections)
+        database = Database(database_url)
+        databases.append(database)
+        keyring = Keyring(MasterKey.from_hex(MASTER_KEY_HEX))
+        if len(databases) == 1:
+            initialise(database, keyring, ROOT_TOKEN, clock())
+        user_schema = UserSchema.from_document(schema) if schema is not None else None
+        return Vault(settings, database, keyring, clock, user_schema)
+
+    yield factory
+    for database in databases:
+        database.dispose()
+
+
+@pytest.fixture
+def vault(make_vault: VaultFactory) -> Vault:
+    return make_vault()
+
+
+def client_for(vault: Vault, token: str | None = ROOT_TOKEN) -> TestClient:
+    headers = {"X-Bunker-Token": token} if token else {}
+    return TestClient(build_app(vault), headers=headers, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def api(vault: Vault) -> Iterator[TestClient]:
+    """A client of a fresh vault, sending the root token."""
+    with client_for(vault) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(vault: Vault) -> Iterator[TestClient]:
+    with client_for(vault, None) as client:
+        yield client
