@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from databunker.app import build_app
 from databunker.config import Settings
 from databunker.crypto import Keyring, MasterKey
 from databunker.services.context import Vault
@@ -22,9 +21,7 @@ from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database
 from support.postgres import TemporaryPostgres
-
-ROOT_TOKEN = "11111111-2222-4333-8444-555555555555"
-MASTER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, client_for
 
 
 @pytest.fixture(scope="session")
@@ -46,19 +43,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server.drop_database(name)
 
 
-class Clock:
-    """A settable clock: tests move time instead of sleeping."""
-
-    def __init__(self, now: int = 1_800_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -69,7 +53,12 @@ VaultFactory = Callable[..., Vault]
 
 @pytest.fixture
 def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
-    """Build an initialised vault on the test database; settings overrides as dicts."""
+    """Build an initialised vault on the test database.
+
+    ``make_vault(generic={"list_users": True}, schema={...})``: settings sections as dicts,
+    and an optional user-record JSON Schema document. Every vault built in one test shares
+    the database (the first one initialises it), like several servers on one database.
+    """
     databases: list[Database] = []
 
     def factory(schema: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Vault:
@@ -92,11 +81,6 @@ def vault(make_vault: VaultFactory) -> Vault:
     return make_vault()
 
 
-def client_for(vault: Vault, token: str | None = ROOT_TOKEN) -> TestClient:
-    headers = {"X-Bunker-Token": token} if token else {}
-    return TestClient(build_app(vault), headers=headers, raise_server_exceptions=False)
-
-
 @pytest.fixture
 def api(vault: Vault) -> Iterator[TestClient]:
     """A client of a fresh vault, sending the root token."""
@@ -106,5 +90,6 @@ def api(vault: Vault) -> Iterator[TestClient]:
 
 @pytest.fixture
 def anonymous(vault: Vault) -> Iterator[TestClient]:
+    """A client of the same vault sending no token."""
     with client_for(vault, None) as client:
         yield client
