@@ -56,9 +56,11 @@ class Application:
         try:
             await self._edge(scope, receive, tracking_send)
         except Exception:
-            # Already logged by the error handler, without values; never re-raised to the
+            if scope["type"] != "http":
+                raise
+            # Already logged by the error handler, without values; not re-raised to the
             # server, whose traceback could carry them.
-            if scope["type"] == "http" and not started:
+            if not started:
                 await error(500, "internal error")(scope, receive, send)
 
 

@@ -7,6 +7,7 @@ number of values; anything malformed is a 400, never a server error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -117,6 +118,27 @@ def parse_document(raw: bytes, content_type: str | None, max_depth: int) -> Any:
     if media is None:
         return None
     raise BadRequest("wrong content-type, not a json string")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """A request's raw body, parsed on demand: only after the caller is authorised."""
+
+    raw: bytes
+    content_type: str | None
+    max_depth: int
+
+    def object(self) -> dict[str, Any] | None:
+        return parse_object(self.raw, self.content_type, self.max_depth)
+
+    def document(self) -> Any:
+        return parse_document(self.raw, self.content_type, self.max_depth)
+
+
+async def read_request_body(request: Request) -> RequestBody:
+    limits = request.app.state.vault.settings.server
+    raw = await read_body(request, limits.max_body_bytes)
+    return RequestBody(raw, request.headers.get("content-type"), limits.max_json_depth)
 
 
 def page(request: Request) -> tuple[int, int]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.api.auth import Access
-from databunker.api.body import page, parse_document, parse_object, read_body
-from databunker.api.runtime import perform, vault_of
+from databunker.api.body import RequestBody, page, read_request_body
+from databunker.api.runtime import perform
 from databunker.errors import BadRequest
 from databunker.services import users
 from databunker.services.context import Work
 from databunker.services.identity import MODES
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def audit_title(template: str, mode: str) -> str:
@@ -20,58 +25,42 @@ def audit_title(template: str, mode: str) -> str:
     return template.format(mode=mode if mode in MODES else "unknown mode")
 
 
-async def create_user(request: Request) -> Response:
-    settings = vault_of(request).settings.server
-    raw = await read_body(request, settings.max_body_bytes)
-    content_type = request.headers.get("content-type")
+def record_route(
+    title: str,
+    action: Callable[[Work, str, str, RequestBody], dict[str, Any]],
+) -> Handler:
+    """A handler for ``/{mode}/{identity}`` routes: root or the person, audited."""
 
-    def operation(work: Work) -> dict[str, object]:
-        profile = parse_object(raw, content_type, settings.max_json_depth)
+    async def handler(request: Request) -> Response:
+        mode, identity = request.path_params["mode"], request.path_params["identity"]
+        body = await read_request_body(request)
+        return await perform(
+            request,
+            Access.AUTHENTICATED,
+            lambda work: action(work, mode, identity, body),
+            title=audit_title(title, mode),
+        )
+
+    return handler
+
+
+def _change_user(work: Work, mode: str, identity: str, body: RequestBody) -> dict[str, Any]:
+    change = body.document()
+    if change is None:
+        raise BadRequest("empty request body")
+    return users.change_user(work, mode, identity, change)
+
+
+async def create_user(request: Request) -> Response:
+    body = await read_request_body(request)
+
+    def operation(work: Work) -> dict[str, Any]:
+        profile = body.object()
         if profile is None:
             raise BadRequest("empty request body")
         return users.create_user(work, profile)
 
     return await perform(request, Access.CREATE_USER, operation, title="create user record")
-
-
-async def get_user(request: Request) -> Response:
-    mode, identity = request.path_params["mode"], request.path_params["identity"]
-    return await perform(
-        request,
-        Access.AUTHENTICATED,
-        lambda work: users.get_user(work, mode, identity),
-        title=audit_title("get user record by {mode}", mode),
-    )
-
-
-async def change_user(request: Request) -> Response:
-    mode, identity = request.path_params["mode"], request.path_params["identity"]
-    settings = vault_of(request).settings.server
-    raw = await read_body(request, settings.max_body_bytes)
-    content_type = request.headers.get("content-type")
-
-    def operation(work: Work) -> dict[str, object]:
-        change = parse_document(raw, content_type, settings.max_json_depth)
-        if change is None:
-            raise BadRequest("empty request body")
-        return users.change_user(work, mode, identity, change)
-
-    return await perform(
-        request,
-        Access.AUTHENTICATED,
-        operation,
-        title=audit_title("change user record by {mode}", mode),
-    )
-
-
-async def erase_user(request: Request) -> Response:
-    mode, identity = request.path_params["mode"], request.path_params["identity"]
-    return await perform(
-        request,
-        Access.AUTHENTICATED,
-        lambda work: users.erase_user(work, mode, identity),
-        title=audit_title("delete user record by {mode}", mode),
-    )
 
 
 async def list_users(request: Request) -> Response:
@@ -87,7 +76,19 @@ async def list_users(request: Request) -> Response:
 routes = [
     Route("/v1/user", create_user, methods=["POST"]),
     Route("/v1/users", list_users, methods=["POST"]),
-    Route("/v1/user/{mode}/{identity}", get_user, methods=["GET"]),
-    Route("/v1/user/{mode}/{identity}", change_user, methods=["PUT"]),
-    Route("/v1/user/{mode}/{identity}", erase_user, methods=["DELETE"]),
+    Route(
+        "/v1/user/{mode}/{identity}",
+        record_route("get user record by {mode}", lambda w, m, i, _b: users.get_user(w, m, i)),
+        methods=["GET"],
+    ),
+    Route(
+        "/v1/user/{mode}/{identity}",
+        record_route("change user record by {mode}", _change_user),
+        methods=["PUT"],
+    ),
+    Route(
+        "/v1/user/{mode}/{identity}",
+        record_route("delete user record by {mode}", lambda w, m, i, _b: users.erase_user(w, m, i)),
+        methods=["DELETE"],
+    ),
 ]
