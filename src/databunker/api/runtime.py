@@ -10,12 +10,13 @@ written to the audit trail in a transaction of its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from databunker.api.auth import TOKEN_HEADER, Access, enforce, principal_for
 from databunker.api.responses import ok
@@ -83,3 +84,12 @@ def _save_failure(vault: Vault, event: AuditEvent, now: int, message: str) -> No
             save_event(conn, event, now)
     except Exception as exc:  # the original failure is what the caller must see
         log.error("could not record a failed request", extra={"error_type": type(exc).__name__})
+
+
+def path_route(path: str, handlers: dict[str, Callable[[Request], Awaitable[Response]]]) -> Route:
+    """One route for a path with a handler per method, so 405 answers list every method."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(path, dispatch, methods=list(handlers))

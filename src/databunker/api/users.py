@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from databunker.api.auth import Access
 from databunker.api.body import RequestBody, page, read_request_body
-from databunker.api.runtime import perform
+from databunker.api.runtime import path_route, perform
 from databunker.errors import BadRequest
 from databunker.services import users
 from databunker.services.context import Work
@@ -76,19 +76,16 @@ async def list_users(request: Request) -> Response:
 routes = [
     Route("/v1/user", create_user, methods=["POST"]),
     Route("/v1/users", list_users, methods=["POST"]),
-    Route(
+    path_route(
         "/v1/user/{mode}/{identity}",
-        record_route("get user record by {mode}", lambda w, m, i, _b: users.get_user(w, m, i)),
-        methods=["GET"],
-    ),
-    Route(
-        "/v1/user/{mode}/{identity}",
-        record_route("change user record by {mode}", _change_user),
-        methods=["PUT"],
-    ),
-    Route(
-        "/v1/user/{mode}/{identity}",
-        record_route("delete user record by {mode}", lambda w, m, i, _b: users.erase_user(w, m, i)),
-        methods=["DELETE"],
+        {
+            "GET": record_route(
+                "get user record by {mode}", lambda w, m, i, _b: users.get_user(w, m, i)
+            ),
+            "PUT": record_route("change user record by {mode}", _change_user),
+            "DELETE": record_route(
+                "delete user record by {mode}", lambda w, m, i, _b: users.erase_user(w, m, i)
+            ),
+        },
     ),
 ]
