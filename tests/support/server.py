@@ -10,6 +10,7 @@ a directory the test chooses, so no ``./databunker.yaml`` or ``./databunker.db``
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -29,6 +30,7 @@ CLI_TIMEOUT = 60.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 _BIND_RETRIES = 3
+_instances = itertools.count(1)
 
 
 class ServerError(RuntimeError):
@@ -97,8 +99,9 @@ class ServerProcess:
         self.returncode: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._outputs: list[IO[bytes]] = []
-        self._stdout_path = cwd / "server.stdout"
-        self._stderr_path = cwd / "server.stderr"
+        number = next(_instances)
+        self._stdout_path = cwd / f"server-{number}.stdout"
+        self._stderr_path = cwd / f"server-{number}.stderr"
 
     @property
     def url(self) -> str:
@@ -128,6 +131,9 @@ class ServerProcess:
                 # Someone else may have taken the free port before the server bound it.
                 if attempt == _BIND_RETRIES - 1 or "address already in use" not in self.stderr:
                     raise
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; wait, close the logs; the exit status."""
@@ -160,9 +166,10 @@ class ServerProcess:
 
     # -- helpers -----------------------------------------------------------
     def _spawn(self) -> None:
-        stdout = self._stdout_path.open("ab")
+        # A new file for each attempt: the logs read back are those of the running process.
+        stdout = self._stdout_path.open("wb")
         self._outputs.append(stdout)
-        stderr = self._stderr_path.open("ab")
+        stderr = self._stderr_path.open("wb")
         self._outputs.append(stderr)
         self.returncode = None
         self._process = subprocess.Popen(
