@@ -113,10 +113,11 @@ def _page(work: Work, user_token: str | None, offset: int, limit: int) -> dict[s
 
 def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> dict[str, Any]:
     require_uuid(user_token)
-    require_user_access(work.principal, user_token)
     if work.event:
+        # Filed under the person even when denied: they see who tried to read their trail.
         work.event.mode = "token"
         work.event.user_token = user_token
+    require_user_access(work.principal, user_token)
     return _page(work, user_token, offset, limit)
 
 
@@ -132,10 +133,10 @@ def get_event(work: Work, atoken: str) -> dict[str, Any]:
         # A user token learns nothing about events that are not theirs.
         require_root(work.principal)
         raise NotFound("not found")
-    require_user_access(work.principal, row.user_token)
     if work.event:
         work.event.user_token = row.user_token
         work.event.msg = f"event {atoken}"
+    require_user_access(work.principal, row.user_token)
     key = _KeyCache(work.conn, work.keyring).get(row.user_token)
     event: dict[str, Any] = {}
     before = _open(key, row, "before", row.before)

@@ -252,3 +252,20 @@ def test_a_user_token_reads_only_its_own_trail_and_events(api: TestClient, vault
         assert_error(client.get(f"/v1/audit/get/{bob_change}"), 403, "access denied")
         assert_error(client.get(f"/v1/audit/get/{uuid.uuid4()}"), 403, "access denied")
         assert_error(client.get("/v1/audit/admin"), 403, "access denied")
+
+
+def test_another_users_denied_reads_show_in_the_persons_own_trail(
+    api: TestClient, vault: Vault
+) -> None:
+    ann = create(api, {"email": "ann@example.com"})
+    bob = create(api, {"email": "bob@example.com"})
+    event = atoken_of(api, ann, "create user record")
+    with client_for(vault, issue_user_token(vault, bob)) as bob_client:
+        assert bob_client.get(f"/v1/audit/list/{ann}").status_code == 403
+        assert bob_client.get(f"/v1/audit/get/{event}").status_code == 403
+
+    denied = [
+        (row["title"], row["msg"]) for row in trail(api, ann)["rows"] if row["status"] == "error"
+    ]
+    assert ("view audit events", "access denied") in denied
+    assert ("view audit event", "access denied") in denied
