@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -87,7 +88,13 @@ def cmd_init(args: argparse.Namespace) -> None:
         print("# root token: the one given in the environment")
 
 
-def _serve(vault: Vault, host: str, port: int, *, access_log: bool = True) -> None:
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # uvicorn shuts down gracefully, then re-raises the signal: end with a normal exit so
+    # that cleanup (the demo's temporary database) runs.
+    raise SystemExit(0)
+
+
+def _serve(vault: Vault, host: str, port: int) -> None:
     import uvicorn
 
     from databunker.app import build_app
@@ -99,6 +106,7 @@ def _serve(vault: Vault, host: str, port: int, *, access_log: bool = True) -> No
             raise CommandError(f"ssl.ssl_certificate: no such file {ssl.ssl_certificate}")
         tls = {"ssl_certfile": ssl.ssl_certificate, "ssl_keyfile": ssl.ssl_certificate_key}
     log.info("listening", extra={"event": f"http{'s' if tls else ''}://{host}:{port}"})
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     uvicorn.run(
         build_app(vault),
         host=host,

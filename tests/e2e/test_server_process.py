@@ -463,6 +463,19 @@ def test_demo_serves_with_the_demo_token(workdir: Path) -> None:
         assert "demo mode" in server.stderr.lower()
 
 
+def test_demo_deletes_its_database_when_stopped(workdir: Path) -> None:
+    scratch = workdir / "scratch"
+    scratch.mkdir()
+
+    with ServerProcess(["demo"], {"TMPDIR": str(scratch)}, cwd=workdir) as server:
+        with client(server, "DEMO") as api:
+            assert api.post("/v1/user", json={"email": "gone@example.org"}).status_code == 200
+        assert [p.name for p in scratch.iterdir() if p.name.startswith("databunker-demo-")]
+
+    assert server.returncode == 0
+    assert list(scratch.iterdir()) == []
+
+
 # --- 6. no personal data in the logs ---------------------------------------------------------
 
 
