@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +11,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from databunker.api import audit, system, users
+from databunker.api import apps, audit, consent, retention, sessions, sharing, system, users
 from databunker.api.errors import on_domain_error, on_http_error, on_server_fault
 from databunker.api.middleware import EdgeMiddleware
 from databunker.api.responses import error
 from databunker.errors import DatabunkerError
+from databunker.jobs import run_periodically
 from databunker.metrics import Metrics
 from databunker.services.context import Vault
 
@@ -27,11 +30,26 @@ class Application:
 
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            yield
-            vault.database.dispose()
+            jobs = asyncio.create_task(run_periodically(vault, vault.settings.server.jobs_interval))
+            try:
+                yield
+            finally:
+                jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await jobs
+                vault.database.dispose()
 
         self.starlette = Starlette(
-            routes=[*system.routes, *users.routes, *audit.routes],
+            routes=[
+                *system.routes,
+                *users.routes,
+                *apps.routes,
+                *sessions.routes,
+                *sharing.routes,
+                *retention.routes,
+                *consent.routes,
+                *audit.routes,
+            ],
             exception_handlers={
                 DatabunkerError: on_domain_error,
                 HTTPException: on_http_error,

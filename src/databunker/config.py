@@ -202,6 +202,8 @@ class ServerSettings(BaseModel):
     port: int = Field(default=3000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_json_depth: int = Field(default=32, gt=0)
+    # seconds between runs of the periodic jobs (expiries, purges, webhook retries)
+    jobs_interval: int = Field(default=60, gt=0)
 
 
 class SmtpSettings(BaseModel):

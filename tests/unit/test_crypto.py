@@ -562,3 +562,18 @@ def test_contexts_cannot_collide_by_moving_separators() -> None:
 
 def test_key_check_with_garbage_stored_value_is_false(keyring: Keyring) -> None:
     assert keyring.matches("\u00e9" * 64) is False
+
+
+def test_service_keys_are_independent_and_stable() -> None:
+    first = Keyring(MasterKey(bytes(range(32))))
+    again = Keyring(MasterKey(bytes(range(32))))
+    other = Keyring(MasterKey(bytes(32)))
+    blob = first.service_key("outbox").encrypt(b"payload", b"ctx")
+
+    assert again.service_key("outbox").decrypt(blob, b"ctx") == b"payload"
+    with pytest.raises(DecryptionError):
+        first.service_key("identity").decrypt(blob, b"ctx")
+    with pytest.raises(DecryptionError):
+        other.service_key("outbox").decrypt(blob, b"ctx")
+    with pytest.raises(KeyError):
+        first.service_key("anything-else")

@@ -149,7 +149,9 @@ _KEY_CHECK_MESSAGE = b"databunker key check v1"
 class Keyring:
     """Every key derived from one master key, derived once at start-up."""
 
-    __slots__ = ("_check_key", "_index_key", "_kek", "_secret_key", "key_id")
+    __slots__ = ("_check_key", "_index_key", "_kek", "_secret_key", "_service_keys", "key_id")
+
+    SERVICE_PURPOSES = ("outbox", "identity")
 
     def __init__(self, master: MasterKey, key_id: int = 1) -> None:
         self.key_id = key_id
@@ -157,6 +159,15 @@ class Keyring:
         self._index_key = master.derive("blind-index")
         self._secret_key = master.derive("secret-hash")
         self._check_key = master.derive("key-check")
+        self._service_keys = {
+            purpose: DataKey(master.derive(f"service/{purpose}"))
+            for purpose in self.SERVICE_PURPOSES
+        }
+
+    def service_key(self, purpose: str) -> DataKey:
+        """A key for values that belong to no person yet (queued webhooks, identities that
+        gave consent before they had a record): ``outbox`` or ``identity``."""
+        return self._service_keys[purpose]
 
     # -- key check: lets ``serve`` refuse a wrong master key before touching data
     def check_value(self) -> str:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from databunker.crypto import DataKey, new_token, value_context
 from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
+from databunker.notify.outbox import enqueue_webhook
 from databunker.services import documents
 from databunker.services.access import may_access_user, require_root
 from databunker.services.context import Work
@@ -23,6 +24,7 @@ from databunker.services.identity import (
     require_uuid,
 )
 from databunker.storage import repositories as repo
+from databunker.storage.erasure import erase_personal_data
 from databunker.storage.repositories import INDEX_FIELDS, UserRow
 
 Profile = dict[str, Any]
@@ -117,6 +119,7 @@ def create_user(work: Work, profile: Profile) -> dict[str, Any]:
     if work.event is not None:
         work.event.subject(token, key)
         work.event.after = documents.encode(profile)
+    enqueue_webhook(work, {"action": "profilenew", "identity": token, "mode": "token"})
     return {"status": "ok", "token": token}
 
 
@@ -157,6 +160,11 @@ def change_user(work: Work, mode: str, identity: str, change: Any) -> dict[str, 
     if work.event is not None:
         work.event.before = documents.encode(old)
         work.event.after = documents.encode(new)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    enqueue_webhook(
+        work,
+        {"action": "profilechange", "identity": row.token, "mode": "token", "fields": changed},
+    )
     return {"status": "ok", "token": row.token}
 
 
@@ -199,8 +207,8 @@ def shred(work: Work, row: UserRow, key: DataKey | None, profile: Profile) -> No
         repo.erase_user(
             work.conn, token=row.token, now=work.now, data_key=None, profile=None, indexes={}
         )
-    repo.shred_audit_payloads(work.conn, row.token)
-    repo.delete_user_access_tokens(work.conn, row.token)
+    erase_personal_data(work.conn, row.token)
+    enqueue_webhook(work, {"action": "forgetme", "identity": row.token, "mode": "token"})
 
 
 def list_users(work: Work, offset: int, limit: int) -> dict[str, Any]:

@@ -78,7 +78,131 @@ def _v1_core_vault(op: Operations) -> None:
     op.create_index("ix_audit_user_token", "audit", ["user_token"])
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_core_vault,)
+def _v2_consent_and_personal_data(op: Operations) -> None:
+    # Data retention on the user record; the expiration token is stored only as a keyed hash.
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("exp_status", sa.String(16), nullable=True))
+        batch.add_column(sa.Column("exp_token_hash", sa.LargeBinary, nullable=True))
+        batch.add_column(sa.Column("exp_time", sa.BigInteger, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("exp_started_by", sa.String(16), nullable=True))
+        batch.create_index("ix_users_exp_time", ["exp_time"])
+        batch.create_unique_constraint("uq_users_exp_token_hash", ["exp_token_hash"])
+    op.create_table(
+        "user_apps",
+        sa.Column("user_token", sa.String(36), primary_key=True),
+        sa.Column("app", sa.String(32), primary_key=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_user_apps_app", "user_apps", ["app"])
+    op.create_table(
+        "sessions",
+        sa.Column("session", sa.String(36), primary_key=True),
+        sa.Column("user_token", sa.String(36), nullable=True),
+        sa.Column("data_key", sa.LargeBinary, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+        sa.Column("expires", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_sessions_user_token", "sessions", ["user_token"])
+    op.create_index("ix_sessions_expires", "sessions", ["expires"])
+    op.create_table(
+        "shared_records",
+        sa.Column("record_hash", sa.LargeBinary, primary_key=True),
+        sa.Column("user_token", sa.String(36), nullable=False),
+        sa.Column("partner", sa.String(128), nullable=True),
+        sa.Column("app", sa.String(32), nullable=True),
+        sa.Column("session", sa.String(36), nullable=True),
+        sa.Column("fields", sa.Text, nullable=True),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("expires", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_shared_records_user_token", "shared_records", ["user_token"])
+    op.create_index("ix_shared_records_expires", "shared_records", ["expires"])
+    op.create_table(
+        "requests",
+        sa.Column("rtoken", sa.String(36), primary_key=True),
+        sa.Column("user_token", sa.String(36), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("app", sa.String(32), nullable=True),
+        sa.Column("brief", sa.String(65), nullable=True),
+        sa.Column("change", sa.LargeBinary, nullable=True),
+        sa.Column("reason", sa.Text, nullable=True),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_requests_user_token", "requests", ["user_token"])
+    op.create_index("ix_requests_status", "requests", ["status", "updated"])
+    op.create_table(
+        "legal_bases",
+        sa.Column("brief", sa.String(65), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("module", sa.String(64), nullable=False, server_default=""),
+        sa.Column("shortdesc", sa.Text, nullable=False, server_default=""),
+        sa.Column("fulldesc", sa.Text, nullable=False, server_default=""),
+        sa.Column("basistype", sa.String(64), nullable=False, server_default=""),
+        sa.Column("requiredmsg", sa.Text, nullable=False, server_default=""),
+        sa.Column("usercontrol", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("requiredflag", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("created", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "processing_activities",
+        sa.Column("activity", sa.String(65), primary_key=True),
+        sa.Column("title", sa.Text, nullable=False, server_default=""),
+        sa.Column("script", sa.Text, nullable=False, server_default=""),
+        sa.Column("fulldesc", sa.Text, nullable=False, server_default=""),
+        sa.Column("applicableto", sa.Text, nullable=False, server_default=""),
+        sa.Column("created", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "activity_legal_bases",
+        sa.Column("activity", sa.String(65), primary_key=True),
+        sa.Column("brief", sa.String(65), primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_index("ix_activity_legal_bases_brief", "activity_legal_bases", ["brief"])
+    op.create_table(
+        "agreements",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("brief", sa.String(65), nullable=False),
+        sa.Column("user_token", sa.String(36), nullable=True),
+        sa.Column("who_idx", sa.LargeBinary, nullable=True),
+        sa.Column("who", sa.LargeBinary, nullable=True),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("referencecode", sa.Text, nullable=True),
+        sa.Column("lastmodifiedby", sa.Text, nullable=True),
+        sa.Column("agreementmethod", sa.String(64), nullable=True),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("starttime", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("endtime", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+        sa.UniqueConstraint("user_token", "brief", name="uq_agreements_user_brief"),
+        sa.UniqueConstraint("who_idx", "brief", name="uq_agreements_who_brief"),
+    )
+    op.create_index("ix_agreements_brief", "agreements", ["brief"])
+    op.create_index("ix_agreements_status_endtime", "agreements", ["status", "endtime"])
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt", sa.BigInteger, nullable=False),
+        sa.Column("locked_until", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("delivered", sa.BigInteger, nullable=True),
+        sa.Column("last_error", sa.String(200), nullable=True),
+    )
+    op.create_index("ix_outbox_due", "outbox", ["delivered", "next_attempt"])
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_core_vault, _v2_consent_and_personal_data)
 LATEST_VERSION = len(MIGRATIONS)
 
 

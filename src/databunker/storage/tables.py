@@ -39,6 +39,13 @@ users = sa.Table(
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
     sa.Column("erased", sa.BigInteger, nullable=True),
+    # Data retention: "wait" until exp_time, then erased; the token reaches the anonymous
+    # retain/delete links and is stored only as a keyed hash.
+    sa.Column("exp_status", sa.String(16), nullable=True),
+    sa.Column("exp_token_hash", sa.LargeBinary, nullable=True),
+    sa.Column("exp_time", sa.BigInteger, nullable=False, server_default="0", index=True),
+    sa.Column("exp_started_by", sa.String(16), nullable=True),
+    sa.UniqueConstraint("exp_token_hash", name="uq_users_exp_token_hash"),
 )
 
 access_tokens = sa.Table(
@@ -72,3 +79,134 @@ audit = sa.Table(
     sa.Column("before", sa.LargeBinary, nullable=True),
     sa.Column("after", sa.LargeBinary, nullable=True),
 )
+
+# A person's records kept for an application (the v1 "user app"), under the person's key.
+user_apps = sa.Table(
+    "user_apps",
+    metadata,
+    sa.Column("user_token", sa.String(36), primary_key=True),
+    sa.Column("app", sa.String(32), primary_key=True, index=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+# Sessions: each under its own data key (wrapped by the KEK), as a session may belong to nobody.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session", sa.String(36), primary_key=True),
+    sa.Column("user_token", sa.String(36), nullable=True, index=True),
+    sa.Column("data_key", sa.LargeBinary, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False, index=True),
+)
+
+# Time-limited views of a record for a third party; the record token is stored hashed.
+shared_records = sa.Table(
+    "shared_records",
+    metadata,
+    sa.Column("record_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("user_token", sa.String(36), nullable=False, index=True),
+    sa.Column("partner", sa.String(128), nullable=True),
+    sa.Column("app", sa.String(32), nullable=True),
+    sa.Column("session", sa.String(36), nullable=True),
+    sa.Column("fields", sa.Text, nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False, index=True),
+)
+
+# Changes a data subject asked for that wait for a DPO; ``change`` is under the person's key.
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("rtoken", sa.String(36), primary_key=True),
+    sa.Column("user_token", sa.String(36), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("app", sa.String(32), nullable=True),
+    sa.Column("brief", sa.String(65), nullable=True),
+    sa.Column("change", sa.LargeBinary, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_requests_status", requests.c.status, requests.c.updated)
+
+legal_bases = sa.Table(
+    "legal_bases",
+    metadata,
+    sa.Column("brief", sa.String(65), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("module", sa.String(64), nullable=False, server_default=""),
+    sa.Column("shortdesc", sa.Text, nullable=False, server_default=""),
+    sa.Column("fulldesc", sa.Text, nullable=False, server_default=""),
+    sa.Column("basistype", sa.String(64), nullable=False, server_default=""),
+    sa.Column("requiredmsg", sa.Text, nullable=False, server_default=""),
+    sa.Column("usercontrol", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("requiredflag", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)
+
+processing_activities = sa.Table(
+    "processing_activities",
+    metadata,
+    sa.Column("activity", sa.String(65), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("script", sa.Text, nullable=False, server_default=""),
+    sa.Column("fulldesc", sa.Text, nullable=False, server_default=""),
+    sa.Column("applicableto", sa.Text, nullable=False, server_default=""),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)
+
+activity_legal_bases = sa.Table(
+    "activity_legal_bases",
+    metadata,
+    sa.Column("activity", sa.String(65), primary_key=True),
+    sa.Column("brief", sa.String(65), primary_key=True, index=True),
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Consents. A row is bound to a person by token, or (given before the person had a record)
+# to a blind index of their email or phone, with the identity itself encrypted.
+agreements = sa.Table(
+    "agreements",
+    metadata,
+    sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("brief", sa.String(65), nullable=False, index=True),
+    sa.Column("user_token", sa.String(36), nullable=True),
+    sa.Column("who_idx", sa.LargeBinary, nullable=True),
+    sa.Column("who", sa.LargeBinary, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("referencecode", sa.Text, nullable=True),
+    sa.Column("lastmodifiedby", sa.Text, nullable=True),
+    sa.Column("agreementmethod", sa.String(64), nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("starttime", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("endtime", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("user_token", "brief", name="uq_agreements_user_brief"),
+    sa.UniqueConstraint("who_idx", "brief", name="uq_agreements_who_brief"),
+)
+sa.Index("ix_agreements_status_endtime", agreements.c.status, agreements.c.endtime)
+
+# Outbound notifications written in the same transaction as the change they report and
+# delivered after commit, with retries; payloads are encrypted under the outbox service key.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt", sa.BigInteger, nullable=False),
+    sa.Column("locked_until", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("delivered", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+)
+sa.Index("ix_outbox_due", outbox.c.delivered, outbox.c.next_attempt)

@@ -1,0 +1,1 @@
+"""Outbound messages: webhooks (and, later, email and SMS), queued in the outbox."""

@@ -1,0 +1,19 @@
+"""Removal of everything personal that hangs off a user record when the person is erased."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from databunker.storage import repositories, requests
+from databunker.storage.tables import sessions, shared_records, user_apps
+
+
+def erase_personal_data(conn: Connection, user_token: str) -> None:
+    """App records, sessions and shared records go; audit and request metadata stay, without
+    their encrypted values; the person's access tokens are revoked."""
+    conn.execute(user_apps.delete().where(user_apps.c.user_token == user_token))
+    conn.execute(sessions.delete().where(sessions.c.user_token == user_token))
+    conn.execute(shared_records.delete().where(shared_records.c.user_token == user_token))
+    requests.shred_changes(conn, user_token)
+    repositories.shred_audit_payloads(conn, user_token)
+    repositories.delete_user_access_tokens(conn, user_token)
