@@ -7,7 +7,7 @@ SQLite and on a real PostgreSQL server started for the session.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database
 from support.postgres import TemporaryPostgres
-from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, client_for
+from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, VaultFactory, client_for
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +46,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-VaultFactory = Callable[..., Vault]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
@@ -9,6 +11,8 @@ from databunker.crypto import Keyring, new_token
 from databunker.services.access import LOGIN_KIND, access_token_hash
 from databunker.services.context import Vault
 from databunker.storage import repositories as repo
+
+VaultFactory = Callable[..., Vault]
 
 ROOT_TOKEN = "11111111-2222-4333-8444-555555555555"
 MASTER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 from sqlalchemy.engine import Connection
+from starlette.requests import Request
 
 from databunker.errors import AccessDenied
 from databunker.services.access import authenticate
@@ -24,6 +25,12 @@ class Access(Enum):
     AUTHENTICATED = "authenticated"
     # Root, unless ``generic.create_user_without_access_token`` opens it to everyone.
     CREATE_USER = "create-user"
+
+
+def authenticated_unless_anonymous(request: Request) -> Access:
+    """Routes open to callers with no token at all (consent on a login page): a caller who
+    sends a token must send a valid one."""
+    return Access.AUTHENTICATED if request.headers.get(TOKEN_HEADER) else Access.PUBLIC
 
 
 def principal_for(conn: Connection, vault: Vault, presented: str | None, now: int) -> Principal:

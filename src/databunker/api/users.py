@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -11,13 +11,13 @@ from starlette.routing import Route
 
 from databunker.api.auth import Access
 from databunker.api.body import RequestBody, page, read_request_body
-from databunker.api.runtime import path_route, perform
+from databunker.api.runtime import Handler, path_route, perform
 from databunker.errors import BadRequest
 from databunker.services import users
 from databunker.services.context import Work
 from databunker.services.identity import MODES
 
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["Handler", "audit_title", "record_route", "routes"]
 
 
 def audit_title(template: str, mode: str) -> str:

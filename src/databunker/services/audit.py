@@ -148,3 +148,11 @@ def get_event(work: Work, atoken: str) -> dict[str, Any]:
     if row.debug:
         event["debug"] = row.debug
     return {"status": "ok", "event": event}
+
+
+def purge_old_events(work: Work) -> int:
+    """Periodic job: events older than ``policy.max_audit_retention_period`` are deleted."""
+    keep = work.settings.policy.max_audit_retention_seconds
+    if keep <= 0:
+        return 0
+    return repo.purge_audit_before(work.conn, work.now - keep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from databunker.crypto import Keyring, is_uuid
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
+from databunker.services.legal import seed as seed_legal_bases
 from databunker.storage import Database, migrate, schema_version
 from databunker.storage import repositories as repo
 
@@ -30,6 +31,7 @@ def initialise(database: Database, keyring: Keyring, root_token: str, now: int) 
             user_token=None,
             now=now,
         )
+        seed_legal_bases(conn, now)
 
 
 def open_vault(database: Database, keyring: Keyring) -> None:

@@ -116,6 +116,10 @@ def create_user(work: Work, profile: Profile) -> dict[str, Any]:
         )
     except sa.exc.IntegrityError as exc:
         raise Conflict("duplicate index") from repo.translate_unique_violation(exc)
+    # Consents given by this email or phone before the record existed now belong to it.
+    from databunker.services.agreements import bind_to_new_user
+
+    bind_to_new_user(work, token, key, indexes)
     if work.event is not None:
         work.event.subject(token, key)
         work.event.after = documents.encode(profile)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from databunker.storage import repositories, requests
+from databunker.storage import agreements, repositories, requests
 from databunker.storage.tables import sessions, shared_records, user_apps
 
 
 def erase_personal_data(conn: Connection, user_token: str) -> None:
-    """App records, sessions and shared records go; audit and request metadata stay, without
-    their encrypted values; the person's access tokens are revoked."""
+    """App records, sessions and shared records go; audit, request and agreement metadata
+    stay (they are evidence), without their encrypted values; access tokens are revoked."""
     conn.execute(user_apps.delete().where(user_apps.c.user_token == user_token))
     conn.execute(sessions.delete().where(sessions.c.user_token == user_token))
     conn.execute(shared_records.delete().where(shared_records.c.user_token == user_token))
     requests.shred_changes(conn, user_token)
+    agreements.forget_identities(conn, user_token)
     repositories.shred_audit_payloads(conn, user_token)
     repositories.delete_user_access_tokens(conn, user_token)

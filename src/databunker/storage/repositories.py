@@ -308,3 +308,8 @@ class UniqueViolation(Exception):
 
 def translate_unique_violation(exc: sa.exc.IntegrityError) -> UniqueViolation:
     return UniqueViolation(type(exc.orig).__name__)
+
+
+def purge_audit_before(conn: Connection, cutoff: int) -> int:
+    result = conn.execute(audit.delete().where(audit.c.created > 0, audit.c.created < cutoff))
+    return int(result.rowcount)

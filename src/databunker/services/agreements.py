@@ -1,0 +1,338 @@
+"""Agreements: a person's consent (or refusal) for a legal basis.
+
+An agreement belongs to a person by token. Consent given by email or phone before the person
+has a record is kept under a blind index of that identity, with the identity itself
+encrypted under the ``identity`` service key (randomised, never a fixed nonce), and is bound
+to the person when a record with that email or phone is created.
+
+Anonymous callers (no token at all) may accept by email or phone, as the login page must,
+but may not change an agreement that exists already, and may never withdraw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from databunker.crypto import DataKey, DecryptionError, value_context
+from databunker.errors import AccessDenied, BadRequest, NotFound
+from databunker.notify.outbox import enqueue_webhook
+from databunker.services import requests as user_requests
+from databunker.services import users
+from databunker.services.access import require_root
+from databunker.services.context import Work
+from databunker.services.durations import requested_seconds
+from databunker.services.identity import lookup_index, parse_mode
+from databunker.services.legal import parse_brief, usable_basis
+from databunker.storage import agreements as repo
+from databunker.storage.agreements import AgreementRow
+from databunker.storage.repositories import UserRow
+
+ANONYMOUS_MODES = ("email", "phone")
+GIVEN = {"1", "active", "accept", "agree", "approve", "given", "good", "ok", "on", "true", "y"}
+
+
+def normalise_status(value: Any) -> str:
+    """Databunker's many spellings of consent: yes, or no for anything else."""
+    if value is None:
+        return "yes"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value).strip().lower()
+    return "yes" if text == "yes" or text in GIVEN else "no"
+
+
+def agreement_time(value: Any, now: int) -> int:
+    """A JSON number is an absolute time; a string is a duration from now."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise BadRequest("bad expiration")
+    if isinstance(value, int | float):
+        return max(int(value), 0)
+    seconds = requested_seconds(value, now)
+    return now + seconds if seconds else 0
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, dict | list | bool):
+        raise BadRequest(f"{name} must be text")
+    return str(value)
+
+
+def _who_context(row_id: int, owner: str) -> bytes:
+    return value_context("agreements", "who", str(row_id), owner)
+
+
+def _anonymous_owner(who_idx: bytes) -> str:
+    return "identity:" + who_idx.hex()
+
+
+def _seal_who(
+    work: Work,
+    row_id: int,
+    identity: str,
+    *,
+    key: DataKey | None,
+    user_token: str | None,
+    who_idx: bytes | None,
+) -> bytes | None:
+    if user_token is not None and key is not None:
+        return key.encrypt(identity.encode(), _who_context(row_id, user_token))
+    if who_idx is not None:
+        identity_key = work.keyring.service_key("identity")
+        return identity_key.encrypt(
+            identity.encode(), _who_context(row_id, _anonymous_owner(who_idx))
+        )
+    return None
+
+
+def _open_who(work: Work, row: AgreementRow, key: DataKey | None) -> str | None:
+    if row.who is None:
+        return None
+    try:
+        if row.user_token is not None:
+            if key is None:
+                return None
+            plain = key.decrypt(row.who, _who_context(row.id, row.user_token))
+        elif row.who_idx is not None:
+            identity_key = work.keyring.service_key("identity")
+            plain = identity_key.decrypt(
+                row.who, _who_context(row.id, _anonymous_owner(row.who_idx))
+            )
+        else:
+            return None
+    except DecryptionError:
+        return None
+    return plain.decode()
+
+
+def payload(work: Work, row: AgreementRow, key: DataKey | None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "brief": row.brief,
+        "status": row.status,
+        "mode": row.mode,
+        "token": row.user_token or "",
+    }
+    who = _open_who(work, row, key)
+    if who is not None:
+        result["who"] = who
+    for name in ("referencecode", "lastmodifiedby", "agreementmethod"):
+        value = getattr(row, name)
+        if value is not None:
+            result[name] = value
+    result.update(
+        creationtime=row.created, starttime=row.starttime, endtime=row.endtime, when=row.updated
+    )
+    return result
+
+
+def _identity_index(work: Work, mode: str, identity: str) -> bytes:
+    digest = lookup_index(mode, identity, work.keyring, work.settings.sms.default_country)
+    if digest is None:
+        raise BadRequest(f"invalid {mode}")
+    return digest
+
+
+def accept(
+    work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    brief = parse_brief(brief, "incorrect brief format")
+    parse_mode(mode)
+    usable_basis(work, brief)
+    key: DataKey | None = None
+    user: UserRow | None
+    who_idx: bytes | None = None
+    anonymous = not (work.principal.is_root or work.principal.is_user)
+    if anonymous:
+        if mode not in ANONYMOUS_MODES:
+            raise AccessDenied()
+        who_idx = _identity_index(work, mode, identity)
+        user = users.find_user(work, mode, identity)
+        if user is not None:
+            key, _profile = users.open_user(work, user)
+            if work.event is not None:
+                work.event.subject(user.token, key)
+    elif (
+        mode in ANONYMOUS_MODES
+        and work.principal.is_root
+        and users.find_user(work, mode, identity) is None
+    ):
+        # Root records consent for someone who has no record yet.
+        user = None
+        who_idx = _identity_index(work, mode, identity)
+    else:
+        user, key, _profile = users.resolve_user(work, mode, identity, for_update=True)
+        if user.erased is not None:
+            raise NotFound("user record not found")
+    if work.event is not None:
+        work.event.mode = mode
+    user_token = user.token if user is not None else None
+    existing = repo.find(
+        work.conn,
+        brief,
+        user_token=user_token,
+        who_idx=None if user_token else who_idx,
+        for_update=True,
+    )
+    if existing is not None and anonymous:
+        return {"status": "ok"}  # without credentials, an existing consent is not changed
+    values: dict[str, Any] = {
+        "status": normalise_status(body.get("status")),
+        "starttime": agreement_time(body.get("starttime"), work.now),
+        "endtime": agreement_time(body.get("expiration"), work.now),
+        "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
+        "updated": work.now,
+        "mode": mode,
+    }
+    if body.get("referencecode") is not None:
+        values["referencecode"] = _optional_text(body, "referencecode")
+    if existing is not None:
+        if mode != "token":
+            values["who"] = _seal_who(
+                work,
+                existing.id,
+                identity,
+                key=key,
+                user_token=user_token,
+                who_idx=existing.who_idx,
+            )
+        repo.update(work.conn, existing.id, values)
+        return {"status": "ok"}
+    row_id = repo.insert(
+        work.conn,
+        {
+            **values,
+            "brief": brief,
+            "user_token": user_token,
+            "who_idx": None if user_token else who_idx,
+            "referencecode": _optional_text(body, "referencecode"),
+            "agreementmethod": _optional_text(body, "agreementmethod") or "api",
+            "created": work.now,
+        },
+    )
+    if mode != "token":
+        sealed = _seal_who(work, row_id, identity, key=key, user_token=user_token, who_idx=who_idx)
+        repo.update(work.conn, row_id, {"who": sealed})
+    return {"status": "ok"}
+
+
+def withdraw(
+    work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    brief = parse_brief(brief)
+    parse_mode(mode)
+    basis = usable_basis(work, brief)
+    user_token: str | None = None
+    who_idx: bytes | None = None
+    if (
+        mode in ANONYMOUS_MODES
+        and work.principal.is_root
+        and users.find_user(work, mode, identity) is None
+    ):
+        who_idx = _identity_index(work, mode, identity)
+    else:
+        user, key, _profile = users.resolve_user(work, mode, identity, for_update=True)
+        if user.erased is not None:
+            raise NotFound("user record not found")
+        user_token = user.token
+        if work.principal.is_user and not basis.usercontrol:
+            return user_requests.open_request(
+                work, user_token=user_token, action="agreement-withdraw", key=key, brief=brief
+            )
+    existing = repo.find(work.conn, brief, user_token=user_token, who_idx=who_idx, for_update=True)
+    if existing is None:
+        return {"status": "ok"}
+    repo.update(
+        work.conn,
+        existing.id,
+        {
+            "status": "no",
+            "endtime": 0,
+            "updated": work.now,
+            "mode": mode,
+            "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
+        },
+    )
+    notify_consent_change(work, existing, "no", identity=identity)
+    return {"status": "ok"}
+
+
+def notify_consent_change(
+    work: Work, row: AgreementRow, status: str, *, identity: str | None
+) -> None:
+    if row.user_token is not None:
+        who, mode = row.user_token, "token"
+    else:
+        who, mode = identity or "", row.mode
+    enqueue_webhook(
+        work,
+        {
+            "action": "consentchange",
+            "brief": row.brief,
+            "identity": who,
+            "mode": mode,
+            "status": status,
+        },
+    )
+
+
+def revoke_everywhere(work: Work, brief: str) -> dict[str, Any]:
+    require_root(work.principal)
+    brief = parse_brief(brief)
+    usable_basis(work, brief)
+    repo.revoke_brief(work.conn, brief, work.now)
+    return {"status": "ok"}
+
+
+def get_agreement(work: Work, brief: str, mode: str, identity: str) -> dict[str, Any]:
+    brief = parse_brief(brief)
+    user, key, _profile = users.resolve_user(work, mode, identity)
+    usable_basis(work, brief)
+    row = repo.find(work.conn, brief, user_token=user.token)
+    if row is None:
+        raise NotFound("not found")
+    return {"status": "ok", "data": payload(work, row, key)}
+
+
+def list_agreements(work: Work, mode: str, identity: str) -> dict[str, Any]:
+    user, key, _profile = users.resolve_user(work, mode, identity)
+    rows = [payload(work, row, key) for row in repo.of_user(work.conn, user.token)]
+    return {"status": "ok", "total": len(rows), "rows": rows}
+
+
+def bind_to_new_user(
+    work: Work, user_token: str, key: DataKey, indexes: dict[str, bytes | None]
+) -> None:
+    """Consents given by this email or phone before the record existed now belong to it.
+
+    Where both the email and the phone gave an answer for the same legal basis, the most
+    recent answer is kept.
+    """
+    found = repo.unbound_for(
+        work.conn, [d for f, d in indexes.items() if f in ANONYMOUS_MODES and d]
+    )
+    bound: set[str] = {row.brief for row in repo.of_user(work.conn, user_token)}
+    for row in found:
+        if row.brief in bound:
+            repo.delete(work.conn, row.id)
+            continue
+        identity = _open_who(work, row, None)
+        sealed = (
+            key.encrypt(identity.encode(), _who_context(row.id, user_token))
+            if identity is not None
+            else None
+        )
+        repo.update(work.conn, row.id, {"user_token": user_token, "who_idx": None, "who": sealed})
+        bound.add(row.brief)
+
+
+def expire_agreements(work: Work) -> int:
+    """Periodic job: given agreements whose end time has passed become ``expired``."""
+    expired = repo.expire_due(work.conn, work.now)
+    for row in expired:
+        identity = _open_who(work, row, None) if row.user_token is None else None
+        notify_consent_change(work, row, "expired", identity=identity)
+    return len(expired)
