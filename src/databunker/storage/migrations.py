@@ -202,7 +202,37 @@ def _v2_consent_and_personal_data(op: Operations) -> None:
     op.create_index("ix_outbox_due", "outbox", ["delivered", "next_attempt"])
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_core_vault, _v2_consent_and_personal_data)
+def _v3_passwordless_login(op: Operations) -> None:
+    op.create_table(
+        "captchas",
+        sa.Column("id_hash", sa.LargeBinary, primary_key=True),
+        sa.Column("answer_hash", sa.LargeBinary, nullable=False),
+        sa.Column("expires", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_captchas_expires", "captchas", ["expires"])
+    op.create_table(
+        "login_codes",
+        sa.Column("identity_idx", sa.LargeBinary, primary_key=True),
+        sa.Column("user_token", sa.String(36), nullable=False),
+        sa.Column("code_hash", sa.LargeBinary, nullable=False),
+        sa.Column("expires", sa.BigInteger, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_index("ix_login_codes_expires", "login_codes", ["expires"])
+    op.create_table(
+        "rate_limits",
+        sa.Column("bucket", sa.LargeBinary, primary_key=True),
+        sa.Column("window_start", sa.BigInteger, nullable=False),
+        sa.Column("hits", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_rate_limits_window_start", "rate_limits", ["window_start"])
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_core_vault,
+    _v2_consent_and_personal_data,
+    _v3_passwordless_login,
+)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -210,3 +210,32 @@ outbox = sa.Table(
     sa.Column("last_error", sa.String(200), nullable=True),
 )
 sa.Index("ix_outbox_due", outbox.c.delivered, outbox.c.next_attempt)
+
+# Captchas: the answer is kept server-side (hashed); the id handed out is a random token.
+captchas = sa.Table(
+    "captchas",
+    metadata,
+    sa.Column("id_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("answer_hash", sa.LargeBinary, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False, index=True),
+)
+
+# One pending login code per identity (blind index): hashed, short-lived, attempt-limited.
+login_codes = sa.Table(
+    "login_codes",
+    metadata,
+    sa.Column("identity_idx", sa.LargeBinary, primary_key=True),
+    sa.Column("user_token", sa.String(36), nullable=False),
+    sa.Column("code_hash", sa.LargeBinary, nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Fixed-window counters shared by every server instance; buckets are keyed hashes.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("bucket", sa.LargeBinary, primary_key=True),
+    sa.Column("window_start", sa.BigInteger, nullable=False, index=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+)
