@@ -1,7 +1,74 @@
-"""Routes of the sessions API."""
+"""Session routes: ``/v1/session/{session}`` and ``/v1/sessions/{mode}/{identity}``.
+
+Wire behaviour ``@databunker/session-store`` relies on: POST is an upsert (``set`` and
+``touch``), GET answers 404 ``not found`` for a session that is missing or expired (the store
+then starts a new one), DELETE always succeeds.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import Response
+
+from databunker.api.auth import Access
+from databunker.api.body import page, read_request_body
+from databunker.api.runtime import path_route, perform
+from databunker.errors import BadRequest
+from databunker.services import sessions
+from databunker.services.context import Work
+
+
+async def upsert_session(request: Request) -> Response:
+    session = request.path_params["session"]
+    body = await read_request_body(request)
+
+    def operation(work: Work) -> dict[str, Any]:
+        data = body.object()
+        if data is None:
+            raise BadRequest("empty body")
+        return sessions.upsert_session(work, session, data)
+
+    # Audited by the service, and only when the session is linked to a person.
+    return await perform(request, Access.ROOT, operation)
+
+
+async def get_session(request: Request) -> Response:
+    session = request.path_params["session"]
+    return await perform(
+        request,
+        Access.AUTHENTICATED,
+        lambda work: sessions.get_session(work, session),
+        title="get session",
+    )
+
+
+async def delete_session(request: Request) -> Response:
+    session = request.path_params["session"]
+    return await perform(
+        request,
+        Access.ROOT,
+        lambda work: sessions.delete_session(work, session),
+        title="delete session",
+    )
+
+
+async def list_user_sessions(request: Request) -> Response:
+    mode, identity = request.path_params["mode"], request.path_params["identity"]
+    offset, limit = page(request)
+    return await perform(
+        request,
+        Access.AUTHENTICATED,
+        lambda work: sessions.list_user_sessions(work, mode, identity, offset, limit),
+        title="get all user sessions",
+    )
+
+
+routes = [
+    path_route(
+        "/v1/session/{session}",
+        {"POST": upsert_session, "GET": get_session, "DELETE": delete_session},
+    ),
+    path_route("/v1/sessions/{mode}/{identity}", {"GET": list_user_sessions}),
+]

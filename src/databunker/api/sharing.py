@@ -1,7 +1,42 @@
-"""Routes of the sharing API."""
+"""Shared-record routes: ``/v1/sharedrecord/{mode}/{identity}`` and ``/v1/get/{record}``.
+
+The read is anonymous: the record token in the path is the credential.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.auth import Access
+from databunker.api.body import RequestBody
+from databunker.api.runtime import path_route, perform
+from databunker.api.users import record_route
+from databunker.services import sharing
+from databunker.services.context import Work
+
+
+def _create(work: Work, mode: str, identity: str, body: RequestBody) -> dict[str, Any]:
+    return sharing.create_shared_record(work, mode, identity, body.object())
+
+
+async def get_shared_record(request: Request) -> Response:
+    record = request.path_params["record"]
+    return await perform(
+        request,
+        Access.PUBLIC,
+        lambda work: sharing.get_shared_record(work, record),
+        title="get shareable record by token",
+    )
+
+
+routes = [
+    path_route(
+        "/v1/sharedrecord/{mode}/{identity}",
+        {"POST": record_route("create shareable record by {mode}", _create)},
+    ),
+    Route("/v1/get/{record}", get_shared_record, methods=["GET"]),
+]

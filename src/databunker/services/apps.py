@@ -1,0 +1,215 @@
+"""User app records: a JSON document per person and application, under the person's key.
+
+Invariants: a record is stored only as ciphertext under its owner's data key, bound to its
+owner and application; callers other than root reach only their own records. A person using
+their own token changes a record directly only for applications that
+``selfservice.app_record_change`` opens to self-service; anywhere else a create or change
+becomes a ``change-app-data`` request for an administrator, and a delete is refused (there is
+no request action for it). Root is never routed to approval.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from typing import Any
+
+import sqlalchemy as sa
+
+from databunker.crypto import DataKey, value_context
+from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
+from databunker.services import documents
+from databunker.services.access import require_root
+from databunker.services.context import Work
+from databunker.services.requests import open_request
+from databunker.services.users import resolve_user
+from databunker.storage import apps as repo
+from databunker.storage.repositories import UserRow
+
+JSONObject = dict[str, Any]
+
+APP_NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
+CHANGE_APP_DATA = "change-app-data"
+
+
+def parse_app_name(name: str) -> str:
+    """The app name as stored: lower-cased, 2-31 characters of ``[a-z0-9_]``, a letter first."""
+    app = name.lower()
+    if APP_NAME.fullmatch(app) is None:
+        raise BadRequest("bad appname")
+    return app
+
+
+def self_service_allows(work: Work, app: str) -> bool:
+    """Whether ``selfservice.app_record_change`` (glob patterns) opens ``app`` to its users."""
+    patterns = work.settings.selfservice.app_record_change
+    return any(fnmatchcase(app, pattern.strip().lower()) for pattern in patterns)
+
+
+def _needs_approval(work: Work, app: str) -> bool:
+    return work.principal.is_user and not self_service_allows(work, app)
+
+
+def _context(user_token: str, app: str) -> bytes:
+    return value_context("user_apps", "data", f"{user_token}/{app}", user_token)
+
+
+def seal_app_record(key: DataKey, user_token: str, app: str, record: JSONObject) -> bytes:
+    return key.encrypt(documents.encode(record), _context(user_token, app))
+
+
+def open_app_record(key: DataKey, row: repo.AppRecordRow) -> JSONObject:
+    record: JSONObject = documents.decode(key.decrypt(row.data, _context(row.user_token, row.app)))
+    return record
+
+
+def _subject(
+    work: Work, mode: str, identity: str, app: str, *, for_update: bool = False
+) -> tuple[UserRow, DataKey | None]:
+    if work.event is not None:
+        work.event.app = app
+    row, key, _profile = resolve_user(work, mode, identity, for_update=for_update)
+    return row, key
+
+
+def _living(row: UserRow, key: DataKey | None) -> DataKey:
+    """The data key of a person who can still be written to (erased people cannot)."""
+    if row.erased is not None or key is None:
+        raise NotFound("user record not found")
+    return key
+
+
+def _request_change(work: Work, user_token: str, key: DataKey, app: str, change: Any) -> JSONObject:
+    """A ``change-app-data`` request; while one is open for this app, that one is answered."""
+    answer = open_request(
+        work, user_token=user_token, action=CHANGE_APP_DATA, key=key, app=app, change=change
+    )
+    if work.event is not None:
+        work.event.msg = f"request {answer['rtoken']}"
+    return answer
+
+
+def write_app_record(
+    work: Work,
+    user_token: str,
+    key: DataKey,
+    app: str,
+    record: JSONObject,
+    *,
+    current: repo.AppRecordRow | None,
+) -> None:
+    """Store ``record``: a new row when ``current`` is None, else a compare-and-set on it."""
+    data = seal_app_record(key, user_token, app, record)
+    if current is None:
+        try:
+            repo.insert_app_record(
+                work.conn, user_token=user_token, app=app, data=data, now=work.now
+            )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict("the record was changed at the same time; try again") from exc
+        return
+    applied = repo.update_app_record(
+        work.conn,
+        user_token=user_token,
+        app=app,
+        expected_version=current.version,
+        data=data,
+        now=work.now,
+    )
+    if not applied:
+        raise Conflict("the record was changed at the same time; try again")
+
+
+def apply_app_change(
+    work: Work,
+    user_token: str,
+    key: DataKey,
+    app: str,
+    change: Any,
+    *,
+    create_missing: bool = False,
+) -> tuple[JSONObject, JSONObject]:
+    """Apply a merge patch or JSON Patch to a person's app record; returns (before, after).
+
+    A missing record is 404, unless ``create_missing`` (an approved ``change-app-data``
+    request, whose change may be a whole new record) starts it from ``{}``.
+    """
+    current = repo.get_app_record(work.conn, user_token, app, for_update=True)
+    if current is None and not create_missing:
+        raise NotFound("not found")
+    before = open_app_record(key, current) if current is not None else {}
+    after = documents.apply_change(before, change)
+    write_app_record(work, user_token, key, app, after, current=current)
+    return before, after
+
+
+def create_app_record(
+    work: Work, mode: str, identity: str, name: str, record: JSONObject
+) -> JSONObject:
+    """POST: create the record or overwrite it whole."""
+    app = parse_app_name(name)
+    row, key = _subject(work, mode, identity, app, for_update=True)
+    key = _living(row, key)
+    if _needs_approval(work, app):
+        # Approving applies the change as a JSON Patch that replaces the whole document,
+        # so the record becomes exactly what was posted.
+        replace_whole = [{"op": "add", "path": "", "value": record}]
+        return _request_change(work, row.token, key, app, replace_whole)
+    current = repo.get_app_record(work.conn, row.token, app, for_update=True)
+    before = open_app_record(key, current) if current is not None else None
+    write_app_record(work, row.token, key, app, record, current=current)
+    if work.event is not None:
+        work.event.before = documents.encode(before) if before is not None else None
+        work.event.after = documents.encode(record)
+    return {"status": "ok", "token": row.token}
+
+
+def get_app_record(work: Work, mode: str, identity: str, name: str) -> JSONObject:
+    app = parse_app_name(name)
+    row, key = _subject(work, mode, identity, app)
+    found = repo.get_app_record(work.conn, row.token, app) if key is not None else None
+    if found is None or key is None:
+        raise NotFound("not found")
+    return {"status": "ok", "token": row.token, "data": open_app_record(key, found)}
+
+
+def change_app_record(work: Work, mode: str, identity: str, name: str, change: Any) -> JSONObject:
+    """PUT: a merge patch (object) or JSON Patch (array) of an existing record."""
+    app = parse_app_name(name)
+    row, key = _subject(work, mode, identity, app, for_update=True)
+    key = _living(row, key)
+    if _needs_approval(work, app):
+        current = repo.get_app_record(work.conn, row.token, app)
+        if current is None:
+            raise NotFound("not found")
+        # A change that cannot apply is refused now, not when an administrator approves it.
+        documents.apply_change(open_app_record(key, current), change)
+        return _request_change(work, row.token, key, app, change)
+    before, after = apply_app_change(work, row.token, key, app, change)
+    if work.event is not None:
+        work.event.before = documents.encode(before)
+        work.event.after = documents.encode(after)
+    return {"status": "ok", "token": row.token}
+
+
+def delete_app_record(work: Work, mode: str, identity: str, name: str) -> JSONObject:
+    """DELETE: idempotent; a person's own token may delete only self-service apps' records."""
+    app = parse_app_name(name)
+    row, key = _subject(work, mode, identity, app, for_update=True)
+    _living(row, key)
+    if _needs_approval(work, app):
+        raise AccessDenied("this app record can be deleted only by an administrator")
+    repo.delete_app_record(work.conn, row.token, app)
+    return {"status": "ok", "token": row.token}
+
+
+def list_user_apps(work: Work, mode: str, identity: str) -> JSONObject:
+    """The applications holding a record of the person (descending, as v1 answers)."""
+    row, _key, _profile = resolve_user(work, mode, identity)
+    return {"status": "ok", "token": row.token, "apps": repo.user_app_names(work.conn, row.token)}
+
+
+def list_app_names(work: Work) -> JSONObject:
+    """Every application that holds at least one record (ascending); root only."""
+    require_root(work.principal)
+    return {"status": "ok", "apps": repo.all_app_names(work.conn)}

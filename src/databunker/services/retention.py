@@ -1,0 +1,138 @@
+"""Data retention: a person's record is erased when its retention runs out, unless kept.
+
+Root starts a retention (status ``wait`` until an expiry time) and receives an expiration
+token, once: only its keyed hash is stored, so no later call (not even root's status call)
+can return it. The caller embeds the anonymous links ``/v1/exp/retain/<token>`` and
+``/v1/exp/delete/<token>`` in its own message to the person; each link works once. When the
+time passes with the status still ``wait``, the periodic job erases the person.
+
+Invariants: only root starts a retention, and a retention root started is cancelled only by
+root, so a person cannot turn it into a self-service erasure or escape it; the expiration
+token is never written anywhere in clear; each person is erased once, however many servers
+run the job or follow the link at the same moment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from databunker.crypto import new_token
+from databunker.errors import AccessDenied, BadRequest, NotFound
+from databunker.services.access import require_root
+from databunker.services.context import Work
+from databunker.services.durations import capped_expiry
+from databunker.services.identity import require_uuid
+from databunker.services.users import open_user, resolve_user, shred
+from databunker.storage import repositories as users_repo
+from databunker.storage import retention as repo
+
+STATUS = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
+STARTED_BY_ROOT = "root"
+# People erased per job round: keeps each round's transaction short.
+EXPIRY_BATCH = 100
+ROOT_STARTED = "a retention started by an administrator can only be cancelled by an administrator"
+
+
+def exptoken_hash(work: Work, exptoken: str) -> bytes:
+    return work.keyring.hash_secret("exptoken", exptoken.lower())
+
+
+def _status(value: Any) -> str:
+    if value is None or value == "":
+        return repo.WAIT
+    if not isinstance(value, str) or not STATUS.fullmatch(value.lower()):
+        raise BadRequest("bad status")
+    return value.lower()
+
+
+def start_expiration(
+    work: Work, mode: str, identity: str, body: dict[str, Any] | None
+) -> dict[str, Any]:
+    row, _key, _profile = resolve_user(work, mode, identity, for_update=True)
+    require_root(work.principal)
+    if row.erased is not None:
+        raise NotFound("user record not found")
+    body = body or {}
+    status = _status(body.get("status"))
+    expires = capped_expiry(
+        work.now, body.get("expiration"), work.settings.policy.max_user_retention_seconds
+    )
+    exptoken = new_token()
+    repo.start_expiration(
+        work.conn,
+        row.token,
+        status=status,
+        time=expires,
+        token_hash=exptoken_hash(work, exptoken),
+        started_by=STARTED_BY_ROOT,
+    )
+    if work.event is not None:
+        work.event.msg = f"retention started, status {status}"
+    # The only time the token is ever shown.
+    return {"status": "ok", "exptoken": exptoken}
+
+
+def expiration_status(work: Work, mode: str, identity: str) -> dict[str, Any]:
+    """The retention state; never the token (it could be used to erase the person)."""
+    row, _key, _profile = resolve_user(work, mode, identity)
+    state = repo.get_expiration(work.conn, row.token)
+    assert state is not None  # the row was just found
+    return {"status": "ok", "exptime": state.time, "expstatus": state.status or ""}
+
+
+def cancel_expiration(work: Work, mode: str, identity: str) -> dict[str, Any]:
+    row, _key, _profile = resolve_user(work, mode, identity, for_update=True)
+    state = repo.get_expiration(work.conn, row.token)
+    assert state is not None
+    if not work.principal.is_root and state.started_by == STARTED_BY_ROOT:
+        raise AccessDenied(ROOT_STARTED)
+    repo.clear_expiration(work.conn, row.token)
+    return {"status": "ok"}
+
+
+def _consume(work: Work, exptoken: str) -> None:
+    if work.event is not None:
+        work.event.mode = "exptoken"
+    require_uuid(exptoken)
+
+
+def retain_by_link(work: Work, exptoken: str) -> dict[str, Any]:
+    """The anonymous "keep my data" link: ends the retention; the token is used up."""
+    _consume(work, exptoken)
+    user_token = repo.retain_by_token(work.conn, exptoken_hash(work, exptoken))
+    if user_token is None:
+        raise NotFound("not found")
+    if work.event is not None:
+        work.event.user_token = user_token
+    return {"status": "ok", "result": "done"}
+
+
+def delete_by_link(work: Work, exptoken: str) -> dict[str, Any]:
+    """The anonymous "delete my data" link: the person is erased now; the token is used up."""
+    _consume(work, exptoken)
+    user_token = repo.expire_by_token(work.conn, exptoken_hash(work, exptoken))
+    if user_token is None:
+        raise NotFound("not found")
+    if work.event is not None:
+        work.event.user_token = user_token
+    _erase(work, user_token)
+    return {"status": "ok", "result": "done"}
+
+
+def _erase(work: Work, user_token: str) -> None:
+    row = users_repo.get_user(work.conn, user_token, for_update=True)
+    if row is None or row.erased is not None:
+        return  # already erased by other means: nothing is left to erase
+    key, profile = open_user(work, row)
+    shred(work, row, key, profile)
+
+
+def expire_due_users(work: Work) -> int:
+    """Periodic job: people whose retention ran out while waiting are erased, each once."""
+    erased = 0
+    for user_token in repo.due_for_expiry(work.conn, work.now, EXPIRY_BATCH):
+        if repo.claim_expiry(work.conn, user_token, work.now):
+            _erase(work, user_token)
+            erased += 1
+    return erased
