@@ -41,16 +41,18 @@ async def perform(
 ) -> Response:
     vault = vault_of(request)
     presented = request.headers.get(TOKEN_HEADER)
-    payload = await run_in_threadpool(run_unit_of_work, vault, presented, access, operation, title)
-    _after_commit(request)
+    queued: list[int] = []
+    payload = await run_in_threadpool(
+        run_unit_of_work, vault, presented, access, operation, title, queued
+    )
+    if queued:
+        _wake_dispatcher(request)
     return payload if isinstance(payload, Response) else ok(payload)
 
 
-def _after_commit(request: Request) -> None:
-    # A change may have queued a webhook: let this process's dispatcher look at once. Only a
+def _wake_dispatcher(request: Request) -> None:
+    # The request queued a webhook: let this process's dispatcher look at once. Only a
     # shortcut; the dispatcher finds every queued row in the database anyway.
-    if request.method in ("GET", "HEAD"):
-        return
     webhooks = getattr(request.app.state, "webhooks", None)
     if webhooks is not None:
         webhooks.wake()
@@ -62,7 +64,9 @@ def run_unit_of_work(
     access: Access,
     operation: Operation,
     title: str | None = None,
+    queued: list[int] | None = None,
 ) -> Payload:
+    """Run one operation in one transaction; ``queued`` receives the outbox rows committed."""
     now = vault.clock()
     audited = title is not None and not vault.settings.generic.disable_audit
     event = AuditEvent(title=title) if audited and title is not None else None
@@ -72,9 +76,12 @@ def run_unit_of_work(
             if event is not None:
                 event.accessor = principal.accessor
             enforce(access, principal, vault)
-            result = operation(Work(vault, conn, principal, now, event))
+            work = Work(vault, conn, principal, now, event)
+            result = operation(work)
             if event is not None:
                 save_event(conn, event, now)
+        if queued is not None and work.queued:
+            queued.append(work.queued)
         return result
     except DatabunkerError as exc:
         if event is not None:

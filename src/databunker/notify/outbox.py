@@ -29,6 +29,7 @@ def enqueue_webhook(work: Work, payload: dict[str, Any]) -> None:
     if not work.settings.notification.notification_url:
         return
     enqueue(work.conn, work.keyring.service_key("outbox"), WEBHOOK, payload, work.now)
+    work.queued += 1
 
 
 def enqueue(conn: Connection, key: DataKey, kind: str, payload: dict[str, Any], now: int) -> int:

@@ -97,6 +97,8 @@ class Work:
     principal: Principal
     now: int
     event: AuditEvent | None = None
+    # Outbox rows this unit of work queued: the dispatcher is woken after commit if any.
+    queued: int = 0
 
     @property
     def settings(self) -> Settings:

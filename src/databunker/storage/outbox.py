@@ -1,0 +1,127 @@
+"""Queries of the outbox's delivery side: claim due rows under a lease, record the outcome.
+
+Invariant: a row is handed to at most one deliverer at a time. A claim sets ``locked_until``
+(the lease) in a short transaction; on PostgreSQL concurrent claimers skip each other's
+locked rows (``FOR UPDATE SKIP LOCKED``), on SQLite ``BEGIN IMMEDIATE`` serialises them. A
+deliverer that dies keeps its rows only until the lease runs out; then anyone may claim them
+again, which is why delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from databunker.storage.tables import outbox
+
+# The width of ``outbox.last_error``.
+MAX_ERROR_LENGTH = 200
+
+__all__ = [
+    "ClaimedRow",
+    "claim_due",
+    "delete_delivered_before",
+    "mark_delivered",
+    "mark_failed",
+    "next_due",
+    "release",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    id: int
+    # Ciphertext under the outbox service key.
+    payload: bytes = field(repr=False)
+    # Attempts made before this claim.
+    attempts: int
+
+
+def _due(kind: str, now: int) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        outbox.c.kind == kind,
+        outbox.c.delivered.is_(None),
+        outbox.c.next_attempt <= now,
+        outbox.c.locked_until <= now,
+    )
+
+
+def claim_due(
+    conn: Connection, *, kind: str, now: int, lease_until: int, limit: int
+) -> list[ClaimedRow]:
+    """Lease up to ``limit`` rows of ``kind`` that are due at ``now``, oldest first."""
+    query = (
+        sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts)
+        .where(_due(kind, now))
+        .order_by(outbox.c.next_attempt, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = [ClaimedRow(int(r.id), bytes(r.payload), int(r.attempts)) for r in conn.execute(query)]
+    if rows:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_([row.id for row in rows]))
+            .values(locked_until=lease_until)
+        )
+    return rows
+
+
+def mark_delivered(conn: Connection, row_id: int, *, now: int) -> None:
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == row_id, outbox.c.delivered.is_(None))
+        .values(
+            delivered=now,
+            attempts=outbox.c.attempts + 1,
+            locked_until=0,
+            last_error=None,
+        )
+    )
+
+
+def mark_failed(conn: Connection, row_id: int, *, next_attempt: int, error: str) -> None:
+    """Count a failed attempt and schedule the next; a row delivered meanwhile stays so."""
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == row_id, outbox.c.delivered.is_(None))
+        .values(
+            attempts=outbox.c.attempts + 1,
+            next_attempt=next_attempt,
+            locked_until=0,
+            last_error=error[:MAX_ERROR_LENGTH],
+        )
+    )
+
+
+def release(conn: Connection, row_ids: list[int]) -> None:
+    """Give back leased rows that were not attempted (the deliverer is stopping)."""
+    if row_ids:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(row_ids), outbox.c.delivered.is_(None))
+            .values(locked_until=0)
+        )
+
+
+def next_due(conn: Connection, *, kind: str) -> int | None:
+    """The earliest time an undelivered row of ``kind`` may be claimed, or None if none waits."""
+    ready_at = sa.case(
+        (outbox.c.locked_until > outbox.c.next_attempt, outbox.c.locked_until),
+        else_=outbox.c.next_attempt,
+    )
+    value = conn.execute(
+        sa.select(sa.func.min(ready_at)).where(outbox.c.kind == kind, outbox.c.delivered.is_(None))
+    ).scalar_one()
+    return None if value is None else int(value)
+
+
+def delete_delivered_before(conn: Connection, cutoff: int) -> int:
+    """Delete rows acknowledged before ``cutoff``; return how many went."""
+    result = conn.execute(
+        sa.delete(outbox).where(outbox.c.delivered.is_not(None), outbox.c.delivered < cutoff)
+    )
+    return int(result.rowcount)
