@@ -21,8 +21,8 @@ from databunker.services import users
 from databunker.services.access import require_root
 from databunker.services.context import Work
 from databunker.services.durations import requested_seconds
-from databunker.services.identity import lookup_index, parse_mode
-from databunker.services.legal import parse_brief, usable_basis
+from databunker.services.identity import lookup_index, normalise, parse_mode
+from databunker.services.legal import known_basis, parse_brief, usable_basis
 from databunker.storage import agreements as repo
 from databunker.storage.agreements import AgreementRow
 from databunker.storage.repositories import UserRow
@@ -129,6 +129,13 @@ def payload(work: Work, row: AgreementRow, key: DataKey | None) -> dict[str, Any
     return result
 
 
+def _shown_identity(work: Work, mode: str, identity: str) -> str:
+    """The identity as agreements keep and show it: normalised for email and phone."""
+    if mode not in ANONYMOUS_MODES:
+        return identity
+    return normalise(mode, identity, work.settings.sms.default_country) or identity
+
+
 def _identity_index(work: Work, mode: str, identity: str) -> bytes:
     digest = lookup_index(mode, identity, work.keyring, work.settings.sms.default_country)
     if digest is None:
@@ -142,6 +149,7 @@ def accept(
     brief = parse_brief(brief, "incorrect brief format")
     parse_mode(mode)
     usable_basis(work, brief)
+    shown = _shown_identity(work, mode, identity)
     key: DataKey | None = None
     user: UserRow | None
     who_idx: bytes | None = None
@@ -194,7 +202,7 @@ def accept(
             values["who"] = _seal_who(
                 work,
                 existing.id,
-                identity,
+                shown,
                 key=key,
                 user_token=user_token,
                 who_idx=existing.who_idx,
@@ -214,7 +222,7 @@ def accept(
         },
     )
     if mode != "token":
-        sealed = _seal_who(work, row_id, identity, key=key, user_token=user_token, who_idx=who_idx)
+        sealed = _seal_who(work, row_id, shown, key=key, user_token=user_token, who_idx=who_idx)
         repo.update(work.conn, row_id, {"who": sealed})
     return {"status": "ok"}
 
@@ -256,7 +264,7 @@ def withdraw(
             "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
         },
     )
-    notify_consent_change(work, existing, "no", identity=identity)
+    notify_consent_change(work, existing, "no", identity=_shown_identity(work, mode, identity))
     return {"status": "ok"}
 
 
@@ -290,7 +298,8 @@ def revoke_everywhere(work: Work, brief: str) -> dict[str, Any]:
 def get_agreement(work: Work, brief: str, mode: str, identity: str) -> dict[str, Any]:
     brief = parse_brief(brief)
     user, key, _profile = users.resolve_user(work, mode, identity)
-    usable_basis(work, brief)
+    if known_basis(work, brief) is None:
+        raise NotFound("not found")
     row = repo.find(work.conn, brief, user_token=user.token)
     if row is None:
         raise NotFound("not found")

@@ -143,6 +143,11 @@ def list_bases(work: Work) -> dict[str, Any]:
     return {"status": "ok", "total": len(rows), "rows": rows}
 
 
+def known_basis(work: Work, brief: str) -> LegalBasisRow | None:
+    """Any legal basis, deleted ones included: their agreements remain readable evidence."""
+    return repo.get_basis(work.conn, brief)
+
+
 def usable_basis(work: Work, brief: str) -> LegalBasisRow:
     """The legal basis an agreement refers to; a deleted one is gone for new agreements."""
     basis = repo.get_basis(work.conn, brief)
