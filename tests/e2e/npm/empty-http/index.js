@@ -1,0 +1,1 @@
+// Intentionally empty: require('http') resolves to Node's built-in module.

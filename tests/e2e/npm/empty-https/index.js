@@ -1,0 +1,1 @@
+// Intentionally empty: require('https') resolves to Node's built-in module.
