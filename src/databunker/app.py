@@ -18,6 +18,7 @@ from databunker.api.responses import error
 from databunker.errors import DatabunkerError
 from databunker.jobs import run_periodically
 from databunker.metrics import Metrics
+from databunker.notify.webhooks import WebhookDispatcher
 from databunker.services.context import Vault
 
 
@@ -31,13 +32,21 @@ class Application:
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             jobs = asyncio.create_task(run_periodically(vault, vault.settings.server.jobs_interval))
+            webhooks = WebhookDispatcher.for_vault(vault)
+            if webhooks is not None:
+                webhooks.start()
+            self.starlette.state.webhooks = webhooks
             try:
                 yield
             finally:
+                self.starlette.state.webhooks = None
+                if webhooks is not None:
+                    await webhooks.stop()
+                # A round already running finishes first: its thread is not abandoned.
                 jobs.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await jobs
-                vault.database.dispose()
+                # The database pool belongs to whoever built the vault, not to the app.
 
         self.starlette = Starlette(
             routes=[
@@ -60,6 +69,8 @@ class Application:
         self.starlette.router.redirect_slashes = False
         self.starlette.state.vault = vault
         self.starlette.state.metrics = self.metrics
+        # The running WebhookDispatcher (see the lifespan), woken after each commit.
+        self.starlette.state.webhooks = None
         self._edge = EdgeMiddleware(self.starlette, self.starlette.router, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

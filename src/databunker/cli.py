@@ -107,15 +107,18 @@ def _serve(vault: Vault, host: str, port: int) -> None:
         tls = {"ssl_certfile": ssl.ssl_certificate, "ssl_keyfile": ssl.ssl_certificate_key}
     log.info("listening", extra={"event": f"http{'s' if tls else ''}://{host}:{port}"})
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    uvicorn.run(
-        build_app(vault),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        **tls,  # type: ignore[arg-type]
-    )
+    try:
+        uvicorn.run(
+            build_app(vault),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            **tls,  # type: ignore[arg-type]
+        )
+    finally:
+        vault.database.dispose()
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

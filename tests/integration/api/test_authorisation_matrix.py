@@ -333,6 +333,465 @@ def user_record_entries() -> Iterator[Entry]:
             )
 
 
+# --- user app records and sessions ------------------------------------------------------------
+
+APP = "shop"
+APP_RECORD = {"cart": ["A-1"]}
+APP_SELF_SERVICE = {"selfservice": {"app_record_change": ["sh*"]}}
+APP_ROUTE = "/v1/userapp/{mode}/{identity}/{app}"
+APP_LIST_ROUTE = "/v1/userapp/{mode}/{identity}"
+APP_MODES = ("token", "email")
+SESSION_ROUTE = "/v1/session/{session}"
+SESSIONS_ROUTE = "/v1/sessions/{mode}/{identity}"
+ANNS_SESSION = "5b0c7e52-1d3a-4c8e-9f6b-2a7d4e8c0b13"
+NEW_SESSION = "6c1d8f63-2e4b-4d9f-8a7c-3b8e5f9d1c24"
+SESSION_DATA = {"login": "ann", "cookie": {"path": "/", "httpOnly": True}}
+
+
+def with_ann_app(path: str) -> Callable[[Scene], str]:
+    """``path`` (``{mode}``/``{identity}`` filled in for A) once A has an app record."""
+
+    def build(scene: Scene) -> str:
+        created = scene.as_root("POST", f"/v1/userapp/token/{scene.ann}/{APP}", APP_RECORD)
+        assert created.status_code == 200, created.text
+        mode = path.split("/")[3]
+        return path.format(mode=mode, identity=scene.identity(mode), app=APP)
+
+    return build
+
+
+def ann_app_is_untouched(scene: Scene) -> None:
+    response = scene.as_root("GET", f"/v1/userapp/token/{scene.ann}/{APP}")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == APP_RECORD
+
+
+def with_ann_session(path: str) -> Callable[[Scene], str]:
+    """``path`` once A has a session (linked to A by its login)."""
+
+    def build(scene: Scene) -> str:
+        created = scene.as_root("POST", f"/v1/session/{ANNS_SESSION}", SESSION_DATA)
+        assert created.status_code == 200, created.text
+        if "{identity}" not in path:
+            return path
+        mode = path.split("/")[3]
+        return path.format(mode=mode, identity=scene.identity(mode))
+
+    return build
+
+
+def ann_session_is_untouched(scene: Scene) -> None:
+    response = scene.as_root("GET", f"/v1/session/{ANNS_SESSION}")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == SESSION_DATA
+
+
+def no_session_was_created(scene: Scene) -> None:
+    response = scene.as_root("GET", f"/v1/session/{NEW_SESSION}")
+    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+
+
+def app_record_entries() -> Iterator[Entry]:
+    for mode in APP_MODES:
+        path = with_ann_app(f"/v1/userapp/{mode}/{{identity}}/{{app}}")
+        yield Entry(
+            "GET",
+            APP_ROUTE,
+            ROOT_AND_OWNER,
+            path,
+            variant=mode,
+            audit_title=f"get user app record by {mode}",
+        )
+        yield Entry(
+            "GET",
+            APP_LIST_ROUTE,
+            ROOT_AND_OWNER,
+            with_ann_app(f"/v1/userapp/{mode}/{{identity}}"),
+            variant=mode,
+            audit_title=f"get user app list by {mode}",
+        )
+        for method, title, body in (
+            ("POST", "create user app record", CHANGE),
+            ("PUT", "change user app record", CHANGE),
+            ("DELETE", "delete user app record", None),
+        ):
+            # Outside self-service A's create or change becomes a request (an "ok" answer);
+            # a delete, for which there is no request, is refused.
+            yield Entry(
+                method,
+                APP_ROUTE,
+                ROOT_ONLY if method == "DELETE" else ROOT_AND_OWNER,
+                path,
+                variant=mode,
+                body=body,
+                audit_title=f"{title} by {mode}",
+                owner_needs_approval=method == "DELETE",
+                unchanged=ann_app_is_untouched,
+            )
+            yield Entry(
+                method,
+                APP_ROUTE,
+                ROOT_AND_OWNER,
+                path,
+                variant=f"{mode},selfservice",
+                body=body,
+                settings=APP_SELF_SERVICE,
+                audit_title=f"{title} by {mode}",
+                unchanged=ann_app_is_untouched,
+            )
+    yield Entry("GET", "/v1/userapps", ROOT_ONLY, fixed("/v1/userapps"))
+
+
+def session_entries() -> Iterator[Entry]:
+    anns_session = with_ann_session(f"/v1/session/{ANNS_SESSION}")
+    # Creating a session is audited only once it is linked to a person: not for denials.
+    yield Entry(
+        "POST",
+        SESSION_ROUTE,
+        ROOT_ONLY,
+        fixed(f"/v1/session/{NEW_SESSION}"),
+        variant="new",
+        body=SESSION_DATA,
+        unchanged=no_session_was_created,
+    )
+    yield Entry(
+        "POST",
+        SESSION_ROUTE,
+        ROOT_ONLY,
+        anns_session,
+        variant="overwrite",
+        body={"login": "ann", "hijacked": True},
+        unchanged=ann_session_is_untouched,
+    )
+    yield Entry("GET", SESSION_ROUTE, ROOT_AND_OWNER, anns_session, audit_title="get session")
+    yield Entry(
+        "DELETE",
+        SESSION_ROUTE,
+        ROOT_ONLY,
+        anns_session,
+        audit_title="delete session",
+        unchanged=ann_session_is_untouched,
+    )
+    for mode in APP_MODES:
+        yield Entry(
+            "GET",
+            SESSIONS_ROUTE,
+            ROOT_AND_OWNER,
+            with_ann_session(f"/v1/sessions/{mode}/{{identity}}"),
+            variant=mode,
+            audit_title="get all user sessions",
+        )
+
+
+# --- consent: legal bases, processing activities, agreements -------------------------------
+
+CONSENT_BRIEF = "core-send-email-on-login"  # seeded at init; A may withdraw it directly
+LOCKED_BRIEF = "terms"  # withdrawing it needs an administrator's approval
+ACTIVITY = "analytics"
+AGREEMENT_ROUTE = "/v1/agreement/{brief}/{mode}/{identity}"
+AGREEMENTS_ROUTE = "/v1/agreements/{mode}/{identity}"
+SEEDED_BASES = [
+    ("core-send-email-on-login", "active", "Send email on login"),
+    ("core-send-sms-on-login", "active", "Send SMS on login"),
+]
+
+
+def agreement_path(brief: str, mode: str, *, agreed: bool) -> Callable[[Scene], str]:
+    """A's agreement for ``brief`` addressed by ``mode`` (given by root first if ``agreed``)."""
+
+    def build(scene: Scene) -> str:
+        if brief == LOCKED_BRIEF:
+            body = {"usercontrol": False, "module": "signup-page"}
+            defined = scene.as_root("POST", f"/v1/lbasis/{brief}", body)
+            assert defined.status_code == 200, defined.text
+        if agreed:
+            given = scene.as_root("POST", f"/v1/agreement/{brief}/token/{scene.ann}")
+            assert given.status_code == 200, given.text
+        return f"/v1/agreement/{brief}/{mode}/{scene.identity(mode)}"
+
+    return build
+
+
+def with_ann_agreement(path: str) -> Callable[[Scene], str]:
+    """``path`` once A has agreed to the consent brief."""
+    give = agreement_path(CONSENT_BRIEF, "token", agreed=True)
+
+    def build(scene: Scene) -> str:
+        give(scene)
+        return path
+
+    return build
+
+
+def agreements_path(mode: str) -> Callable[[Scene], str]:
+    return lambda scene: f"/v1/agreements/{mode}/{scene.identity(mode)}"
+
+
+def ann_has_no_agreements(scene: Scene) -> None:
+    response = scene.as_root("GET", f"/v1/agreements/token/{scene.ann}")
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == []
+
+
+def ann_still_agrees(brief: str) -> Callable[[Scene], None]:
+    def check(scene: Scene) -> None:
+        response = scene.as_root("GET", f"/v1/agreement/{brief}/token/{scene.ann}")
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["status"] == "yes"
+
+    return check
+
+
+def catalogue_is_untouched(scene: Scene) -> None:
+    response = scene.as_root("GET", "/v1/lbasis")
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    assert [(r["brief"], r["status"], r["shortdesc"]) for r in rows] == SEEDED_BASES
+
+
+def with_activity(*, linked: bool) -> Callable[[Scene], str]:
+    """The processing activity's path (its link to the consent brief's, if ``linked``)."""
+
+    def build(scene: Scene) -> str:
+        created = scene.as_root("POST", f"/v1/pactivity/{ACTIVITY}", {"title": "Analytics"})
+        assert created.status_code == 200, created.text
+        if linked:
+            link = scene.as_root("POST", f"/v1/pactivity/{ACTIVITY}/{CONSENT_BRIEF}")
+            assert link.status_code == 200, link.text
+        return f"/v1/pactivity/{ACTIVITY}"
+
+    return build
+
+
+def with_activity_link(*, linked: bool) -> Callable[[Scene], str]:
+    activity = with_activity(linked=linked)
+    return lambda scene: f"{activity(scene)}/{CONSENT_BRIEF}"
+
+
+def activity_is(*, linked: bool | None) -> Callable[[Scene], None]:
+    """The activity exists (with or without its link), or, for None, no activity exists."""
+
+    def check(scene: Scene) -> None:
+        response = scene.as_root("GET", "/v1/pactivity")
+        assert response.status_code == 200, response.text
+        rows = response.json()["rows"]
+        if linked is None:
+            assert rows == []
+            return
+        expected = CONSENT_BRIEF if linked else ""
+        assert [(r["activity"], r["title"], r["legalbasis"]) for r in rows] == [
+            (ACTIVITY, "Analytics", expected)
+        ]
+
+    return check
+
+
+def consent_entries() -> Iterator[Entry]:
+    yield Entry("GET", "/v1/sys/cookiesettings", EVERYONE, fixed("/v1/sys/cookiesettings"))
+    yield Entry("GET", "/v1/lbasis", ROOT_ONLY, fixed("/v1/lbasis"))
+    yield Entry(
+        "POST",
+        "/v1/lbasis/{brief}",
+        ROOT_ONLY,
+        fixed("/v1/lbasis/newsletter"),
+        variant="new",
+        body={"shortdesc": "News"},
+        unchanged=catalogue_is_untouched,
+    )
+    yield Entry(
+        "POST",
+        "/v1/lbasis/{brief}",
+        ROOT_ONLY,
+        fixed(f"/v1/lbasis/{CONSENT_BRIEF}"),
+        variant="change",
+        body={"shortdesc": "Changed", "status": "disabled"},
+        unchanged=catalogue_is_untouched,
+    )
+    yield Entry(
+        "DELETE",
+        "/v1/lbasis/{brief}",
+        ROOT_ONLY,
+        fixed(f"/v1/lbasis/{CONSENT_BRIEF}"),
+        unchanged=catalogue_is_untouched,
+    )
+    yield Entry("GET", "/v1/pactivity", ROOT_ONLY, fixed("/v1/pactivity"))
+    yield Entry(
+        "POST",
+        "/v1/pactivity/{activity}",
+        ROOT_ONLY,
+        fixed(f"/v1/pactivity/{ACTIVITY}"),
+        body={"title": "Tracking"},
+        unchanged=activity_is(linked=None),
+    )
+    yield Entry(
+        "DELETE",
+        "/v1/pactivity/{activity}",
+        ROOT_ONLY,
+        with_activity(linked=True),
+        unchanged=activity_is(linked=True),
+    )
+    yield Entry(
+        "POST",
+        "/v1/pactivity/{activity}/{brief}",
+        ROOT_ONLY,
+        with_activity_link(linked=False),
+        unchanged=activity_is(linked=False),
+    )
+    yield Entry(
+        "DELETE",
+        "/v1/pactivity/{activity}/{brief}",
+        ROOT_ONLY,
+        with_activity_link(linked=True),
+        unchanged=activity_is(linked=True),
+    )
+    yield Entry(
+        "DELETE",
+        "/v1/agreement/{brief}",
+        ROOT_ONLY,
+        with_ann_agreement(f"/v1/agreement/{CONSENT_BRIEF}"),
+        unchanged=ann_still_agrees(CONSENT_BRIEF),
+    )
+    for mode in LOOKUP_MODES:
+        # Consent by email or phone may be given with no token at all (a login page);
+        # a token that is sent must be valid.
+        yield Entry(
+            "POST",
+            AGREEMENT_ROUTE,
+            (ROOT_AND_OWNER | {NONE}) if mode in ("email", "phone") else ROOT_AND_OWNER,
+            agreement_path(CONSENT_BRIEF, mode, agreed=False),
+            variant=mode,
+            audit_title=f"accept agreement for {CONSENT_BRIEF}",
+            unchanged=ann_has_no_agreements,
+        )
+        # Withdrawing is never anonymous; A's withdrawal of a locked consent is a request.
+        for brief in (CONSENT_BRIEF, LOCKED_BRIEF):
+            if brief == LOCKED_BRIEF and mode not in ("token", "email"):
+                continue
+            yield Entry(
+                "DELETE",
+                AGREEMENT_ROUTE,
+                ROOT_AND_OWNER,
+                agreement_path(brief, mode, agreed=True),
+                variant=mode if brief == CONSENT_BRIEF else f"{mode},usercontrol off",
+                audit_title=f"withdraw agreement for {brief}",
+                unchanged=ann_still_agrees(brief),
+            )
+        yield Entry(
+            "GET",
+            AGREEMENT_ROUTE,
+            ROOT_AND_OWNER,
+            agreement_path(CONSENT_BRIEF, mode, agreed=True),
+            variant=mode,
+            audit_title=f"get agreements for {CONSENT_BRIEF}",
+        )
+        yield Entry(
+            "GET",
+            AGREEMENTS_ROUTE,
+            ROOT_AND_OWNER,
+            agreements_path(mode),
+            variant=mode,
+            audit_title=f"get agreements for {mode}",
+        )
+
+
+# --- shared records and data retention -----------------------------------------------------
+
+SHARE_ROUTE = "/v1/sharedrecord/{mode}/{identity}"
+EXP_START_ROUTE = "/v1/exp/start/{mode}/{identity}"
+EXP_STATUS_ROUTE = "/v1/exp/status/{mode}/{identity}"
+EXP_CANCEL_ROUTE = "/v1/exp/cancel/{mode}/{identity}"
+SHARE_BODY = {"fields": "name"}
+
+
+def shared_record_of_ann(scene: Scene) -> str:
+    """``/v1/get/<record>`` for a record root shared of A's profile."""
+    created = scene.as_root("POST", f"/v1/sharedrecord/token/{scene.ann}", SHARE_BODY)
+    assert created.status_code == 200, created.text
+    return f"/v1/get/{created.json()['record']}"
+
+
+def start_anns_retention(scene: Scene) -> str:
+    started = scene.as_root("POST", f"/v1/exp/start/token/{scene.ann}", {"expiration": "1d"})
+    assert started.status_code == 200, started.text
+    return str(started.json()["exptoken"])
+
+
+def exp_link(link: str) -> Callable[[Scene], str]:
+    return lambda scene: f"/v1/exp/{link}/{start_anns_retention(scene)}"
+
+
+def exp_path(action: str, mode: str, *, started: bool = False) -> Callable[[Scene], str]:
+    def build(scene: Scene) -> str:
+        if started:
+            start_anns_retention(scene)
+        return f"/v1/exp/{action}/{mode}/{scene.identity(mode)}"
+
+    return build
+
+
+def anns_retention_is(status: str) -> Callable[[Scene], None]:
+    def check(scene: Scene) -> None:
+        response = scene.as_root("GET", f"/v1/exp/status/token/{scene.ann}")
+        assert response.status_code == 200, response.text
+        assert response.json()["expstatus"] == status
+
+    return check
+
+
+def sharing_and_retention_entries() -> Iterator[Entry]:
+    for mode in APP_MODES:
+        yield Entry(
+            "POST",
+            SHARE_ROUTE,
+            ROOT_AND_OWNER,
+            lambda scene, mode=mode: f"/v1/sharedrecord/{mode}/{scene.identity(mode)}",
+            variant=mode,
+            body=SHARE_BODY,
+            audit_title=f"create shareable record by {mode}",
+        )
+        # Only root starts a retention: A could otherwise erase themselves through its link.
+        yield Entry(
+            "POST",
+            EXP_START_ROUTE,
+            ROOT_ONLY,
+            exp_path("start", mode),
+            variant=mode,
+            audit_title=f"initiate user record expiration by {mode}",
+            unchanged=anns_retention_is(""),
+        )
+        yield Entry(
+            "GET",
+            EXP_STATUS_ROUTE,
+            ROOT_AND_OWNER,
+            exp_path("status", mode, started=True),
+            variant=mode,
+            audit_title=f"get expiration status by {mode}",
+        )
+        yield Entry(
+            "DELETE",
+            EXP_CANCEL_ROUTE,
+            ROOT_AND_OWNER,
+            exp_path("cancel", mode),
+            variant=f"{mode},nothing started",
+            audit_title=f"clear user expiration by {mode}",
+        )
+        # A retention root started is cancelled by root only.
+        yield Entry(
+            "DELETE",
+            EXP_CANCEL_ROUTE,
+            ROOT_ONLY,
+            exp_path("cancel", mode, started=True),
+            variant=f"{mode},started by root",
+            audit_title=f"clear user expiration by {mode}",
+            owner_needs_approval=True,
+            unchanged=anns_retention_is("wait"),
+        )
+    # The record or expiration token in the path is the credential: anyone holding it may use it.
+    yield Entry("GET", "/v1/get/{record}", EVERYONE, shared_record_of_ann)
+    yield Entry("GET", "/v1/exp/retain/{exptoken}", EVERYONE, exp_link("retain"))
+    yield Entry("GET", "/v1/exp/delete/{exptoken}", EVERYONE, exp_link("delete"))
+
+
 MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/v1/status", EVERYONE, fixed("/v1/status")),
     Entry("GET", "/status", EVERYONE, fixed("/status")),
@@ -369,6 +828,10 @@ MATRIX: tuple[Entry, ...] = (
         settings={"generic": {"create_user_without_access_token": True}},
     ),
     *user_record_entries(),
+    *app_record_entries(),
+    *session_entries(),
+    *consent_entries(),
+    *sharing_and_retention_entries(),
     Entry(
         "GET",
         "/v1/audit/list/{token}",
@@ -477,8 +940,107 @@ def user_lookups() -> Iterator[Lookup]:
             yield Lookup(method, USER_ROUTE, mode, user_path(mode), missing, root_on_missing, body)
 
 
+def app_and_session_lookups() -> Iterator[Lookup]:
+    nobody = NOBODY_HOLDS["token"]
+    for method in ("POST", "GET", "PUT", "DELETE"):
+        yield Lookup(
+            method,
+            APP_ROUTE,
+            "token",
+            with_ann_app("/v1/userapp/token/{identity}/{app}"),
+            f"/v1/userapp/token/{nobody}/{APP}",
+            (404, NOT_FOUND),
+            None if method in ("GET", "DELETE") else CHANGE,
+        )
+    yield Lookup(
+        "GET",
+        APP_LIST_ROUTE,
+        "email",
+        with_ann_app("/v1/userapp/email/{identity}"),
+        f"/v1/userapp/email/{NOBODY_HOLDS['email']}",
+        (404, NOT_FOUND),
+    )
+    yield Lookup(
+        "GET",
+        SESSION_ROUTE,
+        None,
+        with_ann_session(f"/v1/session/{ANNS_SESSION}"),
+        f"/v1/session/{nobody}",
+        (404, NOT_FOUND),
+    )
+    yield Lookup(
+        "GET",
+        SESSIONS_ROUTE,
+        "login",
+        with_ann_session("/v1/sessions/login/{identity}"),
+        f"/v1/sessions/login/{NOBODY_HOLDS['login']}",
+        (404, NOT_FOUND),
+    )
+
+
+def consent_lookups() -> Iterator[Lookup]:
+    nobody = NOBODY_HOLDS["token"]
+    for method in ("POST", "GET", "DELETE"):
+        yield Lookup(
+            method,
+            AGREEMENT_ROUTE,
+            "token",
+            agreement_path(CONSENT_BRIEF, "token", agreed=method != "POST"),
+            f"/v1/agreement/{CONSENT_BRIEF}/token/{nobody}",
+            (404, NOT_FOUND),
+        )
+    yield Lookup(
+        "GET",
+        AGREEMENT_ROUTE,
+        "email",
+        agreement_path(CONSENT_BRIEF, "email", agreed=True),
+        f"/v1/agreement/{CONSENT_BRIEF}/email/{NOBODY_HOLDS['email']}",
+        (404, NOT_FOUND),
+    )
+    # Root may withdraw a consent given by an email nobody holds yet: nothing there is done.
+    yield Lookup(
+        "DELETE",
+        AGREEMENT_ROUTE,
+        "email",
+        agreement_path(CONSENT_BRIEF, "email", agreed=True),
+        f"/v1/agreement/{CONSENT_BRIEF}/email/{NOBODY_HOLDS['email']}",
+        (200, {"status": "ok"}),
+    )
+    for mode in ("token", "phone"):
+        yield Lookup(
+            "GET",
+            AGREEMENTS_ROUTE,
+            mode,
+            agreements_path(mode),
+            f"/v1/agreements/{mode}/{NOBODY_HOLDS[mode]}",
+            (404, NOT_FOUND),
+        )
+
+
+def sharing_and_retention_lookups() -> Iterator[Lookup]:
+    for method, route, mode, body in (
+        ("POST", SHARE_ROUTE, "token", SHARE_BODY),
+        ("POST", EXP_START_ROUTE, "email", None),
+        ("GET", EXP_STATUS_ROUTE, "login", None),
+        ("DELETE", EXP_CANCEL_ROUTE, "phone", None),
+    ):
+        prefix = route.removesuffix("/{mode}/{identity}")
+        yield Lookup(
+            method,
+            route,
+            mode,
+            lambda scene, prefix=prefix, mode=mode: f"{prefix}/{mode}/{scene.identity(mode)}",
+            f"{prefix}/{mode}/{NOBODY_HOLDS[mode]}",
+            (404, NOT_FOUND),
+            body,
+        )
+
+
 LOOKUPS: tuple[Lookup, ...] = (
     *user_lookups(),
+    *app_and_session_lookups(),
+    *consent_lookups(),
+    *sharing_and_retention_lookups(),
     Lookup(
         "GET",
         "/v1/audit/list/{token}",
