@@ -15,8 +15,8 @@ from databunker.storage.tables import metadata
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(database_url)
+def database(fresh_database_url: str) -> Iterator[Database]:
+    db = Database(fresh_database_url)
     yield db
     db.dispose()
 
@@ -35,8 +35,8 @@ def test_migrate_is_idempotent_and_records_the_version(database: Database) -> No
         assert schema_version(conn) == LATEST_VERSION
 
 
-def test_servers_starting_at_once_migrate_once(database_url: str) -> None:
-    databases = [Database(database_url) for _ in range(4)]
+def test_servers_starting_at_once_migrate_once(fresh_database_url: str) -> None:
+    databases = [Database(fresh_database_url) for _ in range(4)]
     errors: list[BaseException] = []
 
     def start(db: Database) -> None:

@@ -16,21 +16,16 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import psycopg
 import pytest
-from psycopg import sql
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
 from databunker.services.context import Vault
 from databunker.services.identity import MODES
-from databunker.storage import Database, migrate
-from support.postgres import TemporaryPostgres
 from support.vaults import ROOT_TOKEN, Clock, client_for, issue_user_token
 
 ACCESS_DENIED = {"status": "error", "message": "access denied"}
@@ -92,66 +87,6 @@ SELF_SERVICE = {"selfservice": {"user_record_change": True, "forget_me": True}}
 # so on PostgreSQL this module migrates one database once and empties it before each test
 # (every table emptied, then the rows the migration itself wrote put back): each test
 # still starts from a database that has never held a vault. SQLite keeps a file per test.
-
-
-class ReusablePostgres:
-    """A migrated database that can be emptied back to its never-initialised state."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._conn = psycopg.connect(url)
-        # A connection a previous test left in a transaction must fail this test, not hang it.
-        self._conn.execute("SET lock_timeout = '10s'")
-        query = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
-        self._tables = [str(row[0]) for row in self._conn.execute(query)]
-        self._inserts: list[tuple[sql.Composed, list[tuple[Any, ...]]]] = []
-        for table in self._tables:
-            cursor = self._conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
-            rows = cursor.fetchall()
-            if rows:
-                columns = [column.name for column in cursor.description or ()]
-                insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    sql.Identifier(table),
-                    sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-                    sql.SQL(", ").join(sql.Placeholder() for _ in columns),
-                )
-                self._inserts.append((insert, rows))
-        self._conn.commit()
-
-    def empty(self) -> None:
-        """Delete every row, then put back the rows the migration itself wrote."""
-        with self._conn.transaction():
-            # DELETE, not TRUNCATE: on tables this small it is several times faster.
-            for table in self._tables:
-                self._conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-            for insert, rows in self._inserts:
-                self._conn.cursor().executemany(insert, rows)
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-@pytest.fixture(scope="module")
-def reusable_postgres(postgres_server: TemporaryPostgres) -> Iterator[ReusablePostgres]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    url = postgres_server.create_database(name)
-    database = Database(url)
-    migrate(database)
-    database.dispose()
-    reusable = ReusablePostgres(url)
-    yield reusable
-    reusable.close()
-    postgres_server.drop_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Overrides the suite's fixture: same databases, emptied instead of created per test."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/vault.db"
-    reusable: ReusablePostgres = request.getfixturevalue("reusable_postgres")
-    reusable.empty()
-    return reusable.url
 
 
 @dataclass
