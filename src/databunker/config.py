@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -144,17 +144,31 @@ class PolicySettings(BaseModel):
     max_audit_retention_period: str = "12m"
     max_session_retention_period: str = "1h"
     max_shareable_record_retention_period: str = "1m"
+    # how long a passwordless login code stays valid
+    login_code_period: str = "300s"
+    # how long the access token of a logged-in data subject stays valid
+    user_token_period: str = "1h"  # noqa: S105 - a duration, not a secret
 
     @field_validator(
         "max_user_retention_period",
         "max_audit_retention_period",
         "max_session_retention_period",
         "max_shareable_record_retention_period",
+        "login_code_period",
+        "user_token_period",
     )
     @classmethod
     def _check_duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @property
+    def login_code_seconds(self) -> int:
+        return parse_duration(self.login_code_period)
+
+    @property
+    def user_token_seconds(self) -> int:
+        return parse_duration(self.user_token_period)
 
     @property
     def max_user_retention_seconds(self) -> int:
@@ -215,6 +229,8 @@ class SmtpSettings(BaseModel):
     # ``pass`` is a Python keyword: the attribute is ``pass_``, the YAML key ``pass``.
     pass_: str = Field(default="", validation_alias="pass", serialization_alias="pass", repr=False)
     sender: str = ""
+    # none (plain, for a local relay), starttls, or tls (implicit TLS, usually port 465)
+    security: Literal["none", "starttls", "tls"] = "starttls"
 
 
 class UISettings(BaseModel):

@@ -452,7 +452,14 @@ ui:
     assert config["Sms"]["BasicAuth"] == "****"
     assert config["Sms"]["DefaultCountry"] == "GB"
     assert config["Server"]["Port"] == 3000
-    assert config["SMTP"] == {"Server": "", "Port": 25, "User": "", "Pass": "****", "Sender": ""}
+    assert config["SMTP"] == {
+        "Server": "",
+        "Port": 25,
+        "User": "",
+        "Pass": "****",
+        "Sender": "",
+        "Security": "starttls",
+    }
     assert config["UI"]["CompanyVAT"] == "GB123"
     assert config["UI"]["CustomCSSLink"] == ""
     text = repr(config)

@@ -18,6 +18,8 @@ from databunker.services.context import Work
 from databunker.storage.tables import outbox
 
 WEBHOOK = "webhook"
+EMAIL = "email"
+SMS = "sms"
 
 
 def payload_context(row_id: int | str) -> bytes:
@@ -29,6 +31,23 @@ def enqueue_webhook(work: Work, payload: dict[str, Any]) -> None:
     if not work.settings.notification.notification_url:
         return
     enqueue(work.conn, work.keyring.service_key("outbox"), WEBHOOK, payload, work.now)
+    work.queued += 1
+
+
+def enqueue_email(work: Work, to: str, subject: str, text: str) -> None:
+    """Queue an email (payload ``{"to","subject","text"}``); no-op without ``smtp.server``."""
+    if not work.settings.smtp.server:
+        return
+    payload = {"to": to, "subject": subject, "text": text}
+    enqueue(work.conn, work.keyring.service_key("outbox"), EMAIL, payload, work.now)
+    work.queued += 1
+
+
+def enqueue_sms(work: Work, to: str, text: str) -> None:
+    """Queue a text message (payload ``{"to","text"}``); no-op without ``sms.url``."""
+    if not work.settings.sms.url:
+        return
+    enqueue(work.conn, work.keyring.service_key("outbox"), SMS, {"to": to, "text": text}, work.now)
     work.queued += 1
 
 
