@@ -11,7 +11,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from databunker.api import apps, audit, consent, retention, sessions, sharing, system, users
+from databunker.api import (
+    apps,
+    audit,
+    consent,
+    export,
+    login,
+    requests,
+    retention,
+    sessions,
+    sharing,
+    system,
+    users,
+)
 from databunker.api.errors import on_domain_error, on_http_error, on_server_fault
 from databunker.api.middleware import EdgeMiddleware
 from databunker.api.responses import error
@@ -58,6 +70,9 @@ class Application:
                 *retention.routes,
                 *consent.routes,
                 *audit.routes,
+                *login.routes,
+                *requests.routes,
+                *export.routes,
             ],
             exception_handlers={
                 DatabunkerError: on_domain_error,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from databunker.notify import webhooks
-from databunker.services import agreements, audit, retention, sessions, sharing
+from databunker.services import agreements, audit, captcha, login, retention, sessions, sharing
 from databunker.services.context import Principal, PrincipalKind, Vault, Work
 
 log = logging.getLogger("databunker.jobs")
@@ -50,6 +50,10 @@ def registered_jobs() -> list[Job | NetworkJob]:
         Job("expire agreements", agreements.expire_agreements),
         Job("purge old audit events", audit.purge_old_events),
         Job("purge delivered webhooks", webhooks.purge_delivered),
+        Job("purge expired captchas", captcha.purge_expired_captchas),
+        Job("purge expired login codes", login.purge_expired_login_codes),
+        Job("purge stale rate limits", login.purge_stale_rate_limits),
+        Job("purge expired user tokens", login.purge_expired_user_tokens),
         # Last, so that webhooks queued by the jobs above go out in the same round.
         NetworkJob("deliver webhooks", webhooks.deliver_due),
     ]

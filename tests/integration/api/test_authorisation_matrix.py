@@ -20,12 +20,15 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+import sqlalchemy as sa
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
+from databunker.notify.outbox import open_payload
 from databunker.services.context import Vault
 from databunker.services.identity import MODES
+from databunker.storage.tables import outbox
 from support.vaults import ROOT_TOKEN, Clock, client_for, issue_user_token
 
 ACCESS_DENIED = {"status": "error", "message": "access denied"}
@@ -213,6 +216,8 @@ class Entry:
     owner_needs_approval: bool = False
     # Checks, after a denial, that the request changed nothing.
     unchanged: Callable[[Scene], None] | None = None
+    # Callers refused with something other than a 403: caller -> (status, body).
+    refusals: Mapping[str, tuple[int, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -244,15 +249,15 @@ def user_record_entries() -> Iterator[Entry]:
         )
         for method, title in (("PUT", "change user record"), ("DELETE", "delete user record")):
             body = CHANGE if method == "PUT" else None
+            # Outside self-service A's change or erasure becomes a request (an "ok" answer).
             yield Entry(
                 method,
                 USER_ROUTE,
-                ROOT_ONLY,
+                ROOT_AND_OWNER,
                 path,
                 variant=mode,
                 body=body,
                 audit_title=f"{title} by {mode}",
-                owner_needs_approval=True,
                 unchanged=ann_is_untouched,
             )
             yield Entry(
@@ -727,6 +732,125 @@ def sharing_and_retention_entries() -> Iterator[Entry]:
     yield Entry("GET", "/v1/exp/delete/{exptoken}", EVERYONE, exp_link("delete"))
 
 
+# --- user requests and data export ---------------------------------------------------------
+
+REQUEST_ROUTE = "/v1/request/{rtoken}"
+
+
+def anns_request(scene: Scene) -> str:
+    """A change-profile request of A's (made with A's own token)."""
+    own = issue_user_token(scene.vault, scene.ann)
+    made = scene.send("PUT", f"/v1/user/token/{scene.ann}", own, CHANGE)
+    assert made.status_code == 200, made.text
+    return str(made.json()["rtoken"])
+
+
+def anns_request_path(scene: Scene) -> str:
+    return f"/v1/request/{anns_request(scene)}"
+
+
+def anns_request_is_open(scene: Scene) -> None:
+    ann_is_untouched(scene)
+    response = scene.as_root("GET", f"/v1/requests/token/{scene.ann}")
+    assert response.status_code == 200, response.text
+    assert [row["status"] for row in response.json()["rows"]] == ["open"]
+
+
+def request_and_export_entries() -> Iterator[Entry]:
+    yield Entry("GET", "/v1/requests", ROOT_ONLY, fixed("/v1/requests"))
+    for mode in APP_MODES:
+        yield Entry(
+            "GET",
+            "/v1/requests/{mode}/{identity}",
+            ROOT_AND_OWNER,
+            lambda scene, mode=mode: f"/v1/requests/{mode}/{scene.identity(mode)}",
+            variant=mode,
+            audit_title="get user privacy requests",
+        )
+        yield Entry(
+            "GET",
+            "/v1/export/{mode}/{identity}",
+            ROOT_AND_OWNER,
+            lambda scene, mode=mode: f"/v1/export/{mode}/{scene.identity(mode)}",
+            variant=mode,
+            audit_title=f"export user data by {mode}",
+        )
+    yield Entry(
+        "GET",
+        REQUEST_ROUTE,
+        ROOT_AND_OWNER,
+        anns_request_path,
+        audit_title="get user request by request token",
+    )
+    # Only root approves: A may not approve even A's own request.
+    yield Entry(
+        "POST",
+        REQUEST_ROUTE,
+        ROOT_ONLY,
+        anns_request_path,
+        audit_title="approve user request",
+        unchanged=anns_request_is_open,
+    )
+    yield Entry(
+        "DELETE",
+        REQUEST_ROUTE,
+        ROOT_AND_OWNER,
+        anns_request_path,
+        audit_title="cancel user request",
+        unchanged=anns_request_is_open,
+    )
+
+
+# --- passwordless login ------------------------------------------------------------------------
+
+LOGIN_SETTINGS = {"generic": {"login_captcha": False}, "smtp": {"server": "127.0.0.1"}}
+
+
+def new_captcha_image(scene: Scene) -> str:
+    response = scene.send("GET", "/v1/captcha", None)
+    assert response.status_code == 200, response.text
+    return f"/v1/captcha/{response.json()['captcha']}"
+
+
+def login_with_anns_code(scene: Scene) -> str:
+    """The login path with the code A was just sent by email."""
+    response = scene.send("GET", f"/v1/prelogin/email/{ANN['email']}/000000/none", None)
+    assert response.json() == {"status": "ok", "result": "done"}, response.text
+    key = scene.vault.keyring.service_key("outbox")
+    with scene.vault.database.transaction() as conn:
+        row = conn.execute(sa.select(outbox).where(outbox.c.kind == "email")).one()
+    code = open_payload(key, row.id, row.payload)["text"].split()[-1]
+    return f"/v1/login/email/{ANN['email']}/{code}"
+
+
+def login_entries() -> Iterator[Entry]:
+    yield Entry("GET", "/v1/captcha", EVERYONE, fixed("/v1/captcha"))
+    yield Entry("GET", "/v1/captcha/{captcha}", EVERYONE, new_captcha_image)
+    yield Entry(
+        "GET",
+        "/v1/prelogin/{mode}/{identity}/{code}/{captcha}",
+        EVERYONE,
+        fixed(f"/v1/prelogin/email/{ANN['email']}/000000/none"),
+        settings=LOGIN_SETTINGS,
+    )
+    yield Entry(
+        "GET",
+        "/v1/login/{mode}/{identity}/{code}",
+        EVERYONE,
+        login_with_anns_code,
+        settings=LOGIN_SETTINGS,
+    )
+    # Each user token logs itself out; root has no session to end.
+    yield Entry(
+        "POST",
+        "/v1/logout",
+        frozenset({OWNER, OTHER}),
+        fixed("/v1/logout"),
+        audit_title="user logout",
+        refusals={ROOT: (400, {"status": "error", "message": "only a user token can log out"})},
+    )
+
+
 MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/v1/status", EVERYONE, fixed("/v1/status")),
     Entry("GET", "/status", EVERYONE, fixed("/status")),
@@ -767,6 +891,8 @@ MATRIX: tuple[Entry, ...] = (
     *session_entries(),
     *consent_entries(),
     *sharing_and_retention_entries(),
+    *request_and_export_entries(),
+    *login_entries(),
     Entry(
         "GET",
         "/v1/audit/list/{token}",
@@ -805,6 +931,9 @@ def test_authorisation_matrix(stage: SceneFactory, entry: Entry, caller: str) ->
     path = entry.path(scene)
     response = scene.send(entry.method, path, scene.credential(caller), entry.body)
 
+    if caller in entry.refusals:
+        assert (response.status_code, response.json()) == entry.refusals[caller]
+        return
     if caller in entry.allowed:
         assert 200 <= response.status_code < 300, response.text
         if response.headers["content-type"].startswith("application/json"):
@@ -971,11 +1100,34 @@ def sharing_and_retention_lookups() -> Iterator[Lookup]:
         )
 
 
+def request_and_export_lookups() -> Iterator[Lookup]:
+    nobody = NOBODY_HOLDS["token"]
+    for method in ("GET", "POST", "DELETE"):
+        yield Lookup(
+            method,
+            REQUEST_ROUTE,
+            None,
+            anns_request_path,
+            f"/v1/request/{nobody}",
+            (404, NOT_FOUND),
+        )
+    for route in ("/v1/requests", "/v1/export"):
+        yield Lookup(
+            "GET",
+            f"{route}/{{mode}}/{{identity}}",
+            "email",
+            lambda scene, route=route: f"{route}/email/{ANN['email']}",
+            f"{route}/email/{NOBODY_HOLDS['email']}",
+            (404, NOT_FOUND),
+        )
+
+
 LOOKUPS: tuple[Lookup, ...] = (
     *user_lookups(),
     *app_and_session_lookups(),
     *consent_lookups(),
     *sharing_and_retention_lookups(),
+    *request_and_export_lookups(),
     Lookup(
         "GET",
         "/v1/audit/list/{token}",

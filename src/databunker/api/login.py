@@ -1,0 +1,111 @@
+"""Passwordless login routes: captcha, prelogin, login and logout.
+
+``/v1/captcha`` (a fresh captcha id) and ``/v1/logout`` are additions to v1. A refused
+prelogin or login is answered from inside its transaction rather than rolled back, so that
+what the attempt spent (its captcha, its rate-limit hit, its wrong-code count) stays spent.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.auth import TOKEN_HEADER, Access
+from databunker.api.responses import error
+from databunker.api.runtime import Operation, Payload, path_route, perform
+from databunker.errors import DatabunkerError
+from databunker.services import captcha, login
+from databunker.services.context import Work
+
+PNG = "image/png"
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _title(template: str, mode: str) -> str:
+    return template.format(mode=mode if mode in login.LOGIN_MODES else "unknown mode")
+
+
+def _keeping_what_was_spent(operation: Operation) -> Operation:
+    """Answer a refusal without rolling back; the audit event records it as an error."""
+
+    def committed(work: Work) -> Payload:
+        try:
+            return operation(work)
+        except DatabunkerError as exc:
+            if work.event is not None:
+                work.event.status = "error"
+                work.event.msg = exc.message
+            return error(exc.status_code, exc.message)
+
+    return committed
+
+
+async def new_captcha(request: Request) -> Response:
+    address = _client_address(request)
+
+    def operation(work: Work) -> Payload:
+        login.limit_captchas(work, address)
+        return {"status": "ok", **captcha.create_captcha(work)}
+
+    return await perform(request, Access.PUBLIC, _keeping_what_was_spent(operation))
+
+
+async def captcha_image(request: Request) -> Response:
+    captcha_id = request.path_params["captcha"]
+
+    def operation(work: Work) -> Payload:
+        return Response(captcha.captcha_image(work, captcha_id), media_type=PNG)
+
+    response = await perform(request, Access.PUBLIC, operation)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def prelogin(request: Request) -> Response:
+    params = request.path_params
+    mode, identity = params["mode"], params["identity"]
+    answer, captcha_id = params["code"], params["captcha"]
+    address = _client_address(request)
+    return await perform(
+        request,
+        Access.PUBLIC,
+        _keeping_what_was_spent(
+            lambda work: login.prelogin(work, mode, identity, answer, captcha_id, address)
+        ),
+        title=_title("user prelogin by {mode}", mode),
+    )
+
+
+async def login_with_code(request: Request) -> Response:
+    params = request.path_params
+    mode, identity, code = params["mode"], params["identity"], params["code"]
+    address = _client_address(request)
+    return await perform(
+        request,
+        Access.PUBLIC,
+        _keeping_what_was_spent(lambda work: login.login(work, mode, identity, code, address)),
+        title=_title("user login by {mode}", mode),
+    )
+
+
+async def logout(request: Request) -> Response:
+    presented = request.headers.get(TOKEN_HEADER)
+    return await perform(
+        request,
+        Access.AUTHENTICATED,
+        lambda work: login.logout(work, presented),
+        title="user logout",
+    )
+
+
+routes = [
+    Route("/v1/captcha", new_captcha, methods=["GET"]),
+    Route("/v1/captcha/{captcha}", captcha_image, methods=["GET"]),
+    Route("/v1/prelogin/{mode}/{identity}/{code}/{captcha}", prelogin, methods=["GET"]),
+    Route("/v1/login/{mode}/{identity}/{code}", login_with_code, methods=["GET"]),
+    path_route("/v1/logout", {"POST": logout}),
+]

@@ -1,0 +1,169 @@
+"""Repository of the passwordless login: captchas, pending login codes, rate-limit windows.
+
+Nothing here is a secret in clear: captcha ids, codes and rate-limit buckets arrive as keyed
+hashes, and the captcha answer as ciphertext. Every statement that spends something (a
+captcha, a code attempt, a rate-limit hit) is a single atomic statement, so two servers on
+one database cannot both spend the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from databunker.storage.tables import access_tokens, captchas, login_codes, rate_limits
+
+
+def _insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+# -- captchas ------------------------------------------------------------------------------
+def insert_captcha(conn: Connection, *, id_hash: bytes, sealed_answer: bytes, expires: int) -> None:
+    values = {"id_hash": id_hash, "answer_hash": sealed_answer, "expires": expires}
+    conn.execute(captchas.insert().values(**values))
+
+
+def find_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
+    """The sealed answer of a live captcha, or None."""
+    query = sa.select(captchas.c.answer_hash).where(
+        captchas.c.id_hash == id_hash, captchas.c.expires > now
+    )
+    found: bytes | None = conn.execute(query).scalar_one_or_none()
+    return found
+
+
+def take_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
+    """Delete the captcha and return its sealed answer if it was live: a captcha is spent once."""
+    statement = (
+        captchas.delete()
+        .where(captchas.c.id_hash == id_hash)
+        .returning(captchas.c.answer_hash, captchas.c.expires)
+    )
+    row = conn.execute(statement).one_or_none()
+    if row is None or row.expires <= now:
+        return None
+    answer: bytes = row.answer_hash
+    return answer
+
+
+def purge_expired_captchas(conn: Connection, now: int) -> int:
+    return conn.execute(captchas.delete().where(captchas.c.expires <= now)).rowcount
+
+
+# -- login codes ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LoginCodeRow:
+    user_token: str
+    code_hash: bytes
+    expires: int
+    attempts: int
+
+
+def put_login_code(
+    conn: Connection, *, identity_idx: bytes, user_token: str, code_hash: bytes, expires: int
+) -> None:
+    """Store the pending code of an identity, replacing any earlier one (attempts restart)."""
+    statement = _insert(conn, login_codes).values(
+        identity_idx=identity_idx,
+        user_token=user_token,
+        code_hash=code_hash,
+        expires=expires,
+        attempts=0,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[login_codes.c.identity_idx],
+        set_={
+            "user_token": statement.excluded.user_token,
+            "code_hash": statement.excluded.code_hash,
+            "expires": statement.excluded.expires,
+            "attempts": 0,
+        },
+    )
+    conn.execute(statement)
+
+
+def find_login_code(conn: Connection, identity_idx: bytes) -> LoginCodeRow | None:
+    query = sa.select(
+        login_codes.c.user_token,
+        login_codes.c.code_hash,
+        login_codes.c.expires,
+        login_codes.c.attempts,
+    ).where(login_codes.c.identity_idx == identity_idx)
+    row = conn.execute(query.with_for_update()).one_or_none()
+    return LoginCodeRow(**row._mapping) if row else None
+
+
+def take_login_code(conn: Connection, identity_idx: bytes, code_hash: bytes) -> bool:
+    """Delete the pending code if it is exactly this one: true for the one caller who spent it."""
+    statement = login_codes.delete().where(
+        login_codes.c.identity_idx == identity_idx, login_codes.c.code_hash == code_hash
+    )
+    return conn.execute(statement).rowcount == 1
+
+
+def count_failed_attempt(conn: Connection, identity_idx: bytes) -> int:
+    """Add one wrong attempt to the pending code; returns the new count (0: no code)."""
+    statement = (
+        sa.update(login_codes)
+        .where(login_codes.c.identity_idx == identity_idx)
+        .values(attempts=login_codes.c.attempts + 1)
+        .returning(login_codes.c.attempts)
+    )
+    attempts: int | None = conn.execute(statement).scalar_one_or_none()
+    return attempts or 0
+
+
+def delete_login_code(conn: Connection, identity_idx: bytes) -> None:
+    conn.execute(login_codes.delete().where(login_codes.c.identity_idx == identity_idx))
+
+
+def purge_expired_login_codes(conn: Connection, now: int) -> int:
+    return conn.execute(login_codes.delete().where(login_codes.c.expires <= now)).rowcount
+
+
+# -- rate limits ---------------------------------------------------------------------------
+def hit(conn: Connection, bucket: bytes, now: int, window: int) -> int:
+    """Count one hit in the bucket's fixed window; returns the hits of the current window.
+
+    One upsert: a window older than ``window`` seconds restarts at this hit.
+    """
+    statement = _insert(conn, rate_limits).values(bucket=bucket, window_start=now, hits=1)
+    stale = rate_limits.c.window_start <= now - window
+    upsert = statement.on_conflict_do_update(
+        index_elements=[rate_limits.c.bucket],
+        set_={
+            "hits": sa.case((stale, 1), else_=rate_limits.c.hits + 1),
+            "window_start": sa.case((stale, now), else_=rate_limits.c.window_start),
+        },
+    )
+    hits: int = conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one()
+    return hits
+
+
+def purge_stale_rate_limits(conn: Connection, cutoff: int) -> int:
+    """Remove windows that started at or before ``cutoff`` (older than the longest window)."""
+    return conn.execute(rate_limits.delete().where(rate_limits.c.window_start <= cutoff)).rowcount
+
+
+# -- user access tokens --------------------------------------------------------------------
+def revoke_access_token(conn: Connection, *, token_hash: bytes, kind: str, user_token: str) -> bool:
+    statement = access_tokens.delete().where(
+        access_tokens.c.token_hash == token_hash,
+        access_tokens.c.kind == kind,
+        access_tokens.c.user_token == user_token,
+    )
+    return conn.execute(statement).rowcount == 1
+
+
+def purge_expired_access_tokens(conn: Connection, kind: str, now: int) -> int:
+    """Remove expired tokens of one kind; tokens that never expire (``expires`` 0) stay."""
+    statement = access_tokens.delete().where(
+        access_tokens.c.kind == kind,
+        access_tokens.c.expires > 0,
+        access_tokens.c.expires <= now,
+    )
+    return conn.execute(statement).rowcount
