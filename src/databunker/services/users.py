@@ -23,6 +23,7 @@ from databunker.services.identity import (
     profile_indexes,
     require_uuid,
 )
+from databunker.services.requests import open_request
 from databunker.storage import repositories as repo
 from databunker.storage.erasure import erase_personal_data
 from databunker.storage.repositories import INDEX_FIELDS, UserRow
@@ -145,7 +146,7 @@ def change_user(work: Work, mode: str, identity: str, change: Any) -> dict[str, 
             schema is not None and schema.admin_fields_changed(old, new)
         )
         if needs_approval:
-            raise AccessDenied("this change needs the approval of an administrator")
+            return _request(work, row.token, key, "change-profile", change)
     indexes = profile_indexes(new, work.keyring, work.settings.sms.default_country)
     _check_unique(work, indexes, owner=row.token)
     try:
@@ -180,13 +181,22 @@ def erase_user(work: Work, mode: str, identity: str) -> dict[str, Any]:
     if row.erased is not None:
         raise NotFound("user record not found")
     if work.principal.is_user and not work.settings.selfservice.forget_me:
-        raise AccessDenied("erasure needs the approval of an administrator")
+        return _request(work, row.token, key, "forget-me", None)
     shred(work, row, key, profile)
     if work.event is not None:
         # The event outlives the person: it keeps no identity and no values.
         work.event.who = None
         work.event.data_key = None
     return {"status": "ok", "result": "done"}
+
+
+def _request(
+    work: Work, user_token: str, key: DataKey | None, action: str, change: Any
+) -> dict[str, Any]:
+    """A person's own change or erasure that waits for an administrator's approval."""
+    if work.event is not None:
+        work.event.title = f"user {action} request"
+    return open_request(work, user_token=user_token, action=action, key=key, change=change)
 
 
 def shred(work: Work, row: UserRow, key: DataKey | None, profile: Profile) -> None:

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection
 from databunker.storage.tables import requests
 
 OPEN = "open"
+APPROVED = "approved"
+CANCELED = "canceled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,16 @@ def page(
         query = query.where(requests.c.status == status)
     query = query.order_by(requests.c.updated.desc(), requests.c.rtoken)
     return [_row(r) for r in conn.execute(query.offset(offset).limit(limit))]
+
+
+def of_user(conn: Connection, user_token: str) -> list[RequestRow]:
+    """Every request of the person, newest first."""
+    query = (
+        sa.select(requests)
+        .where(requests.c.user_token == user_token)
+        .order_by(requests.c.updated.desc(), requests.c.rtoken)
+    )
+    return [_row(r) for r in conn.execute(query)]
 
 
 def shred_changes(conn: Connection, user_token: str) -> None:
