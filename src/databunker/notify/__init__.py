@@ -1,1 +1,1 @@
-"""Outbound messages: webhooks (and, later, email and SMS), queued in the outbox."""
+"""Outbound messages: webhooks, email and SMS, queued in the outbox."""

@@ -1,4 +1,5 @@
-"""Webhook delivery: queued outbox rows POSTed to ``notification.notification_url``.
+"""Outbox delivery: webhooks POSTed to ``notification.notification_url``, and emails and
+text messages handed to ``notify.email`` (SMTP) and ``notify.sms`` (HTTP gateway).
 
 Rows are written by ``notify.outbox`` in the transaction of the change they report, so only
 committed changes are ever sent. Delivery happens after commit, from two places that share
@@ -10,6 +11,10 @@ Guarantees: every row is retried with exponential backoff until the receiver ans
 a deliverer that dies mid-delivery loses its lease, and the row is sent again. Delivery is
 therefore at-least-once, and each request carries ``X-Bunker-Delivery: <outbox id>`` so
 receivers can drop repeats. No database transaction is open while a request is on the wire.
+
+Emails and text messages carry login codes: they are deleted as soon as they are delivered
+and dropped when still undelivered after ``MESSAGE_LIFETIME_SECONDS``; they are retried with
+the same backoff meanwhile.
 
 Invariant: nothing a receiver says, and nothing of the URL, reaches the database or the log:
 a failure is recorded as ``http <status>`` or the exception's type name.
@@ -25,20 +30,25 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx2 as httpx
 import orjson
 from starlette.concurrency import run_in_threadpool
 
 from databunker import __version__
-from databunker.notify.outbox import WEBHOOK, open_payload
+from databunker.notify import email, sms
+from databunker.notify.outbox import EMAIL, SMS, WEBHOOK, open_payload
 from databunker.services.context import Vault, Work
 from databunker.storage import outbox as store
 
 __all__ = [
     "DELIVERY_HEADER",
+    "MESSAGE_LIFETIME_SECONDS",
     "SIGNATURE_HEADER",
     "WebhookDispatcher",
+    "configured_kinds",
     "deliver_due",
     "new_http_client",
     "purge_delivered",
@@ -64,6 +74,10 @@ BATCH_SIZE = 20
 LEASE_SECONDS = int(BATCH_SIZE * TIMEOUT_SECONDS) + 100
 # Acknowledged rows (whose payload may name a person) are kept this long, then deleted.
 KEEP_DELIVERED_SECONDS = 7 * 86400
+# Emails and text messages carry login codes, useless after this long: undelivered ones
+# are dropped then, and delivered ones are deleted at once.
+MESSAGE_LIFETIME_SECONDS = 15 * 60
+MESSAGE_KINDS = frozenset({EMAIL, SMS})
 # The dispatcher never spins faster than this, even when a row is due at once.
 _MIN_PAUSE_SECONDS = 0.05
 
@@ -91,26 +105,65 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def deliver_due(vault: Vault, now: int, http_client: httpx.Client | None = None) -> int:
-    """Send every webhook due at ``now``; return how many the receiver acknowledged.
+    """Send every queued notification due at ``now``; return how many were delivered.
 
-    Opens its own short transactions (never one across a network call), so call it outside
-    any transaction. Without ``notification.notification_url`` nothing is sent.
+    Webhooks, emails and text messages alike, each only when its channel is configured
+    (``notification.notification_url``, ``smtp.server``, ``sms.url``). Opens its own short
+    transactions (never one across a network call), so call it outside any transaction.
     """
-    if not vault.settings.notification.notification_url:
+    if not configured_kinds(vault):
         return 0
     if http_client is not None:
-        return _deliver(vault, now, http_client, None)
+        return _deliver_all(vault, now, http_client, None)
     with new_http_client() as client:
-        return _deliver(vault, now, client, None)
+        return _deliver_all(vault, now, client, None)
+
+
+def configured_kinds(vault: Vault) -> list[str]:
+    """The outbox kinds this vault can deliver, by its settings."""
+    settings = vault.settings
+    kinds = []
+    if settings.notification.notification_url:
+        kinds.append(WEBHOOK)
+    if settings.smtp.server:
+        kinds.append(EMAIL)
+    if settings.sms.url:
+        kinds.append(SMS)
+    return kinds
 
 
 def purge_delivered(work: Work) -> int:
-    """Delete webhooks acknowledged more than ``KEEP_DELIVERED_SECONDS`` ago."""
-    return store.delete_delivered_before(work.conn, work.now - KEEP_DELIVERED_SECONDS)
+    """Delete webhooks acknowledged more than ``KEEP_DELIVERED_SECONDS`` ago, and emails and
+    text messages still undelivered after ``MESSAGE_LIFETIME_SECONDS`` (their codes are void)."""
+    purged = store.delete_delivered_before(work.conn, work.now - KEEP_DELIVERED_SECONDS)
+    return purged + store.delete_stale(
+        work.conn, kinds=list(MESSAGE_KINDS), created_before=work.now - MESSAGE_LIFETIME_SECONDS
+    )
 
 
-def _deliver(vault: Vault, now: int, client: httpx.Client, stop: threading.Event | None) -> int:
-    url = vault.settings.notification.notification_url
+# Sends one opened payload; returns None when delivered, else a description without values.
+_Send = Callable[[store.ClaimedRow, dict[str, Any], int], "str | None"]
+
+
+def _sender(vault: Vault, kind: str, client: httpx.Client) -> _Send:
+    settings = vault.settings
+    if kind == EMAIL:
+
+        def send_mail(row: store.ClaimedRow, payload: dict[str, Any], sent_at: int) -> str | None:
+            try:
+                email.send_email(settings.smtp, payload, now=sent_at)
+            except Exception as exc:  # any failure of the network or the server is retried
+                return email.failure_description(exc)
+            return None
+
+        return send_mail
+    if kind == SMS:
+        return lambda row, payload, sent_at: sms.send_sms(client, settings.sms, payload)
+    url = settings.notification.notification_url
+    return lambda row, payload, sent_at: _attempt(vault, url, row, payload, sent_at, client)
+
+
+def _deliver_all(vault: Vault, now: int, client: httpx.Client, stop: threading.Event | None) -> int:
     started = time.monotonic()
 
     def current() -> int:
@@ -119,12 +172,32 @@ def _deliver(vault: Vault, now: int, client: httpx.Client, stop: threading.Event
         return now + int(time.monotonic() - started)
 
     delivered = 0
+    for kind in configured_kinds(vault):
+        if stop is not None and stop.is_set():
+            break
+        delivered += _deliver(vault, kind, _sender(vault, kind, client), current, stop)
+    return delivered
+
+
+def _deliver(
+    vault: Vault,
+    kind: str,
+    send: _Send,
+    current: Callable[[], int],
+    stop: threading.Event | None,
+) -> int:
+    message = kind in MESSAGE_KINDS
+    delivered = 0
     while True:
         claimed_at = current()
         with vault.database.transaction() as conn:
+            if message:
+                store.delete_stale(
+                    conn, kinds=[kind], created_before=claimed_at - MESSAGE_LIFETIME_SECONDS
+                )
             rows = store.claim_due(
                 conn,
-                kind=WEBHOOK,
+                kind=kind,
                 now=claimed_at,
                 lease_until=claimed_at + LEASE_SECONDS,
                 limit=BATCH_SIZE,
@@ -134,32 +207,50 @@ def _deliver(vault: Vault, now: int, client: httpx.Client, stop: threading.Event
                 with vault.database.transaction() as conn:
                     store.release(conn, [later.id for later in rows[position:]])
                 return delivered
-            sent_at = current()
-            error = _attempt(vault, url, row, sent_at, client)
+            error = _send_row(vault, row, send, current())
+            dropped = False
             with vault.database.transaction() as conn:
                 if error is None:
-                    store.mark_delivered(conn, row.id, now=current())
+                    if message:  # it carries a login code: nothing is kept
+                        store.delete_row(conn, row.id)
+                    else:
+                        store.mark_delivered(conn, row.id, now=current())
                     delivered += 1
                 else:
                     retry_at = current() + retry_delay(row.attempts + 1)
-                    store.mark_failed(conn, row.id, next_attempt=retry_at, error=error)
+                    dropped = message and retry_at >= row.created + MESSAGE_LIFETIME_SECONDS
+                    if dropped:
+                        store.delete_row(conn, row.id)
+                    else:
+                        store.mark_failed(conn, row.id, next_attempt=retry_at, error=error)
             if error is not None:
                 log.warning(
-                    "webhook delivery failed, will retry",
-                    extra={"event": f"webhook {row.id}", "error_type": error},
+                    "%s delivery failed, %s",
+                    kind,
+                    "dropped" if dropped else "will retry",
+                    extra={"event": f"{kind} {row.id}", "error_type": error},
                 )
         if len(rows) < BATCH_SIZE:
             return delivered
 
 
-def _attempt(
-    vault: Vault, url: str, row: store.ClaimedRow, sent_at: int, client: httpx.Client
-) -> str | None:
-    """POST one row; None when acknowledged, else a short description without values."""
+def _send_row(vault: Vault, row: store.ClaimedRow, send: _Send, sent_at: int) -> str | None:
     try:
         payload = open_payload(vault.keyring.service_key("outbox"), row.id, row.payload)
     except Exception as exc:  # a corrupt or foreign row must not stop the others
         return f"unreadable payload ({type(exc).__name__})"
+    return send(row, payload, sent_at)
+
+
+def _attempt(
+    vault: Vault,
+    url: str,
+    row: store.ClaimedRow,
+    payload: dict[str, Any],
+    sent_at: int,
+    client: httpx.Client,
+) -> str | None:
+    """POST one webhook; None when acknowledged, else a short description without values."""
     body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     headers = {
         "Content-Type": "application/json",
@@ -196,8 +287,8 @@ class WebhookDispatcher:
 
     @classmethod
     def for_vault(cls, vault: Vault) -> WebhookDispatcher | None:
-        """A dispatcher if webhooks are configured, else None."""
-        if not vault.settings.notification.notification_url:
+        """A dispatcher if webhooks, email or text messages are configured, else None."""
+        if not configured_kinds(vault):
             return None
         return cls(vault, idle_seconds=float(vault.settings.server.jobs_interval))
 
@@ -246,11 +337,12 @@ class WebhookDispatcher:
         """Deliver what is due; return how long to sleep before the next round."""
         vault = self._vault
         with new_http_client() as client:
-            _deliver(vault, vault.clock(), client, self._stopping)
+            _deliver_all(vault, vault.clock(), client, self._stopping)
         if self._stopping.is_set():
             return 0.0
         with vault.database.transaction() as conn:
-            due = store.next_due(conn, kind=WEBHOOK)
+            times = [store.next_due(conn, kind=kind) for kind in configured_kinds(vault)]
+        due = min((at for at in times if at is not None), default=None)
         if due is None:
             return self._idle_seconds
         return min(self._idle_seconds, max(_MIN_PAUSE_SECONDS, float(due - vault.clock())))

@@ -23,6 +23,8 @@ __all__ = [
     "ClaimedRow",
     "claim_due",
     "delete_delivered_before",
+    "delete_row",
+    "delete_stale",
     "mark_delivered",
     "mark_failed",
     "next_due",
@@ -37,6 +39,8 @@ class ClaimedRow:
     payload: bytes = field(repr=False)
     # Attempts made before this claim.
     attempts: int
+    # When the row was queued.
+    created: int = 0
 
 
 def _due(kind: str, now: int) -> sa.ColumnElement[bool]:
@@ -53,14 +57,17 @@ def claim_due(
 ) -> list[ClaimedRow]:
     """Lease up to ``limit`` rows of ``kind`` that are due at ``now``, oldest first."""
     query = (
-        sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts)
+        sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.created)
         .where(_due(kind, now))
         .order_by(outbox.c.next_attempt, outbox.c.id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = [ClaimedRow(int(r.id), bytes(r.payload), int(r.attempts)) for r in conn.execute(query)]
+    rows = [
+        ClaimedRow(int(r.id), bytes(r.payload), int(r.attempts), int(r.created))
+        for r in conn.execute(query)
+    ]
     if rows:
         conn.execute(
             sa.update(outbox)
@@ -123,5 +130,22 @@ def delete_delivered_before(conn: Connection, cutoff: int) -> int:
     """Delete rows acknowledged before ``cutoff``; return how many went."""
     result = conn.execute(
         sa.delete(outbox).where(outbox.c.delivered.is_not(None), outbox.c.delivered < cutoff)
+    )
+    return int(result.rowcount)
+
+
+def delete_row(conn: Connection, row_id: int) -> None:
+    """Delete one row (a delivered or abandoned message that must not be kept)."""
+    conn.execute(sa.delete(outbox).where(outbox.c.id == row_id))
+
+
+def delete_stale(conn: Connection, *, kinds: list[str], created_before: int) -> int:
+    """Delete undelivered rows of ``kinds`` queued before ``created_before``; return how many."""
+    result = conn.execute(
+        sa.delete(outbox).where(
+            outbox.c.kind.in_(kinds),
+            outbox.c.delivered.is_(None),
+            outbox.c.created < created_before,
+        )
     )
     return int(result.rowcount)
