@@ -1,4 +1,4 @@
-"""The ``databunker`` command: init, serve, demo, version.
+"""The ``databunker`` command: init, serve, demo, import, export, version.
 
 Exit status is 0 on success and 1 on any refusal, with a one-line message on stderr that
 names what to fix; secrets are printed only by ``init``, once.
@@ -121,7 +121,8 @@ def _serve(vault: Vault, host: str, port: int) -> None:
         vault.database.dispose()
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
+def _open_existing_vault(args: argparse.Namespace) -> Vault:
+    """The vault of ``--db`` with the master key of the environment, checked against it."""
     settings = load_settings(args.config)
     bootstrap = load_bootstrap()
     master = _master_key(bootstrap)
@@ -133,11 +134,56 @@ def cmd_serve(args: argparse.Namespace) -> None:
     database = _open_database(_database_url(args, bootstrap))
     try:
         open_vault(database, Keyring(master))
-    except VaultStateError as exc:
+        return build_vault(settings, database, master)
+    except (VaultStateError, CommandError) as exc:
         database.dispose()
         raise CommandError(str(exc)) from exc
-    vault = build_vault(settings, database, master)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    vault = _open_existing_vault(args)
+    settings = vault.settings
     _serve(vault, args.host or settings.server.host, args.port or settings.server.port)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from databunker.bulk import import_users
+
+    vault = _open_existing_vault(args)
+    try:
+        with open(args.file, encoding="utf-8", errors="replace") as lines:
+            report = import_users(vault, lines, progress=sys.stderr)
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from exc
+    finally:
+        vault.database.dispose()
+    for number, reason in report.errors:
+        print(f"line {number}: skipped: {reason}", file=sys.stderr)
+    if report.skipped > len(report.errors):
+        print(f"... and {report.skipped - len(report.errors)} more", file=sys.stderr)
+    rate = report.created / report.seconds if report.seconds > 0 else 0.0
+    print(
+        f"imported {report.created} users, skipped {report.skipped} lines "
+        f"in {report.seconds:.1f} s ({rate:,.0f} users/s)",
+        file=sys.stderr,
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from databunker.bulk import export_users
+
+    vault = _open_existing_vault(args)
+    try:
+        if args.file == "-":
+            exported = export_users(vault, sys.stdout, progress=sys.stderr)
+        else:
+            with open(args.file, "w", encoding="utf-8") as out:
+                exported = export_users(vault, out, progress=sys.stderr)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.file}: {exc.strerror}") from exc
+    finally:
+        vault.database.dispose()
+    print(f"exported {exported} users", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -176,6 +222,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000)
     demo.add_argument("--config")
     demo.set_defaults(handler=cmd_demo)
+
+    bulk_import = commands.add_parser("import", help="create users from a JSON-lines file")
+    bulk_import.add_argument("file", help="one profile object per line")
+    bulk_import.set_defaults(handler=cmd_import)
+    bulk_export = commands.add_parser("export", help="write every user as JSON lines")
+    bulk_export.add_argument("file", help='output file ("-" for standard output)')
+    bulk_export.set_defaults(handler=cmd_export)
+    for sub in (bulk_import, bulk_export):
+        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda _args: print(f"databunker {__version__}"))

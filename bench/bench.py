@@ -1,0 +1,298 @@
+"""Throughput of a real ``databunker serve`` under wrk, as ratios to a bare Starlette route.
+
+For each database: ``databunker init`` into a temporary directory (and, for PostgreSQL, a
+temporary cluster), ``databunker serve`` with its production defaults, a set of pre-created
+users, then one wrk run per scenario over keep-alive connections, sampling the server's
+resident memory meanwhile. The bare Starlette route (same uvicorn options, its own process)
+and ``GET /v1/sys/uiconfiguration`` (the vault's whole web stack, no database work) are
+measured in the same run, so the ratios hold on a noisy machine. Prints a Markdown table and
+writes the raw figures to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the temporary PostgreSQL cluster of the test suite
+
+MASTER_KEY = secrets.token_hex(32)
+ROOT_TOKEN = str(uuid.uuid4())
+PYTHON = sys.executable
+
+# (name, lua script, path for the minimal scripts)
+SCENARIOS = [
+    ("minimal: bare Starlette route", "minimal", "/v1/user/token/abc"),
+    ("minimal: vault stack, /v1/sys/uiconfiguration", "minimal", "/v1/sys/uiconfiguration"),
+    ("create user", "create", None),
+    ("get user by token", "get_token", None),
+    ("get user by email", "get_email", None),
+    ("update user", "update", None),
+    ("session create+get", "session", None),
+]
+
+
+@dataclass
+class Result:
+    database: str
+    scenario: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    rss_max_mb: float
+    errors: int
+    ratio_to_minimal: float = 0.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_up(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server on port {port} exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the server on port {port} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], cwd: Path, port: int, path: str) -> Iterator[int]:
+    log = open(cwd / f"server-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(port, path, proc)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", "/nonexistent"),
+        "DATABUNKER_MASTERKEY": MASTER_KEY,
+        "DATABUNKER_ROOTTOKEN": ROOT_TOKEN,
+        "DATABUNKER_DB": database_url,
+    }
+
+
+def create_users(port: int, count: int, tokens_file: Path) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"X-Bunker-Token": ROOT_TOKEN, "Content-Type": "application/json"}
+    tokens = []
+    for i in range(1, count + 1):
+        body = {"email": f"user-{i}@bench.example", "login": f"user{i}", "name": f"User {i}"}
+        conn.request("POST", "/v1/user", json.dumps(body), headers)
+        answer = json.loads(conn.getresponse().read())
+        if answer.get("status") != "ok":
+            raise SystemExit(f"could not create the users: {answer}")
+        tokens.append(answer["token"])
+    tokens_file.write_text("\n".join(tokens) + "\n")
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.max_kb = 0
+        self.stopped = threading.Event()
+
+    def sample(self) -> None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.max_kb = max(self.max_kb, int(line.split()[1]))
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.2):
+            self.sample()
+
+
+def run_wrk(args: argparse.Namespace, port: int, script: str, env: dict[str, str]) -> dict:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.seconds}s",
+        "--latency",
+        "-s",
+        str(ROOT / "bench" / "lua" / f"{script}.lua"),
+        f"http://127.0.0.1:{port}",
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            figures: dict = json.loads(line.removeprefix("BENCH_RESULT "))
+            figures["raw"] = done.stdout
+            return figures
+    raise SystemExit(f"wrk failed:\n{done.stdout}\n{done.stderr}")
+
+
+def measure(
+    args: argparse.Namespace, database: str, name: str, script: str, port: int, pid: int, env: dict
+) -> Result:
+    sampler = RssSampler(pid)
+    sampler.sample()
+    sampler.start()
+    figures = run_wrk(args, port, script, env)
+    sampler.stopped.set()
+    sampler.join()
+    seconds = figures["duration_us"] / 1e6
+    result = Result(
+        database=database,
+        scenario=name,
+        requests_per_second=figures["requests"] / seconds,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        rss_max_mb=sampler.max_kb / 1024,
+        errors=figures["socket_errors"] + max(figures["status_errors"], figures["bad_answers"]),
+    )
+    print(
+        f"  {name}: {result.requests_per_second:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms, RSS {result.rss_max_mb:.0f} MB, errors {result.errors}",
+        file=sys.stderr,
+    )
+    return result
+
+
+def bench_database(args: argparse.Namespace, database: str, url: str, work: Path) -> list[Result]:
+    env = server_env(url)
+    init = subprocess.run(
+        [PYTHON, "-m", "databunker", "init"], env=env, cwd=work, capture_output=True, check=False
+    )
+    if init.returncode != 0:
+        raise SystemExit(f"databunker init failed: {init.stderr.decode()}")
+    results: list[Result] = []
+    tokens_file = work / "tokens.txt"
+    wrk_env = {
+        "BENCH_ROOT_TOKEN": ROOT_TOKEN,
+        "BENCH_TOKENS": str(tokens_file),
+        "BENCH_RUN": secrets.token_hex(4),
+    }
+    minimal_port = free_port()
+    minimal = [PYTHON, str(ROOT / "bench" / "minimal_app.py"), str(minimal_port)]
+    with process(minimal, env, work, minimal_port, "/v1/user/token/abc") as pid:
+        name, script, path = SCENARIOS[0]
+        results.append(
+            measure(
+                args, database, name, script, minimal_port, pid, {**wrk_env, "BENCH_PATH": path}
+            )
+        )
+    port = free_port()
+    serve = [PYTHON, "-m", "databunker", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with process(serve, env, work, port, "/v1/status") as pid:
+        create_users(port, args.users, tokens_file)
+        for name, script, path in SCENARIOS[1:]:
+            extra = {"BENCH_PATH": path} if path else {}
+            results.append(measure(args, database, name, script, port, pid, {**wrk_env, **extra}))
+    base = results[0].requests_per_second
+    for result in results:
+        result.ratio_to_minimal = result.requests_per_second / base if base else 0.0
+    return results
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def table(results: list[Result]) -> str:
+    rows = [
+        "| database | scenario | requests/s | p50 ms | p99 ms | RSS MB | vs minimal | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r.database} | {r.scenario} | {r.requests_per_second:,.0f} | {r.p50_ms:.1f} "
+            f"| {r.p99_ms:.1f} | {r.rss_max_mb:.0f} | {r.ratio_to_minimal:.2f} | {r.errors} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per scenario")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--users", type=int, default=1000, help="users created beforehand")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    results: list[Result] = []
+    databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    for database in databases:
+        print(f"{database}:", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="databunker-bench-") as folder:
+            work = Path(folder)
+            if database == "sqlite":
+                results += bench_database(args, database, f"sqlite:///{work}/vault.db", work)
+                continue
+            from support.postgres import TemporaryPostgres
+
+            with TemporaryPostgres() as server:
+                url = server.create_database("bench")
+                results += bench_database(args, database, url, work)
+
+    stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+    about = (
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}; wrk -t{args.threads} "
+        f"-c{args.connections} -d{args.seconds}s on the same machine"
+    )
+    args.results.mkdir(parents=True, exist_ok=True)
+    raw = {"machine": about, "results": [asdict(r) for r in results]}
+    (args.results / f"{stamp}.json").write_text(json.dumps(raw, indent=2) + "\n")
+    print(f"\n{about}\n\n{table(results)}")
+
+
+if __name__ == "__main__":
+    main()
