@@ -10,6 +10,7 @@ parameters are hidden from SQLAlchemy's error messages so no value reaches a log
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,8 +56,10 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        self._writer_lock: threading.RLock | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+            self._writer_lock = threading.RLock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -65,7 +68,14 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One unit of work: committed when the block ends, rolled back on any exception."""
-        with self.engine.begin() as conn:
+        if self._writer_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        # SQLite has one writer at a time. Queueing this process's writers on a lock is far
+        # cheaper than letting them poll SQLite's busy handler, whose sleeps grow with each
+        # retry; other processes on the same file still meet the busy timeout.
+        with self._writer_lock, self.engine.begin() as conn:
             yield conn
 
     def ping(self) -> bool:
