@@ -231,6 +231,20 @@ class SmtpSettings(BaseModel):
     sender: str = ""
     # none (plain, for a local relay), starttls, or tls (implicit TLS, usually port 465)
     security: Literal["none", "starttls", "tls"] = "starttls"
+    # the login-code email: its subject, and its text where {code} stands for the code
+    code_subject: str = "Access Code"
+    code_template: str = "Your access code is {code}. It is valid for a few minutes."
+
+    @field_validator("code_template")
+    @classmethod
+    def _template_has_code(cls, value: str) -> str:
+        if "{code}" not in value:
+            raise ValueError("must contain {code}, where the login code goes")
+        return value
+
+    def login_code_email(self, code: str) -> tuple[str, str]:
+        """Subject and text of the email that carries a login code."""
+        return self.code_subject, self.code_template.replace("{code}", code)
 
 
 class UISettings(BaseModel):

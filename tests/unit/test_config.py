@@ -459,6 +459,8 @@ ui:
         "Pass": "****",
         "Sender": "",
         "Security": "starttls",
+        "CodeSubject": "Access Code",
+        "CodeTemplate": "Your access code is {code}. It is valid for a few minutes.",
     }
     assert config["UI"]["CompanyVAT"] == "GB123"
     assert config["UI"]["CustomCSSLink"] == ""
@@ -613,3 +615,14 @@ def test_bootstrap_repr_redacts_secrets() -> None:
     assert repr(Bootstrap(None, None, None)) == (
         "Bootstrap(master_key_hex=None, root_token=None, database_url=None)"
     )
+
+
+def test_the_login_code_email_is_configurable_and_must_hold_the_code(tmp_path: Path) -> None:
+    path = tmp_path / "databunker.yaml"
+    path.write_text('smtp:\n  code_subject: "Sign-in code"\n  code_template: "Code: {code}!"\n')
+    settings = load_settings(path, environ={})
+    assert settings.smtp.login_code_email("123456") == ("Sign-in code", "Code: 123456!")
+
+    path.write_text('smtp:\n  code_template: "no placeholder"\n')
+    with pytest.raises(ConfigError, match=r"smtp\.code_template"):
+        load_settings(path, environ={})

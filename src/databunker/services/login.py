@@ -138,7 +138,8 @@ def _issue_code(
     if work.vault.demo:
         return  # the demo code is documented; nothing is sent
     if mode == "email":
-        enqueue_email(work, normalised, "Access Code", f"Your Databunker access code is {code}")
+        subject, text = work.settings.smtp.login_code_email(code)
+        enqueue_email(work, normalised, subject, text)
     else:
         enqueue_sms(work, normalised, f"Databunker code {code}")
 
