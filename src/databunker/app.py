@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
+from databunker import web
 from databunker.api import (
     apps,
     audit,
@@ -73,6 +74,7 @@ class Application:
                 *login.routes,
                 *requests.routes,
                 *export.routes,
+                *web.routes,
             ],
             exception_handlers={
                 DatabunkerError: on_domain_error,

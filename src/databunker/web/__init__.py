@@ -1,0 +1,5 @@
+"""Server-rendered pages: the privacy portal for data subjects (see ``portal``)."""
+
+from databunker.web.portal import routes
+
+__all__ = ["routes"]

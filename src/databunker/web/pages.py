@@ -1,0 +1,171 @@
+"""What every page shares: templates, the page CSP, the session cookie, CSRF and service calls.
+
+Safety rules kept here, in one place:
+
+* templates are autoescaped, so any stored value renders as text;
+* pages answer with a Content-Security-Policy without ``unsafe-inline`` (no inline script or
+  style is ever needed: the only stylesheet is ``/static/portal.css``);
+* the person's access token lives only in an httpOnly, SameSite=Strict cookie (``Secure`` over
+  https) with a short lifetime; it never appears in a URL, a page or browser storage;
+* every form is POST and carries a CSRF token: a keyed hash of the session token once signed
+  in, or the value of a random double-submit cookie before that;
+* pages reach the domain only through ``run_unit_of_work`` (one transaction, audited), as the
+  API does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from databunker.api.auth import Access
+from databunker.api.runtime import Operation, Payload, run_unit_of_work, vault_of
+from databunker.errors import AccessDenied, DatabunkerError
+
+HERE = Path(__file__).parent
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SESSION_COOKIE = "databunker_session"
+PRESESSION_COOKIE = "databunker_csrf"
+CSRF_FIELD = "csrf"
+# The cookie outlives neither the access token nor this bound.
+MAX_SESSION_SECONDS = 30 * 60
+PRESESSION_SECONDS = 30 * 60
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _is_https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def session_token(request: Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def csrf_token(request: Request) -> str:
+    """The token this browser's forms must carry (see the module docstring)."""
+    session = session_token(request)
+    if session is not None:
+        digest = vault_of(request).keyring.hash_secret("page-csrf", session)
+        return digest.hex()
+    existing = request.cookies.get(PRESESSION_COOKIE)
+    if existing and len(existing) == 43:
+        return existing
+    fresh: str = request.scope.setdefault("databunker.presession", secrets.token_urlsafe(32))
+    return fresh
+
+
+async def check_csrf(request: Request) -> dict[str, str]:
+    """The posted form's text fields, once its CSRF token is right (403 otherwise)."""
+    form = await request.form()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    presented = fields.get(CSRF_FIELD, "")
+    expected = csrf_token(request)
+    if request.cookies.get(SESSION_COOKIE) is None and PRESESSION_COOKIE not in request.cookies:
+        raise AccessDenied()  # a pre-session form is valid only with its cookie
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise AccessDenied()
+    return fields
+
+
+def _finish(request: Request, response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Cache-Control"] = "no-store"
+    fresh = request.scope.get("databunker.presession")
+    if fresh is not None and session_token(request) is None:
+        response.set_cookie(
+            PRESESSION_COOKIE,
+            fresh,
+            max_age=PRESESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=_is_https(request),
+            path="/",
+        )
+    return response
+
+
+def render(
+    request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
+) -> Response:
+    settings = vault_of(request).settings
+    values: dict[str, Any] = {
+        "ui": settings.ui,
+        "csrf": csrf_token(request),
+        "signed_in": session_token(request) is not None,
+        "path": request.url.path,
+        "notice": None,
+        **(context or {}),
+    }
+    page = templates.get_template(template).render(values)
+    return _finish(request, HTMLResponse(page, status_code=status))
+
+
+def redirect(request: Request, to: str) -> Response:
+    return _finish(request, RedirectResponse(to, status_code=303))
+
+
+def start_session(request: Request, response: Response, xtoken: str) -> None:
+    lifetime = min(vault_of(request).settings.policy.user_token_seconds, MAX_SESSION_SECONDS)
+    response.set_cookie(
+        SESSION_COOKIE,
+        xtoken,
+        max_age=lifetime,
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(request),
+        path="/",
+    )
+    response.delete_cookie(PRESESSION_COOKIE, path="/")
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+
+
+def attachment(request: Request, body: bytes, filename: str, media_type: str) -> Response:
+    response = Response(body, media_type=media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return _finish(request, response)
+
+
+async def call(
+    request: Request,
+    operation: Operation,
+    *,
+    access: Access = Access.PUBLIC,
+    presented: str | None = None,
+    title: str | None = None,
+) -> Payload:
+    """Run ``operation`` as the API does: one transaction, the caller authenticated by
+    ``presented``, the route's access enforced, the audit event written."""
+    vault = vault_of(request)
+    queued: list[int] = []
+    result = await run_in_threadpool(
+        run_unit_of_work, vault, presented, access, operation, title, queued
+    )
+    webhooks = getattr(request.app.state, "webhooks", None)
+    if queued and webhooks is not None:
+        webhooks.wake()
+    return result
+
+
+def error_page(request: Request, exc: DatabunkerError) -> Response:
+    # Domain messages never carry personal data or secrets: they may be shown as they are.
+    return render(request, "error.html", {"message": exc.message}, status=exc.status_code)

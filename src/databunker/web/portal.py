@@ -1,0 +1,404 @@
+"""The privacy portal: a person signs in with a one-time code and exercises their rights.
+
+Pages are server-rendered; every action is a POST form with a CSRF token, answered with a
+redirect (303) to a page that shows what happened. Which message to show travels as a fixed
+key in the query string (``?done=saved``), never as text or personal data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.auth import Access
+from databunker.api.runtime import Payload, vault_of
+from databunker.errors import AccessDenied, BadRequest, DatabunkerError, NotFound
+from databunker.services import agreements, audit, captcha, export, legal, login, users
+from databunker.services import requests as user_requests
+from databunker.services.context import Work
+from databunker.services.documents import encode
+from databunker.web import pages
+
+Page = Callable[[Request], Awaitable[Response]]
+
+NOTICES = {
+    "saved": "Your profile was saved.",
+    "pending": "Your change waits for approval by the data protection officer.",
+    "exists": "A request of this kind already waits for approval.",
+    "given": "Your consent was recorded.",
+    "withdrawn": "Your consent was withdrawn.",
+    "withdraw-pending": "Your withdrawal waits for approval by the data protection officer.",
+    "canceled": "The request was cancelled.",
+    "forget-pending": "Your request to be forgotten waits for approval.",
+    "unchanged": "Nothing was changed.",
+}
+# Keys shown masked and never prefilled, as the original portal did.
+SECRET_KEYS = {"password", "pwd", "pass", "parol", "passwd"}
+AUDIT_PAGE = 50
+
+
+class SignedOut(Exception):
+    """The browser has no valid session: it goes back to the sign-in page."""
+
+
+def page(handler: Page) -> Page:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SignedOut:
+            response = pages.redirect(request, "/")
+            pages.end_session(response)
+            return response
+        except DatabunkerError as exc:
+            return pages.error_page(request, exc)
+
+    return wrapped
+
+
+async def as_person(
+    request: Request, operation: Callable[[Work, str], Payload], title: str | None = None
+) -> Any:
+    """Run ``operation(work, user_token)`` as the signed-in person (root tokens do not count)."""
+    xtoken = pages.session_token(request)
+    if xtoken is None:
+        raise SignedOut()
+
+    def guarded(work: Work) -> Payload:
+        user_token = work.principal.user_token
+        if not work.principal.is_user or user_token is None:
+            raise AccessDenied()
+        return operation(work, user_token)
+
+    try:
+        return await pages.call(
+            request, guarded, access=Access.AUTHENTICATED, presented=xtoken, title=title
+        )
+    except AccessDenied as exc:
+        raise SignedOut() from exc
+
+
+def notice(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("done", ""))
+
+
+def when(value: Any) -> str:
+    if not isinstance(value, int) or value <= 0:
+        return ""
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+pages.templates.filters["when"] = when
+
+
+def _result_notice(answer: Any, done: str, pending: str) -> str:
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if result == "request-created":
+        return pending
+    if result == "request-exists":
+        return "exists"
+    return done
+
+
+# --- signing in --------------------------------------------------------------------------
+
+
+async def _new_captcha(request: Request) -> str | None:
+    if not vault_of(request).settings.generic.login_captcha:
+        return None
+    address = request.client.host if request.client else "unknown"
+
+    def operation(work: Work) -> Payload:
+        login.limit_captchas(work, address)
+        return captcha.create_captcha(work)
+
+    created = await pages.call(request, operation)
+    assert isinstance(created, dict)
+    return str(created["captcha"])
+
+
+async def _signin_page(
+    request: Request, *, message: str | None = None, mode: str = "email", status: int = 200
+) -> Response:
+    if pages.session_token(request) is not None and message is None:
+        return pages.redirect(request, "/profile")
+    context = {"captcha": await _new_captcha(request), "message": message, "mode": mode}
+    return pages.render(request, "signin.html", context, status=status)
+
+
+@page
+async def signin(request: Request) -> Response:
+    return await _signin_page(request)
+
+
+@page
+async def send_code(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    mode = fields.get("mode", "")
+    identity = fields.get("identity", "").strip()
+    if mode not in login.LOGIN_MODES or not identity:
+        return await _signin_page(request, message="Enter your email or phone.", status=400)
+    address = request.client.host if request.client else "unknown"
+    answer = await pages.call(
+        request,
+        lambda work: login.prelogin(
+            work,
+            mode,
+            identity,
+            fields.get("answer", ""),
+            fields.get("captcha", ""),
+            address,
+        ),
+        title=f"user prelogin by {mode}",
+    )
+    if isinstance(answer, dict) and answer.get("result") == "captcha-error":
+        return await _signin_page(
+            request, message="The digits did not match. Try the new picture.", mode=mode
+        )
+    return pages.render(request, "code.html", {"mode": mode, "identity": identity})
+
+
+@page
+async def enter_code(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    mode, identity = fields.get("mode", ""), fields.get("identity", "")
+    code = fields.get("code", "").strip()
+    address = request.client.host if request.client else "unknown"
+    try:
+        answer = await pages.call(
+            request,
+            lambda work: login.login(work, mode, identity, code, address),
+            title=f"user login by {mode if mode in login.LOGIN_MODES else 'unknown mode'}",
+        )
+    except BadRequest:
+        context = {"mode": mode, "identity": identity, "message": "This code is not valid."}
+        return pages.render(request, "code.html", context, status=400)
+    assert isinstance(answer, dict)
+    response = pages.redirect(request, "/profile")
+    pages.start_session(request, response, str(answer["xtoken"]))
+    return response
+
+
+@page
+async def sign_out(request: Request) -> Response:
+    await pages.check_csrf(request)
+    xtoken = pages.session_token(request)
+    with contextlib.suppress(SignedOut):
+        await as_person(request, lambda work, _t: login.logout(work, xtoken), "user logout")
+    response = pages.redirect(request, "/")
+    pages.end_session(response)
+    return response
+
+
+# --- profile -----------------------------------------------------------------------------
+
+
+def _profile_view(work: Work, user_token: str) -> Payload:
+    found = users.get_user(work, "token", user_token)
+    waiting = user_requests.list_user_requests(work, "token", user_token, "open", 0, 100)
+    return {"profile": found["data"], "waiting": waiting["rows"]}
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@page
+async def profile(request: Request) -> Response:
+    view = await as_person(request, _profile_view, "get user record by token")
+    fields = [
+        {
+            "name": name,
+            "value": _shown(value),
+            "secret": name.lower() in SECRET_KEYS,
+            "editable": isinstance(value, str | int | float) and not isinstance(value, bool),
+        }
+        for name, value in sorted(view["profile"].items())
+    ]
+    waiting = [r for r in view["waiting"] if r["action"] in ("change-profile", "forget-me")]
+    context = {"fields": fields, "waiting": waiting, "notice": notice(request)}
+    return pages.render(request, "profile.html", context)
+
+
+@page
+async def save_profile(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+
+    def operation(work: Work, user_token: str) -> Payload:
+        current = users.get_user(work, "token", user_token)["data"]
+        change: dict[str, Any] = {}
+        for name, value in fields.items():
+            if not name.startswith("field:"):
+                continue
+            key = name.removeprefix("field:")
+            if key in current and _shown(current[key]) != value and key.lower() not in SECRET_KEYS:
+                change[key] = value
+        new_key, new_value = fields.get("new_name", "").strip(), fields.get("new_value", "")
+        if new_key:
+            change[new_key] = new_value
+        if not change:
+            return {"result": "unchanged"}
+        return users.change_user(work, "token", user_token, change)
+
+    answer = await as_person(request, operation, "change user record by token")
+    done = "unchanged" if answer.get("result") == "unchanged" else "saved"
+    return pages.redirect(request, "/profile?done=" + _result_notice(answer, done, "pending"))
+
+
+# --- consents ----------------------------------------------------------------------------
+
+
+def _consents_view(work: Work, user_token: str) -> Payload:
+    given = {
+        row["brief"]: row for row in agreements.list_agreements(work, "token", user_token)["rows"]
+    }
+    rows = []
+    for basis in legal.list_bases(work)["rows"]:
+        agreement = given.pop(basis["brief"], None)
+        if basis["status"] != legal.ACTIVE and agreement is None:
+            continue
+        rows.append({"basis": basis, "agreement": agreement})
+    for brief, agreement in given.items():
+        rows.append({"basis": {"brief": brief, "shortdesc": brief}, "agreement": agreement})
+    return {"rows": rows}
+
+
+@page
+async def consents(request: Request) -> Response:
+    view = await as_person(request, _consents_view, "get agreements for token")
+    context = {"rows": view["rows"], "notice": notice(request)}
+    return pages.render(request, "consents.html", context)
+
+
+@page
+async def change_consent(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    brief = legal.parse_brief(fields.get("brief", ""))
+    body = {"lastmodifiedby": "person", "agreementmethod": "portal"}
+    if fields.get("action") == "give":
+        await as_person(
+            request,
+            lambda work, token: agreements.accept(work, brief, "token", token, body),
+            f"accept agreement for {brief}",
+        )
+        return pages.redirect(request, "/consents?done=given")
+    answer = await as_person(
+        request,
+        lambda work, token: agreements.withdraw(work, brief, "token", token, body),
+        f"withdraw agreement for {brief}",
+    )
+    done = _result_notice(answer, "withdrawn", "withdraw-pending")
+    return pages.redirect(request, "/consents?done=" + done)
+
+
+# --- requests, audit, export, forget me ----------------------------------------------------
+
+
+@page
+async def requests_page(request: Request) -> Response:
+    view = await as_person(
+        request,
+        lambda work, token: user_requests.list_user_requests(work, "token", token, None, 0, 100),
+        "get user privacy requests",
+    )
+    context = {"rows": view["rows"], "notice": notice(request)}
+    return pages.render(request, "requests.html", context)
+
+
+@page
+async def cancel_request(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    rtoken = fields.get("rtoken", "")
+    await as_person(
+        request,
+        lambda work, _token: user_requests.cancel_request(work, rtoken, None),
+        "cancel user request",
+    )
+    return pages.redirect(request, "/requests?done=canceled")
+
+
+@page
+async def audit_page(request: Request) -> Response:
+    view = await as_person(
+        request,
+        lambda work, token: audit.list_user_events(work, token, 0, AUDIT_PAGE),
+        "view audit events",
+    )
+    return pages.render(request, "audit.html", {"rows": view["rows"], "total": view["total"]})
+
+
+@page
+async def download(request: Request) -> Response:
+    await pages.check_csrf(request)
+    document = await as_person(
+        request,
+        lambda work, token: export.export_user(work, "token", token),
+        "export user data by token",
+    )
+    return pages.attachment(request, encode(document), "my-data.json", "application/json")
+
+
+@page
+async def forget_page(request: Request) -> Response:
+    await as_person(request, lambda _work, _token: {})
+    return pages.render(request, "forget.html", {"message": None})
+
+
+@page
+async def forget(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    if fields.get("confirm") != "yes":
+        message = "Tick the box to confirm that you want to be forgotten."
+        return pages.render(request, "forget.html", {"message": message}, status=400)
+    answer = await as_person(
+        request,
+        lambda work, token: users.erase_user(work, "token", token),
+        "delete user record by token",
+    )
+    if answer.get("result") == "done":
+        response = pages.render(request, "forgotten.html", {"signed_in": False})
+        pages.end_session(response)
+        return response
+    done = _result_notice(answer, "forget-pending", "forget-pending")
+    return pages.redirect(request, "/profile?done=" + done)
+
+
+STATIC = {
+    "portal.css": ((pages.HERE / "static" / "portal.css").read_bytes(), "text/css"),
+}
+
+
+async def static(request: Request) -> Response:
+    found = STATIC.get(request.path_params["name"])
+    if found is None:
+        return pages.error_page(request, NotFound())
+    body, media_type = found
+    response = Response(body, media_type=media_type)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+routes: list[Route] = [
+    Route("/", signin, methods=["GET"]),
+    Route("/signin", send_code, methods=["POST"]),
+    Route("/code", enter_code, methods=["POST"]),
+    Route("/signout", sign_out, methods=["POST"]),
+    Route("/profile", profile, methods=["GET"]),
+    Route("/profile/save", save_profile, methods=["POST"]),
+    Route("/consents", consents, methods=["GET"]),
+    Route("/consents/change", change_consent, methods=["POST"]),
+    Route("/requests", requests_page, methods=["GET"]),
+    Route("/requests/cancel", cancel_request, methods=["POST"]),
+    Route("/audit", audit_page, methods=["GET"]),
+    Route("/export", download, methods=["POST"]),
+    Route("/forget", forget_page, methods=["GET"]),
+    Route("/forget/confirm", forget, methods=["POST"]),
+    Route("/static/{name}", static, methods=["GET"]),
+]
