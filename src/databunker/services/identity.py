@@ -56,7 +56,7 @@ def normalise_phone(value: str, default_country: str) -> str | None:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
-def _plain_text(value: Any) -> str | None:
+def plain_text(value: Any) -> str | None:
     """login/custom values: strings trimmed, numbers as integer text, other types unindexed."""
     if isinstance(value, bool) or value is None:
         return None
@@ -72,9 +72,9 @@ def normalise(field: str, value: Any, default_country: str) -> str | None:
     if field == "email":
         return normalise_email(value) if isinstance(value, str) else None
     if field == "phone":
-        text = _plain_text(value)
+        text = plain_text(value)
         return normalise_phone(text, default_country) if text else None
-    return _plain_text(value)
+    return plain_text(value)
 
 
 def profile_indexes(

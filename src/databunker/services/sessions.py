@@ -18,7 +18,7 @@ from databunker.services import documents
 from databunker.services.audit import save_event
 from databunker.services.context import AuditEvent, Work
 from databunker.services.durations import capped_expiry
-from databunker.services.identity import require_uuid
+from databunker.services.identity import plain_text, require_uuid
 from databunker.services.users import find_user, resolve_user
 from databunker.storage import repositories as user_repo
 from databunker.storage import sessions as repo
@@ -47,26 +47,13 @@ def open_session_data(work: Work, row: repo.SessionRow) -> JSONObject:
     return data
 
 
-# The name services.sharing imports; open_session_data is the public one.
-
-
-def _identity_text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return str(int(value))
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
 def _linked_person(work: Work, data: JSONObject) -> UserRow | None:
     """The person named by the first non-empty link field; None when nobody (living) is."""
     for mode in LINK_FIELDS:
         value = data.get(mode)
         if value is None or value == "":
             continue
-        identity = _identity_text(value)
+        identity = plain_text(value)
         if identity is None or (mode == "token" and not is_uuid(identity)):
             return None
         # Locked, so the person cannot be erased while their session is being written.
