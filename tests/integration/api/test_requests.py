@@ -380,7 +380,8 @@ def test_approvals_send_the_matching_webhooks(stage: Callable[..., Scene]) -> No
 
     key = scene.vault.keyring.service_key("outbox")
     with scene.vault.database.transaction() as conn:
-        rows = list(conn.execute(sa.select(outbox.c.id, outbox.c.kind, outbox.c.payload)))
+        query = sa.select(outbox.c.id, outbox.c.kind, outbox.c.payload).order_by(outbox.c.id)
+        rows = list(conn.execute(query))
     hooks = [open_payload(key, r.id, r.payload) for r in rows if r.kind == "webhook"]
     assert [(h["action"], h["identity"]) for h in hooks[-2:]] == [
         ("profilechange", scene.bob),

@@ -142,7 +142,7 @@ def test_logs_never_carry_an_identity(api: TestClient, caplog: pytest.LogCapture
 
 # -- routing errors --------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "path", ["/v1/nothing", "/", "/v1/user/token", "/v1/user/token/a/b", "/V1/STATUS"]
+    "path", ["/v1/nothing", "/nothing", "/v1/user/token", "/v1/user/token/a/b", "/V1/STATUS"]
 )
 def test_an_unknown_path_has_the_exact_endpoint_missing_body(api: TestClient, path: str) -> None:
     response = api.get(path, follow_redirects=False)
@@ -287,7 +287,9 @@ ODD_SEGMENTS = [
 
 def _assert_sane(response: Response) -> None:
     assert response.status_code < 500, (response.request.method, response.request.url)
-    assert response.json()["status"] in ("ok", "error")
+    if response.request.url.path.startswith("/v1/"):
+        assert response.json()["status"] in ("ok", "error")
+    # A segment like ".." can resolve the path out of the API (to the portal's pages).
 
 
 def _bodies(seed: int, count: int) -> list[bytes]:
