@@ -7,7 +7,7 @@ SQLite and on a real PostgreSQL server started for the session.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,14 @@ from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database, migrate
 from support.postgres import ReusableDatabase, TemporaryPostgres
-from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, VaultFactory, client_for
+from support.vaults import (
+    MASTER_KEY_HEX,
+    ROOT_TOKEN,
+    Clock,
+    VaultFactory,
+    client_for,
+    issue_user_token,
+)
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +123,15 @@ def anonymous(vault: Vault) -> Iterator[TestClient]:
     """A client of the same vault sending no token."""
     with client_for(vault, None) as client:
         yield client
+
+
+@pytest.fixture
+def user_client(vault: Vault) -> Iterator[Callable[[str], TestClient]]:
+    """``user_client(token)``: a client sending a fresh access token of that person."""
+    with client_for(vault, None) as client:
+
+        def make(user_token: str) -> TestClient:
+            client.headers["X-Bunker-Token"] = issue_user_token(vault, user_token)
+            return client
+
+        yield make

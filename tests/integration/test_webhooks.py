@@ -34,6 +34,7 @@ from databunker.storage import outbox as store
 from databunker.storage.tables import outbox
 from support.receiver import Receiver
 from support.vaults import Clock, client_for
+from support.vaults import create_user as create
 
 ANN = {"email": "ann@example.com", "name": "Ann", "city": "York"}
 SECRET = "whsec-test-4f2a"
@@ -58,13 +59,6 @@ def api_without_dispatcher(vault: Vault) -> Iterator[TestClient]:
         yield client
     finally:
         client.close()
-
-
-def create(api: TestClient, profile: dict[str, Any]) -> str:
-    response = api.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def outbox_rows(vault: Vault) -> list[sa.Row[Any]]:

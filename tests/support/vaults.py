@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -51,3 +52,10 @@ def issue_user_token(vault: Vault, user_token: str, *, ttl: int = 600) -> str:
             expires=vault.clock() + ttl,
         )
     return token
+
+
+def create_user(client: TestClient, profile: dict[str, Any]) -> str:
+    """Create a person through the API (the client must be allowed to) and return the token."""
+    response = client.post("/v1/user", json=profile)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])

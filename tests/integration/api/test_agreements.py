@@ -22,6 +22,7 @@ from databunker.notify.outbox import open_payload
 from databunker.services.context import Vault
 from databunker.storage.tables import agreements, metadata, outbox
 from support.vaults import Clock, client_for, issue_user_token
+from support.vaults import create_user as create
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -59,12 +60,6 @@ def define_catalogue(api: TestClient) -> None:
     for brief, usercontrol in ((BRIEF, True), (LOCKED, False), (OTHER_BRIEF, True)):
         body = {"module": "signup-page", "basistype": "consent", "usercontrol": usercontrol}
         assert_ok(api.post(f"/v1/lbasis/{brief}", json=body))
-
-
-def create(api: TestClient, profile: dict[str, Any]) -> str:
-    response = api.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def accept(client: TestClient, brief: str, mode: str, identity: str, body: Any = None) -> Response:

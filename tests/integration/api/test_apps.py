@@ -7,7 +7,6 @@ audit trail.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +20,7 @@ from databunker.services import apps, documents
 from databunker.services.context import Vault, Work
 from databunker.storage import repositories as user_repo
 from databunker.storage import requests as request_repo
-from support.vaults import ROOT_TOKEN, client_for, issue_user_token
+from support.vaults import ROOT_TOKEN, client_for, create_user, issue_user_token
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -32,10 +31,6 @@ CART = {"items": [{"sku": "A-1", "qty": 2}], "total": 19.5, "gift": False, "note
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def create_user(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def app_path(token: str, app: str, mode: str = "token") -> str:
@@ -72,18 +67,6 @@ def audit_rows(client: TestClient, token: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def ann(api: TestClient) -> str:
     return create_user(api, ANN)
-
-
-@pytest.fixture
-def user_client(vault: Vault) -> Iterator[Any]:
-    """``user_client(token)``: a client sending a fresh access token of that person."""
-    with client_for(vault, None) as client:
-
-        def make(user_token: str) -> TestClient:
-            client.headers["X-Bunker-Token"] = issue_user_token(vault, user_token)
-            return client
-
-        yield make
 
 
 # -- create and read -------------------------------------------------------------------------

@@ -15,15 +15,10 @@ from starlette.testclient import TestClient
 
 from databunker.services.context import Vault
 from support.vaults import Clock, client_for, issue_user_token
+from support.vaults import create_user as create
 
 ROW_FIELDS = {"atoken", "when", "mode", "identity", "record", "title", "status", "more"}
 ANN = {"login": "ann", "email": "ann@example.com", "phone": "07700 900123", "custom": "c-1"}
-
-
-def create(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def trail(client: TestClient, token: str, query: str = "limit=100") -> dict[str, Any]:

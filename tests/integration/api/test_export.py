@@ -10,18 +10,13 @@ from starlette.testclient import TestClient
 
 from databunker.services.context import Vault
 from support.vaults import client_for, issue_user_token
+from support.vaults import create_user as create
 
 ANN = {"login": "ann", "email": "ann@example.com", "name": "Ann"}
 BOB = {"login": "bob", "email": "bob@example.com", "name": "Bob"}
 ACCESS_DENIED = {"status": "error", "message": "access denied"}
 SESSION = "5b0c7e52-1d3a-4c8e-9f6b-2a7d4e8c0b13"
 BRIEF = "core-send-email-on-login"
-
-
-def create(client: TestClient, profile: dict[str, str]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from conftest import VaultFactory
-from support.vaults import Clock, client_for
+from support.vaults import Clock, client_for, create_user
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SEEDED = [
@@ -123,12 +123,6 @@ def link(api: TestClient, activity: str, brief: str) -> None:
 
 def accept(api: TestClient, brief: str, email: str, body: Any = None) -> None:
     assert_ok(api.post(f"/v1/agreement/{brief}/email/{email}", json=body))
-
-
-def create_user(api: TestClient, profile: dict[str, Any]) -> str:
-    response = api.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def agreements_of(api: TestClient, token: str) -> dict[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ from databunker.notify.outbox import open_payload
 from databunker.services.context import Vault
 from databunker.storage.tables import outbox
 from support.vaults import client_for, issue_user_token
+from support.vaults import create_user as create
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ANN = {"login": "ann", "email": "ann@example.com", "name": "Ann"}
@@ -54,12 +55,6 @@ def stage(make_vault: Callable[..., Vault]) -> Iterator[Callable[..., Scene]]:
             return Scene(vault, root, ann, bob, as_ann, as_bob)
 
         yield build
-
-
-def create(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def created(response: Response, result: str = "request-created") -> str:

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from databunker.jobs import registered_jobs, run_jobs
 from databunker.notify.outbox import open_payload
 from databunker.services.context import Vault
-from support.vaults import Clock, client_for, issue_user_token
+from support.vaults import Clock, client_for, create_user, issue_user_token
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ACCESS_DENIED = {"status": "error", "message": "access denied"}
@@ -35,10 +35,6 @@ ROOT_STARTED = "a retention started by an administrator can only be cancelled by
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def create_user(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def start(client: TestClient, token: str, body: dict[str, Any] | None = None) -> Response:

@@ -8,7 +8,6 @@ object (with its ``cookie``) comes back exactly as it was posted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from starlette.testclient import TestClient
 
 from databunker.jobs import run_jobs
 from databunker.services.context import Vault
-from support.vaults import Clock, client_for, issue_user_token
+from support.vaults import Clock, client_for, create_user
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -46,12 +45,6 @@ EXPRESS_SESSION = {
 # -- helpers ---------------------------------------------------------------------------------
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def create_user(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def put_session(client: TestClient, session: str, data: Any) -> None:
@@ -98,18 +91,6 @@ def admin_titles(client: TestClient) -> list[str]:
 @pytest.fixture
 def ann(api: TestClient) -> str:
     return create_user(api, ANN)
-
-
-@pytest.fixture
-def as_user(vault: Vault) -> Iterator[Any]:
-    """``as_user(token)``: a client sending a fresh access token of that person."""
-    with client_for(vault, None) as client:
-
-        def make(user_token: str) -> TestClient:
-            client.headers["X-Bunker-Token"] = issue_user_token(vault, user_token)
-            return client
-
-        yield make
 
 
 # -- create and read -------------------------------------------------------------------------
@@ -231,7 +212,7 @@ def test_the_express_session_store_exchange(api: TestClient) -> None:
 
 # -- expiry ----------------------------------------------------------------------------------
 def test_a_session_expires_after_the_policy_maximum(
-    api: TestClient, clock: Clock, ann: str, as_user: Any
+    api: TestClient, clock: Clock, ann: str, user_client: Any
 ) -> None:
     session = new_id()
     put_session(api, session, {"login": "ann", "views": 1})
@@ -241,7 +222,7 @@ def test_a_session_expires_after_the_policy_maximum(
 
     # Expired looks exactly like missing: to root, to the owner, and in the owner's list.
     assert_error(get_session(api, session), 404, NOT_FOUND)
-    assert_error(get_session(as_user(ann), session), 403, ACCESS_DENIED)
+    assert_error(get_session(user_client(ann), session), 403, ACCESS_DENIED)
     assert sessions_of(api, f"token/{ann}") == {"status": "ok", "total": 0, "rows": []}
 
 
@@ -318,13 +299,13 @@ def test_an_absolute_expiration_time_is_accepted(make_vault: Any, clock: Clock) 
     ],
 )
 def test_a_session_is_linked_by_the_first_identity_in_its_data(
-    api: TestClient, ann: str, as_user: Any, link: dict[str, Any]
+    api: TestClient, ann: str, user_client: Any, link: dict[str, Any]
 ) -> None:
     session = new_id()
     put_session(api, session, {**link, "views": 1})
 
     assert session_ids(api, f"token/{ann}") == [session]
-    response = get_session(as_user(ann), session)
+    response = get_session(user_client(ann), session)
     assert response.status_code == 200, response.text
     assert response.json()["data"] == {**link, "views": 1}
 
@@ -357,13 +338,13 @@ def test_only_the_first_identity_is_tried(api: TestClient, ann: str) -> None:
     ],
 )
 def test_a_failed_link_leaves_the_session_unlinked(
-    api: TestClient, ann: str, as_user: Any, link: dict[str, Any]
+    api: TestClient, ann: str, user_client: Any, link: dict[str, Any]
 ) -> None:
     session = new_id()
     put_session(api, session, link)
     assert data_of(api, session) == link
     assert session_ids(api, f"token/{ann}") == []
-    assert_error(get_session(as_user(ann), session), 403, ACCESS_DENIED)
+    assert_error(get_session(user_client(ann), session), 403, ACCESS_DENIED)
 
 
 def test_re_posting_a_session_moves_its_link(api: TestClient, ann: str) -> None:
@@ -378,13 +359,15 @@ def test_re_posting_a_session_moves_its_link(api: TestClient, ann: str) -> None:
 
 
 # -- who may do what -------------------------------------------------------------------------
-def test_a_person_reads_their_own_sessions_only(api: TestClient, ann: str, as_user: Any) -> None:
+def test_a_person_reads_their_own_sessions_only(
+    api: TestClient, ann: str, user_client: Any
+) -> None:
     bob = create_user(api, BOB)
     mine, theirs = new_id(), new_id()
     put_session(api, mine, {"login": "ann", "n": 1})
     put_session(api, theirs, {"login": "bob", "n": 2})
 
-    client = as_user(ann)
+    client = user_client(ann)
     assert client.get(f"/v1/session/{mine}").json()["data"] == {"login": "ann", "n": 1}
     assert_error(client.get(f"/v1/session/{theirs}"), 403, ACCESS_DENIED)
     # A session that does not exist looks the same as someone else's.
@@ -394,10 +377,10 @@ def test_a_person_reads_their_own_sessions_only(api: TestClient, ann: str, as_us
     assert_error(client.get("/v1/sessions/login/nobody"), 403, ACCESS_DENIED)
 
 
-def test_only_root_writes_sessions(api: TestClient, ann: str, as_user: Any) -> None:
+def test_only_root_writes_sessions(api: TestClient, ann: str, user_client: Any) -> None:
     session = new_id()
     put_session(api, session, {"login": "ann"})
-    client = as_user(ann)
+    client = user_client(ann)
     posted = client.post(f"/v1/session/{session}", json={"login": "ann", "hacked": True})
     assert_error(posted, 403, ACCESS_DENIED)
     assert_error(client.delete(f"/v1/session/{session}"), 403, ACCESS_DENIED)

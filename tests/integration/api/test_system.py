@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from databunker.app import build_app
 from databunker.services.context import Vault
 from support.vaults import ROOT_TOKEN, client_for
+from support.vaults import create_user as create
 
 ENDPOINT_MISSING = b'{"status":"error", "message":"endpoint is missing"}'
 UI_KEYS = {
@@ -40,12 +41,6 @@ USER_ROUTE = "/v1/user/{mode}/{identity}"
 def assert_error(response: Response, status: int, message: str) -> None:
     assert response.status_code == status, response.text
     assert response.json() == {"status": "error", "message": message}
-
-
-def create(client: TestClient, profile: dict[str, Any]) -> str:
-    response = client.post("/v1/user", json=profile)
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
 
 
 def metric_samples(text: str, name: str) -> list[dict[str, str]]:
