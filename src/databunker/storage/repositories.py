@@ -55,6 +55,28 @@ def _user(row: Any) -> UserRow:
     return UserRow(**row._mapping)
 
 
+# The statements of the hottest paths are built once: building a statement and its cache
+# key costs more than running it.
+_GET_USER = sa.select(*_USER_COLUMNS).where(users.c.token == sa.bindparam("key"))
+_GET_USER_BY_INDEX = {
+    field: sa.select(*_USER_COLUMNS).where(users.c[f"{field}_idx"] == sa.bindparam("key"))
+    for field in INDEX_FIELDS
+}
+_INDEX_OWNER = {
+    field: sa.select(users.c.token).where(users.c[f"{field}_idx"] == sa.bindparam("key"))
+    for field in INDEX_FIELDS
+}
+_INSERT_USER = users.insert()
+_UPDATE_USER = users.update().where(
+    users.c.token == sa.bindparam("where_token"),
+    users.c.version == sa.bindparam("where_version"),
+)
+_LOCKED = {
+    statement: statement.with_for_update()
+    for statement in (_GET_USER, *_GET_USER_BY_INDEX.values())
+}
+
+
 def insert_user(
     conn: Connection,
     *,
@@ -64,41 +86,38 @@ def insert_user(
     indexes: dict[str, bytes | None],
     now: int,
 ) -> None:
-    conn.execute(
-        users.insert().values(
-            token=token,
-            data_key=data_key,
-            profile=profile,
-            version=1,
-            created=now,
-            updated=now,
-            **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
-        )
-    )
+    values = {
+        "token": token,
+        "data_key": data_key,
+        "profile": profile,
+        "version": 1,
+        "created": now,
+        "updated": now,
+        **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
+    }
+    conn.execute(_INSERT_USER, values)
+
+
+def _one_user(
+    conn: Connection, statement: sa.Select[Any], key: object, for_update: bool
+) -> UserRow | None:
+    query = _LOCKED[statement] if for_update else statement
+    row = conn.execute(query, {"key": key}).one_or_none()
+    return _user(row) if row else None
 
 
 def get_user(conn: Connection, token: str, *, for_update: bool = False) -> UserRow | None:
-    query = sa.select(*_USER_COLUMNS).where(users.c.token == token)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
-    return _user(row) if row else None
+    return _one_user(conn, _GET_USER, token, for_update)
 
 
 def find_user_by_index(
     conn: Connection, field: str, digest: bytes, *, for_update: bool = False
 ) -> UserRow | None:
-    column = users.c[f"{field}_idx"]
-    query = sa.select(*_USER_COLUMNS).where(column == digest)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
-    return _user(row) if row else None
+    return _one_user(conn, _GET_USER_BY_INDEX[field], digest, for_update)
 
 
 def index_owner(conn: Connection, field: str, digest: bytes) -> str | None:
-    column = users.c[f"{field}_idx"]
-    return conn.execute(sa.select(users.c.token).where(column == digest)).scalar_one_or_none()
+    return conn.execute(_INDEX_OWNER[field], {"key": digest}).scalar_one_or_none()
 
 
 def update_user(
@@ -111,17 +130,15 @@ def update_user(
     now: int,
 ) -> bool:
     """Compare-and-set on ``version``; False when another writer changed the row first."""
-    result = conn.execute(
-        users.update()
-        .where(users.c.token == token, users.c.version == expected_version)
-        .values(
-            profile=profile,
-            version=expected_version + 1,
-            updated=now,
-            **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
-        )
-    )
-    return result.rowcount == 1
+    values = {
+        "where_token": token,
+        "where_version": expected_version,
+        "profile": profile,
+        "version": expected_version + 1,
+        "updated": now,
+        **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
+    }
+    return conn.execute(_UPDATE_USER, values).rowcount == 1
 
 
 def erase_user(
@@ -184,12 +201,13 @@ def insert_access_token(
     )
 
 
+_FIND_ACCESS_TOKEN = sa.select(
+    access_tokens.c.kind, access_tokens.c.user_token, access_tokens.c.expires
+).where(access_tokens.c.token_hash == sa.bindparam("token_hash"))
+
+
 def find_access_token(conn: Connection, token_hash: bytes) -> AccessTokenRow | None:
-    row = conn.execute(
-        sa.select(access_tokens.c.kind, access_tokens.c.user_token, access_tokens.c.expires).where(
-            access_tokens.c.token_hash == token_hash
-        )
-    ).one_or_none()
+    row = conn.execute(_FIND_ACCESS_TOKEN, {"token_hash": token_hash}).one_or_none()
     return AccessTokenRow(**row._mapping) if row else None
 
 
@@ -233,24 +251,11 @@ _AUDIT_COLUMNS = (
 )
 
 
+_INSERT_AUDIT = audit.insert()
+
+
 def insert_audit(conn: Connection, row: AuditRow) -> None:
-    conn.execute(
-        audit.insert().values(
-            atoken=row.atoken,
-            created=row.created,
-            user_token=row.user_token,
-            mode=row.mode,
-            who=row.who,
-            accessor=row.accessor,
-            app=row.app,
-            title=row.title,
-            status=row.status,
-            msg=row.msg,
-            debug=row.debug,
-            before=row.before,
-            after=row.after,
-        )
-    )
+    conn.execute(_INSERT_AUDIT, {name: getattr(row, name) for name in AuditRow.__slots__})
 
 
 def _audit_filter(user_token: str | None) -> Sequence[sa.ColumnElement[bool]]:

@@ -32,6 +32,28 @@ def _row(row: Any) -> SessionRow:
     return SessionRow(**row._mapping)
 
 
+def _upsert_statement(insert: Any) -> Any:
+    statement = insert(sessions)
+    return statement.on_conflict_do_update(
+        index_elements=[sessions.c.session],
+        set_={
+            "user_token": statement.excluded.user_token,
+            "data_key": statement.excluded.data_key,
+            "data": statement.excluded.data,
+            "updated": statement.excluded.updated,
+            "expires": statement.excluded.expires,
+        },
+    )
+
+
+# Built once per dialect: building a statement costs more than running it.
+_UPSERT = {
+    "postgresql": _upsert_statement(postgresql.insert),
+    "sqlite": _upsert_statement(sqlite.insert),
+}
+_GET = sa.select(sessions).where(sessions.c.session == sa.bindparam("session"))
+
+
 def upsert_session(
     conn: Connection,
     *,
@@ -43,32 +65,21 @@ def upsert_session(
     expires: int,
 ) -> None:
     """Create the session, or overwrite its owner, key, data and expiry (one statement)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(sessions).values(
-        session=session,
-        user_token=user_token,
-        data_key=data_key,
-        data=data,
-        created=now,
-        updated=now,
-        expires=expires,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[sessions.c.session],
-        set_={
-            "user_token": statement.excluded.user_token,
-            "data_key": statement.excluded.data_key,
-            "data": statement.excluded.data,
-            "updated": statement.excluded.updated,
-            "expires": statement.excluded.expires,
-        },
-    )
-    conn.execute(statement)
+    values = {
+        "session": session,
+        "user_token": user_token,
+        "data_key": data_key,
+        "data": data,
+        "created": now,
+        "updated": now,
+        "expires": expires,
+    }
+    conn.execute(_UPSERT[conn.dialect.name], values)
 
 
 def get_session(conn: Connection, session: str) -> SessionRow | None:
     """The session, expired or not (callers decide what expiry means to them)."""
-    row = conn.execute(sa.select(sessions).where(sessions.c.session == session)).one_or_none()
+    row = conn.execute(_GET, {"session": session}).one_or_none()
     return _row(row) if row else None
 
 
