@@ -137,8 +137,17 @@ class RequestBody:
 
 async def read_request_body(request: Request) -> RequestBody:
     limits = request.app.state.vault.settings.server
+    if _has_no_body(request):
+        return RequestBody(b"", None, limits.max_json_depth)
     raw = await read_body(request, limits.max_body_bytes)
     return RequestBody(raw, request.headers.get("content-type"), limits.max_json_depth)
+
+
+def _has_no_body(request: Request) -> bool:
+    """True when HTTP/1.1 framing says the body is empty (no length, not chunked): most GETs,
+    answered without waiting on the body stream."""
+    framing = (b"content-length", b"transfer-encoding")
+    return not any(name.lower() in framing for name, _ in request.scope["headers"])
 
 
 def page(request: Request) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -41,11 +41,9 @@ async def perform(
 ) -> Response:
     vault = vault_of(request)
     presented = request.headers.get(TOKEN_HEADER)
-    queued: list[int] = []
-    payload = await run_in_threadpool(
-        run_unit_of_work, vault, presented, access, operation, title, queued
-    )
-    if queued:
+    unit = UnitOfWork(vault, presented, access, operation, title)
+    payload = await unit.run_async()
+    if unit.queued:
         _wake_dispatcher(request)
     return payload if isinstance(payload, Response) else ok(payload)
 
@@ -67,42 +65,85 @@ def run_unit_of_work(
     queued: list[int] | None = None,
 ) -> Payload:
     """Run one operation in one transaction; ``queued`` receives the outbox rows committed."""
-    now = vault.clock()
-    audited = title is not None and not vault.settings.generic.disable_audit
-    event = AuditEvent(title=title) if audited and title is not None else None
-    try:
-        with vault.database.transaction() as conn:
-            principal = principal_for(conn, vault, presented, now)
-            if event is not None:
-                event.accessor = principal.accessor
-            enforce(access, principal, vault)
-            work = Work(vault, conn, principal, now, event)
-            result = operation(work)
-            if event is not None:
-                save_event(conn, event, now)
-        if queued is not None and work.queued:
-            queued.append(work.queued)
+    unit = UnitOfWork(vault, presented, access, operation, title)
+    result = unit.run()
+    if queued is not None and unit.queued:
+        queued.append(unit.queued)
+    return result
+
+
+class UnitOfWork:
+    """One operation with its caller, access level and audit event, run in one transaction
+    (``Database.run``); a failed attempt is audited afterwards in a unit of its own."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        presented: str | None,
+        access: Access,
+        operation: Operation,
+        title: str | None,
+    ) -> None:
+        self.vault = vault
+        self.presented = presented
+        self.access = access
+        self.operation = operation
+        self.now = vault.clock()
+        audited = title is not None and not vault.settings.generic.disable_audit
+        self.event = AuditEvent(title=title) if audited and title is not None else None
+        self.queued = 0
+
+    def __call__(self, conn: Connection) -> Payload:
+        vault, event = self.vault, self.event
+        principal = principal_for(conn, vault, self.presented, self.now)
+        if event is not None:
+            event.accessor = principal.accessor
+        enforce(self.access, principal, vault)
+        work = Work(vault, conn, principal, self.now, event)
+        result = self.operation(work)
+        if event is not None:
+            save_event(conn, event, self.now)
+        self.queued = work.queued
         return result
-    except DatabunkerError as exc:
-        if event is not None:
-            _save_failure(vault, event, now, exc.message)
-        raise
-    except Exception:
-        if event is not None:
-            _save_failure(vault, event, now, "internal error")
-        raise
 
+    def run(self) -> Payload:
+        try:
+            return self.vault.database.run(self)
+        except Exception as exc:
+            self._failed(exc)
+            raise
 
-def _save_failure(vault: Vault, event: AuditEvent, now: int, message: str) -> None:
-    event.status = "error"
-    event.msg = message
-    # The change did not happen: its values are not kept.
-    event.before = event.after = None
-    try:
-        with vault.database.transaction() as conn:
-            save_event(conn, event, now)
-    except Exception as exc:  # the original failure is what the caller must see
-        log.error("could not record a failed request", extra={"error_type": type(exc).__name__})
+    async def run_async(self) -> Payload:
+        try:
+            return await self.vault.database.run_async(self)
+        except Exception as exc:
+            await self.vault.database.run_async(self._failure(exc))
+            raise
+
+    def _failed(self, exc: Exception) -> None:
+        self.vault.database.run(self._failure(exc))
+
+    def _failure(self, exc: Exception) -> Callable[[Connection], None]:
+        """The unit that records this attempt as failed (a no-op when it is not audited)."""
+        event, now = self.event, self.now
+        if event is None:
+            return lambda _conn: None
+        event.status = "error"
+        event.msg = exc.message if isinstance(exc, DatabunkerError) else "internal error"
+        # The change did not happen: its values are not kept.
+        event.before = event.after = None
+
+        def record(conn: Connection) -> None:
+            try:
+                with conn.begin_nested():
+                    save_event(conn, event, now)
+            except Exception as error:  # the original failure is what the caller must see
+                log.error(
+                    "could not record a failed request",
+                    extra={"error_type": type(error).__name__},
+                )
+
+        return record
 
 
 def path_route(path: str, handlers: dict[str, Handler]) -> Route:

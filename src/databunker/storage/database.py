@@ -11,15 +11,19 @@ parameters are hidden from SQLAlchemy's error messages so no value reaches a log
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from databunker.storage.group_commit import GroupCommit
+
 DEFAULT_URL = "sqlite:///databunker.db"
+T = TypeVar("T")
 
 
 class DatabaseURLError(ValueError):
@@ -57,9 +61,11 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._writer_lock: threading.RLock | None = None
+        self._group_commit: GroupCommit | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             self._writer_lock = threading.RLock()
+            self._group_commit = GroupCommit(self.transaction)
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,6 +84,21 @@ class Database:
         with self._writer_lock, self.engine.begin() as conn:
             yield conn
 
+    def run(self, unit: Callable[[Connection], T]) -> T:
+        """Run ``unit`` as one unit of work: its changes are committed when this returns, and
+        rolled back (alone) if it raises. On SQLite, units share transactions (group commit,
+        see ``storage/group_commit.py``); on PostgreSQL each has a transaction of its own."""
+        if self._group_commit is None:
+            with self.transaction() as conn:
+                return unit(conn)
+        return self._group_commit.run(unit)
+
+    async def run_async(self, unit: Callable[[Connection], T]) -> T:
+        """``run`` for the event loop: the unit runs off the loop, which waits for it."""
+        if self._group_commit is None:
+            return await anyio.to_thread.run_sync(self.run, unit)
+        return await self._group_commit.submit_async(unit)
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -87,6 +108,8 @@ class Database:
         return True
 
     def dispose(self) -> None:
+        if self._group_commit is not None:
+            self._group_commit.stop()
         self.engine.dispose()
 
 
