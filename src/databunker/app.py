@@ -38,7 +38,7 @@ from databunker.services.context import Vault
 class Application:
     """The served ASGI app: the edge middleware around the Starlette router."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, *, owns_database: bool = False) -> None:
         self.vault = vault
         self.metrics = Metrics()
 
@@ -59,7 +59,10 @@ class Application:
                 jobs.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await jobs
-                # The database pool belongs to whoever built the vault, not to the app.
+                # The database pool belongs to whoever built the vault: here only when
+                # the app was built with the vault, in a worker process.
+                if owns_database:
+                    vault.database.dispose()
 
         self.starlette = Starlette(
             routes=[
@@ -110,5 +113,5 @@ class Application:
                 await error(500, "internal error")(scope, receive, send)
 
 
-def build_app(vault: Vault) -> Application:
-    return Application(vault)
+def build_app(vault: Vault, *, owns_database: bool = False) -> Application:
+    return Application(vault, owns_database=owns_database)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from databunker import __version__, logs
 from databunker.config import Bootstrap, ConfigError, Settings, load_bootstrap, load_settings
 from databunker.crypto import Keyring, MasterKey, new_token
+from databunker.metrics import MULTIPROCESS_METRICS
 from databunker.services.access import DEMO_ROOT_TOKEN
 from databunker.services.context import Vault, system_clock
 from databunker.services.schema import SchemaLoadError, UserSchema
@@ -25,6 +28,10 @@ from databunker.storage import Database, DatabaseURLError
 from databunker.storage.database import DEFAULT_URL
 
 log = logging.getLogger("databunker")
+
+MAX_WORKERS = 64
+# Set by ``serve --workers N`` for its worker processes.
+WORKER_CONFIG = "DATABUNKER_WORKER_CONFIG"
 
 
 class CommandError(Exception):
@@ -94,7 +101,7 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(vault: Vault, host: str, port: int) -> None:
+def _serve(vault: Vault, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from databunker.app import build_app
@@ -106,24 +113,46 @@ def _serve(vault: Vault, host: str, port: int) -> None:
             raise CommandError(f"ssl.ssl_certificate: no such file {ssl.ssl_certificate}")
         tls = {"ssl_certfile": ssl.ssl_certificate, "ssl_keyfile": ssl.ssl_certificate_key}
     log.info("listening", extra={"event": f"http{'s' if tls else ''}://{host}:{port}"})
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        **tls,
+    }
+    if workers > 1:
+        # Each worker process opens the vault again from the environment (see worker_app);
+        # this process only supervises them.
+        vault.database.dispose()
+        with tempfile.TemporaryDirectory(prefix="databunker-metrics-") as shared:
+            os.environ[MULTIPROCESS_METRICS] = shared
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        return
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        uvicorn.run(
-            build_app(vault),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            **tls,  # type: ignore[arg-type]
-        )
+        uvicorn.run(build_app(vault), **options)
     finally:
         vault.database.dispose()
 
 
+def worker_app() -> Any:
+    """The app of one worker process of ``serve --workers N``: the parent left the database
+    URL and configuration file in the environment."""
+    from databunker.app import build_app
+
+    logs.configure()
+    vault = _open_vault(os.environ.get(WORKER_CONFIG) or None, None)
+    return build_app(vault, owns_database=True)
+
+
 def _open_existing_vault(args: argparse.Namespace) -> Vault:
     """The vault of ``--db`` with the master key of the environment, checked against it."""
-    settings = load_settings(args.config)
+    return _open_vault(args.config, args.db)
+
+
+def _open_vault(config: str | None, database_url: str | None) -> Vault:
+    settings = load_settings(config)
     bootstrap = load_bootstrap()
     master = _master_key(bootstrap)
     if master is None:
@@ -131,7 +160,7 @@ def _open_existing_vault(args: argparse.Namespace) -> Vault:
             "DATABUNKER_MASTERKEY (or DATABUNKER_MASTERKEY_FILE) must be set to the key "
             "printed by `databunker init`"
         )
-    database = _open_database(_database_url(args, bootstrap))
+    database = _open_database(database_url or bootstrap.database_url or DEFAULT_URL)
     try:
         open_vault(database, Keyring(master))
         return build_vault(settings, database, master)
@@ -143,7 +172,14 @@ def _open_existing_vault(args: argparse.Namespace) -> Vault:
 def cmd_serve(args: argparse.Namespace) -> None:
     vault = _open_existing_vault(args)
     settings = vault.settings
-    _serve(vault, args.host or settings.server.host, args.port or settings.server.port)
+    workers = settings.server.workers if args.workers is None else args.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        vault.database.dispose()
+        raise CommandError(f"--workers must be between 1 and {MAX_WORKERS}")
+    if workers > 1:
+        os.environ["DATABUNKER_DB"] = vault.database.url.render_as_string(hide_password=False)
+        os.environ[WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
+    _serve(vault, args.host or settings.server.host, args.port or settings.server.port, workers)
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -214,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="server processes (default server.workers, 1)")
     init.set_defaults(handler=cmd_init)
     serve.set_defaults(handler=cmd_serve)
 

@@ -218,6 +218,8 @@ class ServerSettings(BaseModel):
     max_json_depth: int = Field(default=32, gt=0)
     # seconds between runs of the periodic jobs (expiries, purges, webhook retries)
     jobs_interval: int = Field(default=60, gt=0)
+    # server processes answering on the port; one per CPU core suits a dedicated machine
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class SmtpSettings(BaseModel):

@@ -1,11 +1,21 @@
-"""Prometheus metrics. Labels are route templates and status codes, never identities."""
+"""Prometheus metrics. Labels are route templates and status codes, never identities.
+
+With several worker processes (``serve --workers N``) every worker writes its figures to a
+folder they share, and any worker answers ``/v1/metrics`` with the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_METRICS", "Metrics"]
+
+# prometheus_client's own switch to its multi-process mode.
+MULTIPROCESS_METRICS = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -30,4 +40,9 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get(MULTIPROCESS_METRICS)
+        if not shared:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=shared)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

@@ -110,6 +110,12 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ServerError("the server is not running")
+        return self._process.pid
+
+    @property
     def stdout(self) -> str:
         return self._read(self._stdout_path)
 

@@ -10,9 +10,12 @@ parameters are hidden from SQLAlchemy's error messages so no value reaches a log
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -61,10 +64,14 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._writer_lock: threading.RLock | None = None
+        self._file_lock: _FileLock | None = None
         self._group_commit: GroupCommit | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             self._writer_lock = threading.RLock()
+            database_file = self.url.database
+            if database_file and database_file != ":memory:":
+                self._file_lock = _FileLock(Path(database_file).resolve().as_posix() + "-lock")
             self._group_commit = GroupCommit(self.transaction)
 
     @property
@@ -78,11 +85,16 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
             return
-        # SQLite has one writer at a time. Queueing this process's writers on a lock is far
-        # cheaper than letting them poll SQLite's busy handler, whose sleeps grow with each
-        # retry; other processes on the same file still meet the busy timeout.
-        with self._writer_lock, self.engine.begin() as conn:
-            yield conn
+        # SQLite has one writer at a time. Queueing writers on locks (this process's threads
+        # on a mutex, processes on a lock file) is far cheaper than letting them poll
+        # SQLite's busy handler, whose sleeps grow with each retry.
+        with self._writer_lock:
+            if self._file_lock is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            with self._file_lock, self.engine.begin() as conn:
+                yield conn
 
     def run(self, unit: Callable[[Connection], T]) -> T:
         """Run ``unit`` as one unit of work: its changes are committed when this returns, and
@@ -110,7 +122,37 @@ class Database:
     def dispose(self) -> None:
         if self._group_commit is not None:
             self._group_commit.stop()
+        if self._file_lock is not None:
+            self._file_lock.close()
         self.engine.dispose()
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file beside the database, shared by every process that
+    writes to it; re-entrant within the (already serialised) holder. The lock file holds
+    nothing and may be deleted while no server runs."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        if self._depth == 0:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._depth == 0:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _configure_sqlite(engine: Engine) -> None:
