@@ -31,7 +31,7 @@ def test_requested_seconds(value: object, seconds: int) -> None:
     assert requested_seconds(value, NOW) == seconds
 
 
-@pytest.mark.parametrize("value", ["1x", "-5", "h", True, [1], {"a": 1}, 1.5])
+@pytest.mark.parametrize("value", ["1x", "-5", "h", "²", "٣", True, [1], {"a": 1}, 1.5])
 def test_bad_expirations_are_bad_requests(value: object) -> None:
     with pytest.raises(BadRequest, match="bad expiration"):
         requested_seconds(value, NOW)

@@ -24,7 +24,7 @@ MAX_LIMIT = 100
 async def read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("bad content-length")
         if int(declared) > max_bytes:
             raise PayloadTooLarge()
@@ -162,6 +162,6 @@ def _non_negative(request: Request, name: str, default: int) -> int:
     value = request.query_params.get(name)
     if value is None or value == "":
         return default
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise BadRequest(f"bad {name}")
     return int(value)

@@ -20,7 +20,7 @@ def requested_seconds(value: Any, now: int) -> int:
         raise BadRequest("bad expiration")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
     try:
         seconds = parse_duration(value)

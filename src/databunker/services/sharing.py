@@ -101,7 +101,9 @@ def _value_at(document: Any, path: str) -> Any:
             if part not in value:
                 return None
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif (
+            isinstance(value, list) and part.isascii() and part.isdigit() and int(part) < len(value)
+        ):
             value = value[int(part)]
         else:
             return None

@@ -92,7 +92,8 @@ def test_fields_select_dot_paths_and_the_token_with_missing_paths_null(
     api: TestClient, anonymous: TestClient
 ) -> None:
     token = create_user(api, ANN)
-    record = share_ok(api, token, {"fields": "name,address.city,token,nothing,address.nope,tags.1"})
+    fields = "name,address.city,token,nothing,address.nope,tags.1,tags.¹"
+    record = share_ok(api, token, {"fields": fields})
 
     response = anonymous.get(f"/v1/get/{record}")
 
@@ -105,6 +106,7 @@ def test_fields_select_dot_paths_and_the_token_with_missing_paths_null(
             "nothing": None,
             "address.nope": None,
             "tags.1": "b",
+            "tags.¹": None,
         },
     }
 

@@ -468,6 +468,9 @@ def test_listing_users_pages_through_every_profile(make_vault: Any, clock: Any) 
         assert client.post("/v1/users?offset=1&limit=1").json()["rows"] == listing["rows"][1:2]
         assert client.post("/v1/users?offset=3&limit=1").json()["rows"] == []
         assert_error(client.post("/v1/users?limit=abc"), 400, "bad limit")
+        # digits of other scripts are not numbers here
+        assert_error(client.post("/v1/users?offset=²"), 400, "bad offset")
+        assert_error(client.post("/v1/users?limit=٣"), 400, "bad limit")
 
 
 # -- anonymous creation ----------------------------------------------------------------------
