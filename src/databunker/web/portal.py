@@ -54,11 +54,21 @@ async def _new_captcha(request: Request) -> str | None:
 
 
 async def _signin_page(
-    request: Request, *, message: str | None = None, mode: str = "email", status: int = 200
+    request: Request,
+    *,
+    message: str | None = None,
+    mode: str = "email",
+    identity: str = "",
+    status: int = 200,
 ) -> Response:
     if pages.session_token(request) is not None and message is None:
         return pages.redirect(request, "/profile")
-    context = {"captcha": await _new_captcha(request), "message": message, "mode": mode}
+    context = {
+        "captcha": await _new_captcha(request),
+        "message": message,
+        "mode": mode,
+        "identity": identity,
+    }
     return pages.render(request, "signin.html", context, status=status)
 
 
@@ -89,7 +99,10 @@ async def send_code(request: Request) -> Response:
     )
     if isinstance(answer, dict) and answer.get("result") == "captcha-error":
         return await _signin_page(
-            request, message="The digits did not match. Try the new picture.", mode=mode
+            request,
+            message="The digits did not match. Try the new picture.",
+            mode=mode,
+            identity=identity,
         )
     return pages.render(request, "code.html", {"mode": mode, "identity": identity})
 

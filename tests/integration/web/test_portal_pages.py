@@ -675,6 +675,10 @@ def test_sign_in_with_the_captcha_on(make_vault) -> None:  # type: ignore[no-unt
         refused = browser.post("/signin", data={**form, "captcha": first, "answer": wrong})
         assert "The digits did not match. Try the new picture." in refused.text
         assert "Sign in to see your data" in refused.text
+        assert (
+            f'name="identity" type="text" autocomplete="email" value="{ANN["email"]}"'
+            in refused.text
+        )
         second = captcha_of(refused.text)
         assert second != first
         assert browser.get(f"/v1/captcha/{first}").status_code == 404  # spent
