@@ -145,19 +145,31 @@ def delete_session(work: Work, session: str) -> JSONObject:
     return {"status": "ok"}
 
 
-def list_user_sessions(work: Work, mode: str, identity: str, offset: int, limit: int) -> JSONObject:
-    """A page of the person's live sessions, most recently written first."""
+def list_user_sessions(
+    work: Work,
+    mode: str,
+    identity: str,
+    offset: int,
+    limit: int,
+    *,
+    with_lifetime: bool = False,
+) -> JSONObject:
+    """A page of the person's live sessions, most recently written first.
+
+    ``with_lifetime`` adds each session's ``created`` and ``expires`` times (the privacy
+    portal shows them; v1's rows carry neither).
+    """
     person, _key, _profile = resolve_user(work, mode, identity)
     total = repo.count_live_user_sessions(work.conn, person.token, work.now)
     rows = repo.live_user_sessions(work.conn, person.token, work.now, offset=offset, limit=limit)
-    return {
-        "status": "ok",
-        "total": total,
-        "rows": [
-            {"when": r.updated, "session": r.session, "data": open_session_data(work, r)}
-            for r in rows
-        ],
-    }
+    listed = []
+    for r in rows:
+        entry: JSONObject = {"when": r.updated, "session": r.session}
+        if with_lifetime:
+            entry.update(created=r.created, expires=r.expires)
+        entry["data"] = open_session_data(work, r)
+        listed.append(entry)
+    return {"status": "ok", "total": total, "rows": listed}
 
 
 def purge_expired_sessions(work: Work) -> int:

@@ -3,109 +3,38 @@
 Pages are server-rendered; every action is a POST form with a CSRF token, answered with a
 redirect (303) to a page that shows what happened. Which message to show travels as a fixed
 key in the query string (``?done=saved``), never as text or personal data.
+
+This module holds sign-in, the profile, consents, the export and forget-me; the records a
+person can look through (apps, sessions, requests, history) are in ``portal_records``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
 from databunker.api.runtime import Payload, vault_of
-from databunker.errors import AccessDenied, BadRequest, DatabunkerError, NotFound
-from databunker.services import agreements, audit, captcha, export, legal, login, users
+from databunker.errors import BadRequest, NotFound
+from databunker.services import agreements, captcha, export, legal, login, users
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.documents import encode
-from databunker.web import pages
+from databunker.web import pages, portal_records
+from databunker.web.portal_base import (
+    SECRET_KEYS,
+    SignedOut,
+    as_person,
+    notice,
+    page,
+    result_notice,
+)
 
-Page = Callable[[Request], Awaitable[Response]]
-
-NOTICES = {
-    "saved": "Your profile was saved.",
-    "pending": "Your change waits for approval by the data protection officer.",
-    "exists": "A request of this kind already waits for approval.",
-    "given": "Your consent was recorded.",
-    "withdrawn": "Your consent was withdrawn.",
-    "withdraw-pending": "Your withdrawal waits for approval by the data protection officer.",
-    "canceled": "The request was cancelled.",
-    "forget-pending": "Your request to be forgotten waits for approval.",
-    "unchanged": "Nothing was changed.",
-}
-# Keys shown masked and never prefilled, as the original portal did.
-SECRET_KEYS = {"password", "pwd", "pass", "parol", "passwd"}
-AUDIT_PAGE = 50
-
-
-class SignedOut(Exception):
-    """The browser has no valid session: it goes back to the sign-in page."""
-
-
-def page(handler: Page) -> Page:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except SignedOut:
-            response = pages.redirect(request, "/")
-            pages.end_session(response)
-            return response
-        except DatabunkerError as exc:
-            return pages.error_page(request, exc)
-
-    return wrapped
-
-
-async def as_person(
-    request: Request, operation: Callable[[Work, str], Payload], title: str | None = None
-) -> Any:
-    """Run ``operation(work, user_token)`` as the signed-in person (root tokens do not count)."""
-    xtoken = pages.session_token(request)
-    if xtoken is None:
-        raise SignedOut()
-
-    def guarded(work: Work) -> Payload:
-        user_token = work.principal.user_token
-        if not work.principal.is_user or user_token is None:
-            raise AccessDenied()
-        return operation(work, user_token)
-
-    try:
-        return await pages.call(
-            request, guarded, access=Access.AUTHENTICATED, presented=xtoken, title=title
-        )
-    except AccessDenied as exc:
-        raise SignedOut() from exc
-
-
-def notice(request: Request) -> str | None:
-    return NOTICES.get(request.query_params.get("done", ""))
-
-
-def when(value: Any) -> str:
-    if not isinstance(value, int) or value <= 0:
-        return ""
-    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-pages.templates.filters["when"] = when
-
-
-def _result_notice(answer: Any, done: str, pending: str) -> str:
-    result = answer.get("result") if isinstance(answer, dict) else None
-    if result == "request-created":
-        return pending
-    if result == "request-exists":
-        return "exists"
-    return done
-
+__all__ = ["SignedOut", "as_person", "page", "routes"]
 
 # --- signing in --------------------------------------------------------------------------
 
@@ -125,11 +54,21 @@ async def _new_captcha(request: Request) -> str | None:
 
 
 async def _signin_page(
-    request: Request, *, message: str | None = None, mode: str = "email", status: int = 200
+    request: Request,
+    *,
+    message: str | None = None,
+    mode: str = "email",
+    identity: str = "",
+    status: int = 200,
 ) -> Response:
     if pages.session_token(request) is not None and message is None:
         return pages.redirect(request, "/profile")
-    context = {"captcha": await _new_captcha(request), "message": message, "mode": mode}
+    context = {
+        "captcha": await _new_captcha(request),
+        "message": message,
+        "mode": mode,
+        "identity": identity,
+    }
     return pages.render(request, "signin.html", context, status=status)
 
 
@@ -160,7 +99,10 @@ async def send_code(request: Request) -> Response:
     )
     if isinstance(answer, dict) and answer.get("result") == "captcha-error":
         return await _signin_page(
-            request, message="The digits did not match. Try the new picture.", mode=mode
+            request,
+            message="The digits did not match. Try the new picture.",
+            mode=mode,
+            identity=identity,
         )
     return pages.render(request, "code.html", {"mode": mode, "identity": identity})
 
@@ -249,7 +191,7 @@ async def save_profile(request: Request) -> Response:
 
     answer = await as_person(request, operation, "change user record by token")
     done = "unchanged" if answer.get("result") == "unchanged" else "saved"
-    return pages.redirect(request, "/profile?done=" + _result_notice(answer, done, "pending"))
+    return pages.redirect(request, "/profile?done=" + result_notice(answer, done, "pending"))
 
 
 # --- consents ----------------------------------------------------------------------------
@@ -294,44 +236,11 @@ async def change_consent(request: Request) -> Response:
         lambda work, token: agreements.withdraw(work, brief, "token", token, body),
         f"withdraw agreement for {brief}",
     )
-    done = _result_notice(answer, "withdrawn", "withdraw-pending")
+    done = result_notice(answer, "withdrawn", "withdraw-pending")
     return pages.redirect(request, "/consents?done=" + done)
 
 
-# --- requests, audit, export, forget me ----------------------------------------------------
-
-
-@page
-async def requests_page(request: Request) -> Response:
-    view = await as_person(
-        request,
-        lambda work, token: user_requests.list_user_requests(work, "token", token, None, 0, 100),
-        "get user privacy requests",
-    )
-    context = {"rows": view["rows"], "notice": notice(request)}
-    return pages.render(request, "requests.html", context)
-
-
-@page
-async def cancel_request(request: Request) -> Response:
-    fields = await pages.check_csrf(request)
-    rtoken = fields.get("rtoken", "")
-    await as_person(
-        request,
-        lambda work, _token: user_requests.cancel_request(work, rtoken, None),
-        "cancel user request",
-    )
-    return pages.redirect(request, "/requests?done=canceled")
-
-
-@page
-async def audit_page(request: Request) -> Response:
-    view = await as_person(
-        request,
-        lambda work, token: audit.list_user_events(work, token, 0, AUDIT_PAGE),
-        "view audit events",
-    )
-    return pages.render(request, "audit.html", {"rows": view["rows"], "total": view["total"]})
+# --- export, forget me -------------------------------------------------------------------
 
 
 @page
@@ -366,7 +275,7 @@ async def forget(request: Request) -> Response:
         response = pages.render(request, "forgotten.html", {"signed_in": False})
         pages.end_session(response)
         return response
-    done = _result_notice(answer, "forget-pending", "forget-pending")
+    done = result_notice(answer, "forget-pending", "forget-pending")
     return pages.redirect(request, "/profile?done=" + done)
 
 
@@ -394,9 +303,7 @@ routes: list[Route] = [
     Route("/profile/save", save_profile, methods=["POST"]),
     Route("/consents", consents, methods=["GET"]),
     Route("/consents/change", change_consent, methods=["POST"]),
-    Route("/requests", requests_page, methods=["GET"]),
-    Route("/requests/cancel", cancel_request, methods=["POST"]),
-    Route("/audit", audit_page, methods=["GET"]),
+    *portal_records.routes,
     Route("/export", download, methods=["POST"]),
     Route("/forget", forget_page, methods=["GET"]),
     Route("/forget/confirm", forget, methods=["POST"]),

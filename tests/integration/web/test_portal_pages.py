@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import uuid
 from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from databunker.services import login
-from databunker.services.context import Vault
-from support.vaults import ROOT_TOKEN, client_for, issue_user_token
+from databunker.notify.outbox import open_payload
+from databunker.services import captcha, login
+from databunker.services.audit import save_event
+from databunker.services.context import ANONYMOUS, AuditEvent, Vault, Work
+from databunker.storage.tables import outbox
+from databunker.web.portal_base import when
+from support.vaults import ROOT_TOKEN, Clock, client_for, create_user, issue_user_token
 
 CODE = "123456"
-ANN = {"email": "ann@example.com", "name": "Ann", "note": "<script>alert(1)</script>"}
+XSS = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+ANN = {"email": "ann@example.com", "name": "Ann", "note": XSS}
+BOB = {"email": "bob@example.com", "name": "Bob"}
 
 
 @pytest.fixture
@@ -111,7 +124,8 @@ def test_the_code_page_does_not_say_whether_anyone_has_the_identity(
 
 
 def test_pages_need_a_session(browser: TestClient) -> None:
-    for path in ("/profile", "/consents", "/requests", "/audit", "/forget"):
+    pages = ("/profile", "/apps", "/sessions", "/consents", "/requests", "/audit", "/forget")
+    for path in (*pages, f"/requests/{uuid.uuid4()}", "/audit?offset=50"):
         response = browser.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"] == "/"
@@ -274,3 +288,418 @@ def test_branding_comes_from_ui_settings(make_vault) -> None:  # type: ignore[no
     assert 'href="/static/x.css"' in page
     assert 'href="https://acme.example/privacy"' in page
     assert "/v1/captcha/" in page  # the captcha is on by default
+
+
+# --- helpers for the pages below -----------------------------------------------------------
+
+
+def as_text(fragment: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, entities decoded, spaces joined."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def preformatted(page: str) -> list[Any]:
+    """The JSON shown in the page's <pre> blocks."""
+    return [
+        json.loads(html.unescape(block)) for block in re.findall(r"<pre>(.*?)</pre>", page, re.S)
+    ]
+
+
+def diff_rows(page: str) -> list[tuple[str, str, str]]:
+    rows = re.findall(
+        r'<tr>\s*<th scope="row">(.*?)</th>\s*<td>(.*?)</td>\s*<td>(.*?)</td>', page, re.S
+    )
+    return [(as_text(a), as_text(b), as_text(c)) for a, b, c in rows]
+
+
+def as_root(vault: Vault, method: str, path: str, body: Any = None) -> Any:
+    with client_for(vault) as root:
+        response = root.request(method, path, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def as_user(vault: Vault, user_token: str, method: str, path: str, body: Any = None) -> Any:
+    with client_for(vault, issue_user_token(vault, user_token)) as client:
+        response = client.request(method, path, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class FormControls(HTMLParser):
+    """Collects a page's visible form controls and the ids its labels name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str | None]] = []
+        self.label_targets: set[str] = set()
+        self._open_labels = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "label":
+            self._open_labels += 1
+            if found.get("for"):
+                self.label_targets.add(str(found["for"]))
+        elif tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            self.controls.append({**found, "wrapped": "yes" if self._open_labels else None})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._open_labels -= 1
+
+    def unlabelled(self) -> list[dict[str, str | None]]:
+        return [
+            c
+            for c in self.controls
+            if not c["wrapped"]
+            and not c.get("aria-label")
+            and c.get("id") not in self.label_targets
+        ]
+
+
+# --- navigation and labels -----------------------------------------------------------------
+
+
+def test_the_navigation_reaches_every_page(signed_in: TestClient) -> None:
+    page = signed_in.get("/apps").text
+    nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', page, re.S)
+    assert nav is not None
+    links = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav.group(1))
+    assert links == [
+        ("/profile", "Profile"),
+        ("/apps", "Apps"),
+        ("/sessions", "Sessions"),
+        ("/consents", "Consents"),
+        ("/requests", "Requests"),
+        ("/audit", "History"),
+        ("/forget", "Forget me"),
+    ]
+    assert '<a href="/apps" aria-current="page">' in nav.group(1)
+    assert "Sign out</button>" in nav.group(1)
+
+
+def test_every_form_control_is_labelled(
+    signed_in: TestClient, portal_vault: Vault, ann: str
+) -> None:
+    asked = as_user(portal_vault, ann, "DELETE", f"/v1/user/token/{ann}")
+    as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/shop", {"plan": "gold"})
+    paths = ["/profile", "/apps", "/sessions", "/consents", "/requests", "/audit", "/forget"]
+    for path in [*paths, f"/requests/{asked['rtoken']}"]:
+        response = signed_in.get(path)
+        assert response.status_code == 200, path
+        parser = FormControls()
+        parser.feed(response.text)
+        assert parser.unlabelled() == [], path
+    signed_in.cookies.clear()
+    parser = FormControls()
+    parser.feed(signed_in.get("/").text)
+    assert len(parser.controls) >= 3
+    assert parser.unlabelled() == []
+
+
+# --- application records -------------------------------------------------------------------
+
+
+def test_apps_page_shows_each_record(signed_in: TestClient, portal_vault: Vault, ann: str) -> None:
+    assert "No application keeps a record about you." in signed_in.get("/apps").text
+    shop = {
+        "plan": "gold",
+        "address": {"city": "Oslo", "lines": ["1 Main St", XSS]},
+        "password": "hunter2",
+        "note": XSS,
+    }
+    as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/shop", shop)
+    as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/forum", {"nick": "annie", "posts": 3})
+    bob = create_user_in(portal_vault, BOB)
+    as_root(portal_vault, "POST", f"/v1/userapp/token/{bob}/bank", {"iban": "NO9386011117947"})
+
+    response = signed_in.get("/apps")
+    assert response.status_code == 200
+    page = response.text
+    headings = re.findall(r'<h2 id="app-\d+">([^<]+)</h2>', page)
+    assert headings == ["forum", "shop"]
+    shown = as_text(page)
+    assert "nick annie posts 3" in shown
+    assert "plan gold" in shown
+    assert preformatted(page) == [shop["address"]]
+    assert "hunter2" not in page  # shown masked, as on the profile page
+    assert "bank" not in page
+    assert "NO9386011117947" not in page
+    assert XSS not in page
+    assert page.count(ESCAPED) == 2  # the note, and inside the nested address
+    assert "&#34;1 Main St&#34;" in page  # nested values are escaped as well
+    assert "get user app list by token" in signed_in.get("/audit").text
+
+
+def create_user_in(vault: Vault, profile: dict[str, Any]) -> str:
+    with client_for(vault) as root:
+        return create_user(root, profile)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_sessions_page_shows_sessions(
+    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+) -> None:
+    assert "You have no open sessions." in signed_in.get("/sessions").text
+    session = str(uuid.uuid4())
+    started = clock.now
+    data = {"token": ann, "cart": ["book"], "theme": XSS, "expiration": "900s"}
+    as_root(portal_vault, "POST", f"/v1/session/{session}", data)
+    clock.advance(120)
+    as_root(portal_vault, "POST", f"/v1/session/{session}", {**data, "cart": ["book", "pen"]})
+    bob = create_user_in(portal_vault, BOB)
+    other = str(uuid.uuid4())
+    as_root(portal_vault, "POST", f"/v1/session/{other}", {"token": bob, "theme": "bobs"})
+
+    response = signed_in.get("/sessions")
+    assert response.status_code == 200
+    page = response.text
+    shown = as_text(page)
+    assert f"Session started {when(started)}" in shown
+    assert f"Last updated {when(clock.now)} · ends {when(clock.now + 900)}" in shown
+    assert "expiration 900s" in shown
+    assert preformatted(page) == [["book", "pen"]]
+    assert ESCAPED in page
+    assert XSS not in page
+    assert session not in page  # the session id is the application's cookie: not shown
+    assert "bobs" not in page
+    assert other not in page
+    clock.advance(900)
+    signed_in.cookies.set("databunker_session", issue_user_token(portal_vault, ann))
+    assert "You have no open sessions." in signed_in.get("/sessions").text
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def strict_vault(make_vault, portal_vault: Vault) -> Vault:  # type: ignore[no-untyped-def]
+    """The same database with self-service off: a person's changes wait for approval."""
+    return make_vault(generic={"login_captcha": False})  # type: ignore[no-any-return]
+
+
+def test_request_detail_shows_the_change_field_by_field(
+    signed_in: TestClient, strict_vault: Vault, portal_vault: Vault, ann: str
+) -> None:
+    change = {"name": "Annie", "city": "Oslo", "note": None, "password": "s3cret"}
+    asked = as_user(strict_vault, ann, "PUT", f"/v1/user/token/{ann}", change)
+    assert asked["result"] == "request-created"
+    rtoken = asked["rtoken"]
+
+    listing = signed_in.get("/requests").text
+    assert f'<a href="/requests/{rtoken}">change-profile</a>' in listing
+    response = signed_in.get(f"/requests/{rtoken}")
+    assert response.status_code == 200
+    page = response.text
+    shown = as_text(page)
+    assert "Change of your profile" in shown
+    assert "Status open" in shown
+    assert "Reason none given" in shown
+    assert diff_rows(page) == [
+        ("city", "not set", "Oslo"),
+        ("name", "Ann", "Annie"),
+        ("note", XSS, "removed"),
+        ("password", "•••••• hidden", "•••••• changed"),
+    ]
+    assert "s3cret" not in page
+    assert XSS not in page
+    assert ESCAPED in page
+    assert 'name="rtoken" value="' + rtoken + '"' in page  # it can be cancelled from here
+
+    as_root(portal_vault, "DELETE", f"/v1/request/{rtoken}", {"reason": XSS})
+    page = signed_in.get(f"/requests/{rtoken}").text
+    assert "Status canceled" in as_text(page)
+    assert f"Reason {XSS}" in as_text(page)
+    assert XSS not in page
+    assert 'name="rtoken"' not in page
+    listing = signed_in.get("/requests").text
+    assert XSS not in listing
+    assert ESCAPED in listing
+
+
+def test_request_detail_of_an_app_change_and_of_a_forget_me(
+    signed_in: TestClient, strict_vault: Vault, portal_vault: Vault, ann: str
+) -> None:
+    as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/shop", {"plan": "gold", "n": 1})
+    patch = [{"op": "replace", "path": "/plan", "value": {"tier": "platinum"}}]
+    asked = as_user(strict_vault, ann, "PUT", f"/v1/userapp/token/{ann}/shop", patch)
+    page = signed_in.get(f"/requests/{asked['rtoken']}").text
+    assert "Change of application data" in page
+    assert diff_rows(page) == [("plan", "gold", '{ "tier": "platinum" }')]
+    assert preformatted(page) == [{"tier": "platinum"}]
+
+    # The record moved on and the patch no longer applies: the change is shown as asked.
+    as_root(
+        portal_vault, "PUT", f"/v1/userapp/token/{ann}/shop", [{"op": "remove", "path": "/plan"}]
+    )
+    page = signed_in.get(f"/requests/{asked['rtoken']}").text
+    assert "It no longer applies" in page
+    assert preformatted(page) == [patch]
+
+    forget = as_user(strict_vault, ann, "DELETE", f"/v1/user/token/{ann}")
+    page = signed_in.get(f"/requests/{forget['rtoken']}").text
+    assert "<h1>Forget me</h1>" in page
+    assert "The proposed change" not in page
+
+
+def test_another_persons_request_looks_like_a_missing_one(
+    signed_in: TestClient, portal_vault: Vault
+) -> None:
+    bob = create_user_in(portal_vault, BOB)
+    bobs = as_user(portal_vault, bob, "DELETE", f"/v1/user/token/{bob}")["rtoken"]
+    theirs = signed_in.get(f"/requests/{bobs}")
+    missing = signed_in.get(f"/requests/{uuid.uuid4()}")
+    assert theirs.status_code == missing.status_code == 403
+    assert theirs.text == missing.text
+    assert "forget-me" not in theirs.text
+    assert signed_in.get("/requests/not-a-request").status_code == 400
+
+    csrf = csrf_of(signed_in.get("/requests").text)
+    refused = signed_in.post("/requests/cancel", data={"csrf": csrf, "rtoken": bobs})
+    assert refused.status_code == 403
+    assert "access denied" in refused.text
+    assert signed_in.get("/profile").status_code == 200  # refused, yet still signed in
+    rows = as_root(portal_vault, "GET", f"/v1/requests/token/{bob}")["rows"]
+    assert [(r["rtoken"], r["status"]) for r in rows] == [(bobs, "open")]
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def add_events(vault: Vault, clock: Clock, user_token: str, count: int) -> None:
+    """``count`` events titled ``event 00``... one second apart; ``event 05`` carries markup."""
+    for number in range(count):
+        clock.advance(1)
+        event = AuditEvent(title=f"event {number:02d}", mode="token", user_token=user_token)
+        event.accessor = "root"
+        if number == 5:
+            event.msg = XSS
+        with vault.database.transaction() as conn:
+            save_event(conn, event, clock.now)
+
+
+def history_titles(page: str) -> list[str]:
+    return re.findall(r"<td>(event \d\d|create user record|view audit events)</td>", page)
+
+
+def test_history_pages_by_fifty(
+    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+) -> None:
+    add_events(portal_vault, clock, ann, 60)  # with "create user record": 61 events
+
+    first = signed_in.get("/audit")
+    assert first.status_code == 200
+    assert "Events 1\u201350 of 61, newest first." in first.text
+    assert history_titles(first.text) == [f"event {n:02d}" for n in range(59, 9, -1)]
+    assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', first.text) == [
+        ("/audit?offset=50", "next", "Older")
+    ]
+
+    # Reading the first page was itself an event: 62 now.
+    second = signed_in.get("/audit?offset=50")
+    assert "Events 51\u201362 of 62, newest first." in second.text
+    expected = [*(f"event {n:02d}" for n in range(10, -1, -1)), "create user record"]
+    assert history_titles(second.text) == expected
+    assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', second.text) == [
+        ("/audit", "prev", "Newer")
+    ]
+    assert XSS not in second.text
+    assert ESCAPED in second.text
+
+    beyond = signed_in.get("/audit?offset=100")
+    assert "No events here: you have 63 in all." in beyond.text
+    assert '<a href="/audit?offset=50" rel="prev">Newer</a>' in beyond.text
+
+    for bad in ("-1", "abc", "1.5", "+5", "٣", "²", "1e3", "9999999999", "0x10"):
+        response = signed_in.get("/audit", params={"offset": bad})
+        assert response.status_code == 400, bad
+        assert "bad offset" in response.text
+    assert signed_in.get("/profile").status_code == 200
+
+
+def test_history_escapes_titles_and_messages(
+    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+) -> None:
+    event = AuditEvent(title=XSS, mode="token", user_token=ann, msg=XSS)
+    with portal_vault.database.transaction() as conn:
+        save_event(conn, event, clock.now)
+    page = signed_in.get("/audit").text
+    assert XSS not in page
+    assert page.count(ESCAPED) == 2
+
+
+# --- sign-in with the captcha --------------------------------------------------------------
+
+
+def captcha_of(page: str) -> str:
+    found = re.search(r'name="captcha" value="([^"]+)"', page)
+    assert found is not None, page
+    assert f'<img class="captcha" src="/v1/captcha/{found.group(1)}"' in page
+    return found.group(1)
+
+
+def answer_of(vault: Vault, captcha_id: str) -> str:
+    """The digits the captcha's picture shows (read as the server reads them)."""
+    with vault.database.transaction() as conn:
+        answer = captcha.live_answer(Work(vault, conn, ANONYMOUS, vault.clock()), captcha_id)
+    assert answer is not None
+    return answer
+
+
+def emails(vault: Vault) -> list[dict[str, Any]]:
+    key = vault.keyring.service_key("outbox")
+    with vault.database.transaction() as conn:
+        rows = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+    return [open_payload(key, row.id, row.payload) for row in rows if row.kind == "email"]
+
+
+def test_sign_in_with_the_captcha_on(make_vault) -> None:  # type: ignore[no-untyped-def]
+    vault = make_vault(smtp={"server": "127.0.0.1"})  # the captcha is on by default
+    create_user_in(vault, ANN)
+    with client_for(vault, None) as browser:
+        browser.follow_redirects = False
+        start = browser.get("/")
+        assert "img-src 'self' data:" in start.headers["content-security-policy"]
+        first = captcha_of(start.text)
+        picture = browser.get(f"/v1/captcha/{first}")
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/png"
+        assert picture.content.startswith(b"\x89PNG")
+
+        answer = answer_of(vault, first)
+        wrong = f"{(int(answer) + 1) % 1_000_000:06d}"
+        form = {"csrf": csrf_of(start.text), "mode": "email", "identity": ANN["email"]}
+        refused = browser.post("/signin", data={**form, "captcha": first, "answer": wrong})
+        assert "The digits did not match. Try the new picture." in refused.text
+        assert "Sign in to see your data" in refused.text
+        assert (
+            f'name="identity" type="text" autocomplete="email" value="{ANN["email"]}"'
+            in refused.text
+        )
+        second = captcha_of(refused.text)
+        assert second != first
+        assert browser.get(f"/v1/captcha/{first}").status_code == 404  # spent
+        assert browser.get(f"/v1/captcha/{second}").status_code == 200
+        assert emails(vault) == []
+
+        right = {**form, "captcha": second, "answer": answer_of(vault, second)}
+        sent = browser.post("/signin", data=right)
+        assert sent.status_code == 200
+        assert "Enter your code" in sent.text
+        [message] = emails(vault)
+        assert message["to"] == ANN["email"]
+        code = re.search(r"\b(\d{6})\b", message["text"])
+        assert code is not None
+        signed = browser.post("/code", data={**form, "code": code.group(1)})
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/profile"
+        assert browser.get("/profile").status_code == 200
+
+        # A captcha counts once, even with the right answer.
+        again = browser.post(
+            "/signin", data={**right, "csrf": csrf_of(browser.get("/profile").text)}
+        )
+        assert "The digits did not match." in again.text

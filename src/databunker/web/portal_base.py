@@ -1,0 +1,131 @@
+"""What every privacy-portal page shares: the signed-in person, notices and value display.
+
+A page reaches the domain only through ``as_person``: the session cookie's access token must
+be a person's (a root token is no portal session). A token that is missing, expired or not a
+person's sends the browser back to sign-in; a refusal of what a signed-in person asked for
+(say, another person's request) is an error page, and the person stays signed in.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from databunker.api.auth import Access
+from databunker.api.runtime import Payload
+from databunker.errors import AccessDenied, DatabunkerError
+from databunker.services.context import Work
+from databunker.web import pages
+
+Page = Callable[[Request], Awaitable[Response]]
+
+NOTICES = {
+    "saved": "Your profile was saved.",
+    "pending": "Your change waits for approval by the data protection officer.",
+    "exists": "A request of this kind already waits for approval.",
+    "given": "Your consent was recorded.",
+    "withdrawn": "Your consent was withdrawn.",
+    "withdraw-pending": "Your withdrawal waits for approval by the data protection officer.",
+    "canceled": "The request was cancelled.",
+    "forget-pending": "Your request to be forgotten waits for approval.",
+    "unchanged": "Nothing was changed.",
+}
+# Keys shown masked and never prefilled, as the original portal did.
+SECRET_KEYS = {"password", "pwd", "pass", "parol", "passwd"}
+
+
+class SignedOut(Exception):
+    """The browser has no valid session: it goes back to the sign-in page."""
+
+
+def page(handler: Page) -> Page:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SignedOut:
+            response = pages.redirect(request, "/")
+            pages.end_session(response)
+            return response
+        except DatabunkerError as exc:
+            return pages.error_page(request, exc)
+
+    return wrapped
+
+
+async def as_person(
+    request: Request, operation: Callable[[Work, str], Payload], title: str | None = None
+) -> Any:
+    """Run ``operation(work, user_token)`` as the signed-in person (root tokens do not count)."""
+    xtoken = pages.session_token(request)
+    if xtoken is None:
+        raise SignedOut()
+    signed_in = False  # set once the token proved to be a person's
+
+    def guarded(work: Work) -> Payload:
+        nonlocal signed_in
+        user_token = work.principal.user_token
+        if not work.principal.is_user or user_token is None:
+            raise AccessDenied()
+        signed_in = True
+        return operation(work, user_token)
+
+    try:
+        return await pages.call(
+            request, guarded, access=Access.AUTHENTICATED, presented=xtoken, title=title
+        )
+    except AccessDenied as exc:
+        if signed_in:
+            raise  # the person may not do this; the session itself is fine
+        raise SignedOut() from exc
+
+
+def notice(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("done", ""))
+
+
+def result_notice(answer: Any, done: str, pending: str) -> str:
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if result == "request-created":
+        return pending
+    if result == "request-exists":
+        return "exists"
+    return done
+
+
+def when(value: Any) -> str:
+    if not isinstance(value, int) or value <= 0:
+        return ""
+    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+pages.templates.filters["when"] = when
+
+
+def is_secret(name: str) -> bool:
+    return name.lower() in SECRET_KEYS
+
+
+def shown_value(value: Any) -> dict[str, Any]:
+    """A stored JSON value as text: strings as they are, anything nested as indented JSON
+    (``block``: shown preformatted). Templates escape the text."""
+    if isinstance(value, str):
+        return {"text": value, "block": False}
+    nested = isinstance(value, dict | list)
+    text = json.dumps(value, ensure_ascii=False, indent=2 if nested else None, sort_keys=True)
+    return {"text": text, "block": nested}
+
+
+def shown_fields(document: Any) -> list[dict[str, Any]]:
+    """A JSON object's fields for display, by name; secret ones are masked by the template."""
+    if not isinstance(document, dict):
+        return [{"name": "", "secret": False, **shown_value(document)}]
+    return [
+        {"name": name, "secret": is_secret(name), **shown_value(value)}
+        for name, value in sorted(document.items())
+    ]

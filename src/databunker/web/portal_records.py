@@ -1,0 +1,222 @@
+"""Portal pages where a person looks through what the vault keeps about them: application
+records, sessions, privacy requests (with the change each one proposes) and the history.
+
+Each page reads through the same service call as its API route and files the same audit
+title (see ``api/apps.py``, ``api/sessions.py``, ``api/requests.py``, ``api/audit.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.runtime import Payload
+from databunker.errors import BadRequest
+from databunker.services import apps, audit, documents, sessions
+from databunker.services import requests as user_requests
+from databunker.services.context import Work
+from databunker.web import pages
+from databunker.web.portal_base import (
+    as_person,
+    is_secret,
+    notice,
+    page,
+    shown_fields,
+    shown_value,
+)
+
+HISTORY_PAGE = 50
+SESSIONS_SHOWN = 100
+REQUESTS_SHOWN = 100
+OFFSET = re.compile(r"[0-9]{1,9}")
+ACTIONS = {
+    "forget-me": "Forget me",
+    "change-profile": "Change of your profile",
+    "change-app-data": "Change of application data",
+    "agreement-withdraw": "Withdrawal of a consent",
+}
+# Changes that propose a new version of a JSON document: shown field by field.
+DOCUMENT_CHANGES = ("change-profile", "change-app-data")
+
+
+# --- application records -------------------------------------------------------------------
+
+
+def _apps_view(work: Work, user_token: str) -> Payload:
+    names = apps.list_user_apps(work, "token", user_token)["apps"]
+    records = [
+        {
+            "app": name,
+            "fields": shown_fields(apps.get_app_record(work, "token", user_token, name)["data"]),
+        }
+        for name in sorted(names)
+    ]
+    if work.event is not None:
+        work.event.app = None  # one event for the list, not filed under its last app
+    return {"records": records}
+
+
+@page
+async def apps_page(request: Request) -> Response:
+    view = await as_person(request, _apps_view, "get user app list by token")
+    return pages.render(request, "apps.html", {"records": view["records"]})
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def _sessions_view(work: Work, user_token: str) -> Payload:
+    found = sessions.list_user_sessions(
+        work, "token", user_token, 0, SESSIONS_SHOWN, with_lifetime=True
+    )
+    rows = [
+        {
+            "created": row["created"],
+            "when": row["when"],
+            "expires": row["expires"],
+            "fields": shown_fields(row["data"]),
+        }
+        for row in found["rows"]
+    ]
+    return {"rows": rows, "total": found["total"]}
+
+
+@page
+async def sessions_page(request: Request) -> Response:
+    view = await as_person(request, _sessions_view, "get all user sessions")
+    return pages.render(request, "sessions.html", view)
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@page
+async def requests_page(request: Request) -> Response:
+    view = await as_person(
+        request,
+        lambda work, token: user_requests.list_user_requests(
+            work, "token", token, None, 0, REQUESTS_SHOWN
+        ),
+        "get user privacy requests",
+    )
+    context = {"rows": view["rows"], "notice": notice(request)}
+    return pages.render(request, "requests.html", context)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def field_changes(current: dict[str, Any], proposed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fields whose value differs, each with its current and proposed value (None when
+    the field is absent on that side)."""
+    changes = []
+    for name in sorted(current.keys() | proposed.keys()):
+        before, after = current.get(name), proposed.get(name)
+        if name in current and name in proposed and _canonical(before) == _canonical(after):
+            continue
+        changes.append(
+            {
+                "name": name,
+                "secret": is_secret(name),
+                "before": shown_value(before) if name in current else None,
+                "after": shown_value(after) if name in proposed else None,
+            }
+        )
+    return changes
+
+
+def _proposal(found: dict[str, Any]) -> dict[str, Any]:
+    """What the request would do to the person's data, ready to show."""
+    change = found.get("change")
+    original = found.get("original")
+    if found["action"] not in DOCUMENT_CHANGES or change is None:
+        return {"diff": None, "raw": None}
+    if isinstance(original, dict):
+        try:
+            proposed = documents.apply_change(original, change)
+        except BadRequest:
+            pass  # the data moved on since; the change is shown as it was asked
+        else:
+            return {"diff": field_changes(original, proposed), "raw": None}
+    return {"diff": None, "raw": shown_value(change)}
+
+
+@page
+async def request_page(request: Request) -> Response:
+    rtoken = request.path_params["rtoken"]
+    found = await as_person(
+        request,
+        lambda work, _token: user_requests.get_request(work, rtoken),
+        "get user request by request token",
+    )
+    context = {
+        "request": found["request"],
+        "label": ACTIONS.get(found["action"], found["action"]),
+        **_proposal(found),
+    }
+    return pages.render(request, "request.html", context)
+
+
+@page
+async def cancel_request(request: Request) -> Response:
+    fields = await pages.check_csrf(request)
+    rtoken = fields.get("rtoken", "")
+    await as_person(
+        request,
+        lambda work, _token: user_requests.cancel_request(work, rtoken, None),
+        "cancel user request",
+    )
+    return pages.redirect(request, "/requests?done=canceled")
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def parse_offset(request: Request) -> int:
+    value = request.query_params.get("offset", "")
+    if value == "":
+        return 0
+    if OFFSET.fullmatch(value) is None:
+        raise BadRequest("bad offset")
+    return int(value)
+
+
+def _history_link(offset: int) -> str:
+    return "/audit" if offset <= 0 else f"/audit?offset={offset}"
+
+
+@page
+async def audit_page(request: Request) -> Response:
+    offset = parse_offset(request)
+    view = await as_person(
+        request,
+        lambda work, token: audit.list_user_events(work, token, offset, HISTORY_PAGE),
+        "view audit events",
+    )
+    rows, total = view["rows"], view["total"]
+    shown_to = offset + len(rows)
+    context = {
+        "rows": rows,
+        "total": total,
+        "first": offset + 1,
+        "last": shown_to,
+        "newer": _history_link(max(offset - HISTORY_PAGE, 0)) if offset > 0 else None,
+        "older": _history_link(offset + HISTORY_PAGE) if shown_to < total else None,
+    }
+    return pages.render(request, "audit.html", context)
+
+
+routes: list[Route] = [
+    Route("/apps", apps_page, methods=["GET"]),
+    Route("/sessions", sessions_page, methods=["GET"]),
+    Route("/requests", requests_page, methods=["GET"]),
+    Route("/requests/cancel", cancel_request, methods=["POST"]),
+    Route("/requests/{rtoken}", request_page, methods=["GET"]),
+    Route("/audit", audit_page, methods=["GET"]),
+]
