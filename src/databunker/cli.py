@@ -104,6 +104,8 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 def _serve(vault: Vault, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    sys.setswitchinterval(float(os.environ.get("X_SWITCH", "0.005")))
+
     from databunker.app import build_app
 
     ssl = vault.settings.ssl
@@ -142,6 +144,7 @@ def worker_app() -> Any:
     from databunker.app import build_app
 
     logs.configure()
+    sys.setswitchinterval(float(os.environ.get("X_SWITCH", "0.005")))
     vault = _open_vault(os.environ.get(WORKER_CONFIG) or None, None)
     return build_app(vault, owns_database=True)
 

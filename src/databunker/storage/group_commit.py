@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from databunker.storage.prepared import driver_sql
+
 log = logging.getLogger("databunker.storage")
 
 T = TypeVar("T")
@@ -119,16 +121,16 @@ class GroupCommit:
         try:
             with self._transaction() as conn:
                 for unit, deliver in batch:
-                    # Plain SQL: SQLAlchemy's own savepoints cost more than the units here.
-                    conn.exec_driver_sql("SAVEPOINT unit")
+                    # On the driver: SQLAlchemy's own savepoints cost more than most units.
+                    driver_sql(conn, "SAVEPOINT unit")
                     try:
                         value = unit(conn)
                     except Exception as exc:  # the unit's own failure: its caller gets it
-                        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT unit")
-                        conn.exec_driver_sql("RELEASE SAVEPOINT unit")
+                        driver_sql(conn, "ROLLBACK TO SAVEPOINT unit")
+                        driver_sql(conn, "RELEASE SAVEPOINT unit")
                         outcomes.append((deliver, None, exc))
                     else:
-                        conn.exec_driver_sql("RELEASE SAVEPOINT unit")
+                        driver_sql(conn, "RELEASE SAVEPOINT unit")
                         outcomes.append((deliver, value, None))
         except Exception as exc:  # BEGIN or COMMIT failed: no unit of the batch stands
             log.error("a group commit failed", extra={"error_type": type(exc).__name__})

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, meta, users
 
 INDEX_FIELDS = ("login", "email", "phone", "custom")
@@ -57,24 +58,24 @@ def _user(row: Any) -> UserRow:
 
 # The statements of the hottest paths are built once: building a statement and its cache
 # key costs more than running it.
-_GET_USER = sa.select(*_USER_COLUMNS).where(users.c.token == sa.bindparam("key"))
-_GET_USER_BY_INDEX = {
-    field: sa.select(*_USER_COLUMNS).where(users.c[f"{field}_idx"] == sa.bindparam("key"))
-    for field in INDEX_FIELDS
-}
+def _user_lookup(column: sa.Column[Any]) -> tuple[Prepared, Prepared]:
+    """A user by one key column: as read, and locked to be changed (FOR UPDATE)."""
+    query = sa.select(*_USER_COLUMNS).where(column == sa.bindparam("key"))
+    return Prepared(query), Prepared(query.with_for_update())
+
+
+_GET_USER = _user_lookup(users.c.token)
+_GET_USER_BY_INDEX = {field: _user_lookup(users.c[f"{field}_idx"]) for field in INDEX_FIELDS}
 _INDEX_OWNER = {
-    field: sa.select(users.c.token).where(users.c[f"{field}_idx"] == sa.bindparam("key"))
+    field: Prepared(sa.select(users.c.token).where(users.c[f"{field}_idx"] == sa.bindparam("key")))
     for field in INDEX_FIELDS
 }
+# Writes that may break a unique index stay on Core, whose IntegrityError services expect.
 _INSERT_USER = users.insert()
 _UPDATE_USER = users.update().where(
     users.c.token == sa.bindparam("where_token"),
     users.c.version == sa.bindparam("where_version"),
 )
-_LOCKED = {
-    statement: statement.with_for_update()
-    for statement in (_GET_USER, *_GET_USER_BY_INDEX.values())
-}
 
 
 def insert_user(
@@ -99,11 +100,10 @@ def insert_user(
 
 
 def _one_user(
-    conn: Connection, statement: sa.Select[Any], key: object, for_update: bool
+    conn: Connection, lookup: tuple[Prepared, Prepared], key: object, for_update: bool
 ) -> UserRow | None:
-    query = _LOCKED[statement] if for_update else statement
-    row = conn.execute(query, {"key": key}).one_or_none()
-    return _user(row) if row else None
+    row = lookup[for_update].first(conn, {"key": key})
+    return UserRow(*row) if row else None
 
 
 def get_user(conn: Connection, token: str, *, for_update: bool = False) -> UserRow | None:
@@ -117,7 +117,8 @@ def find_user_by_index(
 
 
 def index_owner(conn: Connection, field: str, digest: bytes) -> str | None:
-    return conn.execute(_INDEX_OWNER[field], {"key": digest}).scalar_one_or_none()
+    row = _INDEX_OWNER[field].first(conn, {"key": digest})
+    return None if row is None else str(row[0])
 
 
 def update_user(
@@ -201,14 +202,16 @@ def insert_access_token(
     )
 
 
-_FIND_ACCESS_TOKEN = sa.select(
-    access_tokens.c.kind, access_tokens.c.user_token, access_tokens.c.expires
-).where(access_tokens.c.token_hash == sa.bindparam("token_hash"))
+_FIND_ACCESS_TOKEN = Prepared(
+    sa.select(access_tokens.c.kind, access_tokens.c.user_token, access_tokens.c.expires).where(
+        access_tokens.c.token_hash == sa.bindparam("token_hash")
+    )
+)
 
 
 def find_access_token(conn: Connection, token_hash: bytes) -> AccessTokenRow | None:
-    row = conn.execute(_FIND_ACCESS_TOKEN, {"token_hash": token_hash}).one_or_none()
-    return AccessTokenRow(**row._mapping) if row else None
+    row = _FIND_ACCESS_TOKEN.first(conn, {"token_hash": token_hash})
+    return AccessTokenRow(*row) if row else None
 
 
 def has_root_token(conn: Connection) -> bool:
@@ -251,11 +254,14 @@ _AUDIT_COLUMNS = (
 )
 
 
-_INSERT_AUDIT = audit.insert()
+# Its key is a fresh random token: this insert breaks no unique index.
+_INSERT_AUDIT = Prepared(
+    audit.insert().values({name: sa.bindparam(name) for name in AuditRow.__slots__})
+)
 
 
 def insert_audit(conn: Connection, row: AuditRow) -> None:
-    conn.execute(_INSERT_AUDIT, {name: getattr(row, name) for name in AuditRow.__slots__})
+    _INSERT_AUDIT.execute(conn, {name: getattr(row, name) for name in AuditRow.__slots__})
 
 
 def _audit_filter(user_token: str | None) -> Sequence[sa.ColumnElement[bool]]:

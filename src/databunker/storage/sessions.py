@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import sessions
 
 
@@ -48,10 +49,10 @@ def _upsert_statement(insert: Any) -> Any:
 
 # Built once per dialect: building a statement costs more than running it.
 _UPSERT = {
-    "postgresql": _upsert_statement(postgresql.insert),
-    "sqlite": _upsert_statement(sqlite.insert),
+    "postgresql": Prepared(_upsert_statement(postgresql.insert)),
+    "sqlite": Prepared(_upsert_statement(sqlite.insert)),
 }
-_GET = sa.select(sessions).where(sessions.c.session == sa.bindparam("session"))
+_GET = Prepared(sa.select(sessions).where(sessions.c.session == sa.bindparam("session")))
 
 
 def upsert_session(
@@ -74,13 +75,13 @@ def upsert_session(
         "updated": now,
         "expires": expires,
     }
-    conn.execute(_UPSERT[conn.dialect.name], values)
+    _UPSERT[conn.dialect.name].execute(conn, values)
 
 
 def get_session(conn: Connection, session: str) -> SessionRow | None:
     """The session, expired or not (callers decide what expiry means to them)."""
-    row = conn.execute(_GET, {"session": session}).one_or_none()
-    return _row(row) if row else None
+    row = _GET.first(conn, {"session": session})
+    return SessionRow(*row) if row else None
 
 
 def delete_session(conn: Connection, session: str) -> SessionRow | None:

@@ -1,0 +1,69 @@
+"""Statements of the hottest paths, compiled once per dialect and run on the driver's cursor.
+
+SQLAlchemy builds and compiles each statement here once; running it afterwards skips the
+per-call work of a Core ``execute`` (cache-key lookup, execution context, result wrapping),
+which costs several times what SQLite spends on the query itself. The statement still runs
+on the connection of the caller's transaction, with bound parameters only. On PostgreSQL,
+psycopg prepares a statement on the server once a connection has run it a few times.
+
+Only statements that cannot break a unique constraint belong here: those errors must reach
+the services as SQLAlchemy's ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.expression import Executable
+
+
+class Prepared:
+    """One statement with named bound parameters, compiled lazily for each dialect."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def _compile(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            found = (compiled.string, order)
+            self._compiled[dialect.name] = found
+        return found
+
+    def _run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        sql, order = self._compile(conn.dialect)
+        arguments: Any = [params[name] for name in order] if order is not None else params
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, arguments)
+        return cursor
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, as a tuple in the statement's column order (None when there is none)."""
+        cursor = self._run(conn, params)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else tuple(row)
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run a statement that returns no rows; the number of rows it touched."""
+        cursor = self._run(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def driver_sql(conn: Connection, sql: str) -> None:
+    """A fixed statement without parameters (a savepoint, say) on the driver's cursor."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
