@@ -323,6 +323,8 @@ def bind_to_new_user(
     found = repo.unbound_for(
         work.conn, [d for f, d in indexes.items() if f in ANONYMOUS_MODES and d]
     )
+    if not found:
+        return
     bound: set[str] = {row.brief for row in repo.of_user(work.conn, user_token)}
     for row in found:
         if row.brief in bound:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import agreements
 
 YES = "yes"
@@ -79,16 +80,26 @@ def of_user(conn: Connection, user_token: str) -> list[AgreementRow]:
     return [_row(row) for row in conn.execute(query)]
 
 
+def _unbound_query(count: int) -> Prepared:
+    names: list[sa.BindParameter[Any]] = [sa.bindparam(f"who{number}") for number in range(count)]
+    return Prepared(
+        sa.select(agreements)
+        .where(agreements.c.user_token.is_(None), agreements.c.who_idx.in_(names))
+        .order_by(agreements.c.updated.desc(), agreements.c.id.desc())
+    )
+
+
+# Asked at every user creation: built once for an email, a phone, or both.
+_UNBOUND = {count: _unbound_query(count) for count in (1, 2)}
+
+
 def unbound_for(conn: Connection, who_indexes: list[bytes]) -> list[AgreementRow]:
     """Agreements given under these identities before their owner had a record."""
     if not who_indexes:
         return []
-    query = (
-        sa.select(agreements)
-        .where(agreements.c.user_token.is_(None), agreements.c.who_idx.in_(who_indexes))
-        .order_by(agreements.c.updated.desc(), agreements.c.id.desc())
-    )
-    return [_row(row) for row in conn.execute(query)]
+    query = _UNBOUND.get(len(who_indexes)) or _unbound_query(len(who_indexes))
+    values = {f"who{number}": digest for number, digest in enumerate(who_indexes)}
+    return [AgreementRow(*row) for row in query.all(conn, values)]
 
 
 def count_for_brief(conn: Connection, brief: str) -> int:

@@ -6,8 +6,8 @@ which costs several times what SQLite spends on the query itself. The statement 
 on the connection of the caller's transaction, with bound parameters only. On PostgreSQL,
 psycopg prepares a statement on the server once a connection has run it a few times.
 
-Only statements that cannot break a unique constraint belong here: those errors must reach
-the services as SQLAlchemy's ``IntegrityError``.
+Driver errors are wrapped as SQLAlchemy wraps them (``IntegrityError`` for a broken unique
+index, ...), with the parameters hidden, so callers see the same exceptions either way.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.expression import Executable
 
@@ -39,7 +40,18 @@ class Prepared:
         sql, order = self._compile(conn.dialect)
         arguments: Any = [params[name] for name in order] if order is not None else params
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, arguments)
+        try:
+            cursor.execute(sql, arguments)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise sa.exc.DBAPIError.instance(
+                sql,
+                None,
+                exc,
+                conn.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=conn.dialect,
+            ) from exc
         return cursor
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -50,6 +62,14 @@ class Prepared:
         finally:
             cursor.close()
         return None if row is None else tuple(row)
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, as tuples in the statement's column order."""
+        cursor = self._run(conn, params)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run a statement that returns no rows; the number of rows it touched."""

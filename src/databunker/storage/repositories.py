@@ -70,11 +70,17 @@ _INDEX_OWNER = {
     field: Prepared(sa.select(users.c.token).where(users.c[f"{field}_idx"] == sa.bindparam("key")))
     for field in INDEX_FIELDS
 }
-# Writes that may break a unique index stay on Core, whose IntegrityError services expect.
-_INSERT_USER = users.insert()
-_UPDATE_USER = users.update().where(
-    users.c.token == sa.bindparam("where_token"),
-    users.c.version == sa.bindparam("where_version"),
+_USER_WRITE = ("data_key", "profile", "version", "updated", *(f"{f}_idx" for f in INDEX_FIELDS))
+_INSERT_USER = Prepared(
+    users.insert().values({name: sa.bindparam(name) for name in ("token", "created", *_USER_WRITE)})
+)
+_UPDATE_USER = Prepared(
+    users.update()
+    .where(
+        users.c.token == sa.bindparam("where_token"),
+        users.c.version == sa.bindparam("where_version"),
+    )
+    .values({name: sa.bindparam(name) for name in _USER_WRITE if name != "data_key"})
 )
 
 
@@ -96,7 +102,7 @@ def insert_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    conn.execute(_INSERT_USER, values)
+    _INSERT_USER.execute(conn, values)
 
 
 def _one_user(
@@ -139,7 +145,7 @@ def update_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    return conn.execute(_UPDATE_USER, values).rowcount == 1
+    return _UPDATE_USER.execute(conn, values) == 1
 
 
 def erase_user(
