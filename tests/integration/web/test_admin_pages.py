@@ -300,9 +300,12 @@ def test_approve_a_profile_change_shown_as_a_diff(
     assert f'href="/admin/requests/{rtoken}"' in listing
     assert "change-profile" in listing
     detail = dpo.get(f"/admin/requests/{rtoken}").text
-    assert '<tr class="changed"><th scope="row">name</th><td class="old">Ann</td>' in detail
-    assert '<td class="new">Annie</td>' in detail
-    assert '<tr class="added"><th scope="row">city</th><td class="old"></td>' in detail
+    assert (
+        '<tr class="changed"><th scope="row">name</th><td data-label="Now" class="old">Ann</td>'
+        '<td data-label="After approval" class="new">Annie</td>'
+    ) in detail
+    added = '<tr class="added"><th scope="row">city</th><td data-label="Now" class="old"></td>'
+    assert added in detail
     assert "email" not in re.sub(r"<summary>.*", "", detail.split("What approving does")[1])
 
     approved = post_form(
@@ -505,7 +508,7 @@ def test_look_up_a_person(
     assert found.headers["location"] == f"/admin/user/{ann}"
     page = dpo.get(found.headers["location"]).text
     assert "<dt>name</dt><dd>Ann</dd>" in page
-    assert "<td>newsletter</td><td>yes</td>" in page
+    assert '"Legal basis">newsletter</td><td data-label="Status">yes</td>' in page
     assert "Applications: shop" in page
     assert "<strong>1</strong> live session" in page
     assert f'href="/admin/requests/{rtoken}"' in page
@@ -546,7 +549,10 @@ def test_an_audit_event_shows_its_values(dpo: TestClient, api: TestClient, ann: 
     event = next(r for r in trail if r["title"].startswith("change"))
     assert f'href="/admin/audit/{event["atoken"]}"' in dpo.get("/admin/audit").text
     page = dpo.get(f"/admin/audit/{event['atoken']}").text
-    assert '<th scope="row">name</th><td class="old">Ann</td><td class="new">Annie</td>' in page
+    assert (
+        '<th scope="row">name</th><td data-label="Before" class="old">Ann</td>'
+        '<td data-label="After" class="new">Annie</td>'
+    ) in page
     assert dpo.get(f"/admin/audit/{uuid.uuid4()}").status_code == 404
 
 
