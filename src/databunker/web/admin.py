@@ -133,6 +133,9 @@ def _proposal(answer: dict[str, Any]) -> dict[str, Any]:
     original, change = answer.get("original"), answer.get("change")
     if answer["action"] not in ("change-profile", "change-app-data") or change is None:
         return {"changes": None, "raw": None}
+    if answer["request"]["status"] != "open":
+        # Decided: the record has moved on, a diff against it would say nothing true.
+        return {"changes": None, "raw": pretty(change)}
     try:
         proposed = documents.apply_change(original if isinstance(original, dict) else {}, change)
     except DatabunkerError:

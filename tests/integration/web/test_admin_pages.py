@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
+from databunker.jobs import run_jobs
 from databunker.services.audit import save_event
 from databunker.services.context import AuditEvent, Vault
 from databunker.web import admin
@@ -266,6 +267,14 @@ def test_an_expired_admin_session_signs_out(dpo: TestClient, clock: Clock) -> No
     assert "Admin sign in" in dpo.get("/admin").text
 
 
+def test_expired_admin_sessions_are_purged(
+    dpo: TestClient, admin_vault: Vault, clock: Clock
+) -> None:
+    assert run_jobs(admin_vault)["purge expired admin sessions"] == 0
+    clock.advance(SESSION_SECONDS)
+    assert run_jobs(admin_vault)["purge expired admin sessions"] == 1
+
+
 def test_sign_out_revokes_the_session(dpo: TestClient, api: TestClient) -> None:
     session = dpo.cookies["databunker_admin"]
     out = post_form(dpo, "/admin", "/admin/signout", {})
@@ -315,6 +324,8 @@ def test_approve_a_profile_change_shown_as_a_diff(
     assert approved.headers["location"] == f"/admin/requests/{rtoken}?done=approved"
     page = dpo.get(approved.headers["location"]).text
     assert '<dd id="request-status">approved</dd>' in page
+    assert "The change that was proposed:" in page
+    assert "&#34;Annie&#34;" in page
     assert "The request was approved and carried out." in page
     assert api.get(f"/v1/user/token/{ann}").json()["data"]["name"] == "Annie"
     assert request_row(api, rtoken, "approved")["reason"] == "ok"
