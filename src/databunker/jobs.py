@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from databunker.notify import webhooks
-from databunker.services import agreements, audit, captcha, login, retention, sessions, sharing
+from databunker.services import (
+    admin_sessions,
+    agreements,
+    audit,
+    captcha,
+    login,
+    retention,
+    sessions,
+    sharing,
+)
 from databunker.services.context import Principal, PrincipalKind, Vault, Work
 
 log = logging.getLogger("databunker.jobs")
@@ -54,6 +63,7 @@ def registered_jobs() -> list[Job | NetworkJob]:
         Job("purge expired login codes", login.purge_expired_login_codes),
         Job("purge stale rate limits", login.purge_stale_rate_limits),
         Job("purge expired user tokens", login.purge_expired_user_tokens),
+        Job("purge expired admin sessions", admin_sessions.purge_expired_sessions),
         # Last, so that webhooks queued by the jobs above go out in the same round.
         NetworkJob("deliver webhooks", webhooks.deliver_due),
     ]

@@ -16,6 +16,8 @@ from databunker.storage import repositories as repo
 
 ROOT_KIND = "root"
 LOGIN_KIND = "login"
+# A DPO's admin-portal session: root's powers, but only through the admin cookie.
+ADMIN_KIND = "admin"
 DEMO_ROOT_TOKEN = "DEMO"  # noqa: S105 - the documented token of `databunker demo`
 
 
@@ -23,14 +25,30 @@ def access_token_hash(keyring: Keyring, token: str) -> bytes:
     return keyring.hash_secret("access-token", token)
 
 
-def authenticate(conn: Connection, keyring: Keyring, presented: str | None, now: int) -> Principal:
-    """Turn the ``X-Bunker-Token`` header into a Principal; anything invalid is anonymous."""
+def authenticate(
+    conn: Connection,
+    keyring: Keyring,
+    presented: str | None,
+    now: int,
+    *,
+    admin_session: bool = False,
+) -> Principal:
+    """Turn a presented token into a Principal; anything invalid is anonymous.
+
+    ``admin_session`` says the token came from the admin portal's cookie: there, only an
+    admin session token counts (as root), and such a token counts nowhere else, so a
+    session stolen from a browser is no API credential and an API token no admin cookie.
+    """
     if not presented:
         return ANONYMOUS
     if not (is_uuid(presented) or presented == DEMO_ROOT_TOKEN):
         return ANONYMOUS
     found = repo.find_access_token(conn, access_token_hash(keyring, presented))
     if found is None or (found.expires and found.expires <= now):
+        return ANONYMOUS
+    if admin_session or found.kind == ADMIN_KIND:
+        if admin_session and found.kind == ADMIN_KIND:
+            return Principal(PrincipalKind.ROOT, accessor="root")
         return ANONYMOUS
     if found.kind == ROOT_KIND:
         return Principal(PrincipalKind.ROOT, accessor="root")

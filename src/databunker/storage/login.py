@@ -150,11 +150,17 @@ def purge_stale_rate_limits(conn: Connection, cutoff: int) -> int:
 
 
 # -- user access tokens --------------------------------------------------------------------
-def revoke_access_token(conn: Connection, *, token_hash: bytes, kind: str, user_token: str) -> bool:
+def revoke_access_token(
+    conn: Connection, *, token_hash: bytes, kind: str, user_token: str | None
+) -> bool:
+    """Delete one token of this kind (and owner: ``None`` for tokens of nobody in particular)."""
+    owner = (
+        access_tokens.c.user_token.is_(None)
+        if user_token is None
+        else access_tokens.c.user_token == user_token
+    )
     statement = access_tokens.delete().where(
-        access_tokens.c.token_hash == token_hash,
-        access_tokens.c.kind == kind,
-        access_tokens.c.user_token == user_token,
+        access_tokens.c.token_hash == token_hash, access_tokens.c.kind == kind, owner
     )
     return conn.execute(statement).rowcount == 1
 

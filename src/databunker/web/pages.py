@@ -5,8 +5,10 @@ Safety rules kept here, in one place:
 * templates are autoescaped, so any stored value renders as text;
 * pages answer with a Content-Security-Policy without ``unsafe-inline`` (no inline script or
   style is ever needed: the only stylesheet is ``/static/portal.css``);
-* the person's access token lives only in an httpOnly, SameSite=Strict cookie (``Secure`` over
-  https) with a short lifetime; it never appears in a URL, a page or browser storage;
+* a session token (the person's access token, or a DPO's admin session token) lives only
+  in an httpOnly, SameSite=Strict cookie (``Secure`` over https) with a short lifetime; it
+  never appears in a URL, a page or browser storage. Each kind has its own cookie
+  (``CookieSession``), and an admin session counts only from the admin cookie;
 * every form is POST and carries a CSRF token: a keyed hash of the session token once signed
   in, or the value of a random double-submit cookie before that;
 * pages reach the domain only through ``run_unit_of_work`` (one transaction, audited), as the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from databunker.api.auth import Access
+from databunker.api.auth import Access, enforce
 from databunker.api.runtime import Operation, Payload, run_unit_of_work, vault_of
 from databunker.errors import AccessDenied, DatabunkerError
+from databunker.services.access import authenticate
+from databunker.services.context import Work
 
 HERE = Path(__file__).parent
 PAGE_CSP = (
@@ -42,6 +47,20 @@ CSRF_FIELD = "csrf"
 MAX_SESSION_SECONDS = 30 * 60
 PRESESSION_SECONDS = 30 * 60
 
+
+@dataclass(frozen=True, slots=True)
+class CookieSession:
+    """One kind of signed-in browser: its cookie, where the cookie is sent, and the purpose
+    its forms' CSRF tokens are keyed with."""
+
+    cookie: str
+    csrf_purpose: str
+    path: str = "/"
+
+
+PERSON = CookieSession(SESSION_COOKIE, "page-csrf")
+ADMIN = CookieSession("databunker_admin", "admin-csrf", "/admin")
+
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -54,15 +73,15 @@ def _is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def session_token(request: Request) -> str | None:
-    return request.cookies.get(SESSION_COOKIE) or None
+def session_token(request: Request, session: CookieSession = PERSON) -> str | None:
+    return request.cookies.get(session.cookie) or None
 
 
-def csrf_token(request: Request) -> str:
+def csrf_token(request: Request, session: CookieSession = PERSON) -> str:
     """The token this browser's forms must carry (see the module docstring)."""
-    session = session_token(request)
-    if session is not None:
-        digest = vault_of(request).keyring.hash_secret("page-csrf", session)
+    token = session_token(request, session)
+    if token is not None:
+        digest = vault_of(request).keyring.hash_secret(session.csrf_purpose, token)
         return digest.hex()
     existing = request.cookies.get(PRESESSION_COOKIE)
     if existing and len(existing) == 43:
@@ -71,24 +90,24 @@ def csrf_token(request: Request) -> str:
     return fresh
 
 
-async def check_csrf(request: Request) -> dict[str, str]:
+async def check_csrf(request: Request, session: CookieSession = PERSON) -> dict[str, str]:
     """The posted form's text fields, once its CSRF token is right (403 otherwise)."""
     form = await request.form()
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     presented = fields.get(CSRF_FIELD, "")
-    expected = csrf_token(request)
-    if request.cookies.get(SESSION_COOKIE) is None and PRESESSION_COOKIE not in request.cookies:
+    expected = csrf_token(request, session)
+    if request.cookies.get(session.cookie) is None and PRESESSION_COOKIE not in request.cookies:
         raise AccessDenied()  # a pre-session form is valid only with its cookie
     if not hmac.compare_digest(presented.encode(), expected.encode()):
         raise AccessDenied()
     return fields
 
 
-def _finish(request: Request, response: Response) -> Response:
+def _finish(request: Request, response: Response, session: CookieSession = PERSON) -> Response:
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     fresh = request.scope.get("databunker.presession")
-    if fresh is not None and session_token(request) is None:
+    if fresh is not None and session_token(request, session) is None:
         response.set_cookie(
             PRESESSION_COOKIE,
             fresh,
@@ -102,41 +121,54 @@ def _finish(request: Request, response: Response) -> Response:
 
 
 def render(
-    request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    status: int = 200,
+    session: CookieSession = PERSON,
 ) -> Response:
     settings = vault_of(request).settings
     values: dict[str, Any] = {
         "ui": settings.ui,
-        "csrf": csrf_token(request),
-        "signed_in": session_token(request) is not None,
+        "csrf": csrf_token(request, session),
+        "signed_in": session_token(request, session) is not None,
         "path": request.url.path,
         "notice": None,
         **(context or {}),
     }
     page = templates.get_template(template).render(values)
-    return _finish(request, HTMLResponse(page, status_code=status))
+    return _finish(request, HTMLResponse(page, status_code=status), session)
 
 
-def redirect(request: Request, to: str) -> Response:
-    return _finish(request, RedirectResponse(to, status_code=303))
+def redirect(request: Request, to: str, session: CookieSession = PERSON) -> Response:
+    return _finish(request, RedirectResponse(to, status_code=303), session)
 
 
-def start_session(request: Request, response: Response, xtoken: str) -> None:
-    lifetime = min(vault_of(request).settings.policy.user_token_seconds, MAX_SESSION_SECONDS)
+def start_session(
+    request: Request,
+    response: Response,
+    xtoken: str,
+    session: CookieSession = PERSON,
+    lifetime: int | None = None,
+) -> None:
+    """Set the session cookie; a person's lives as long as their token, within the bound."""
+    if lifetime is None:
+        lifetime = vault_of(request).settings.policy.user_token_seconds
     response.set_cookie(
-        SESSION_COOKIE,
+        session.cookie,
         xtoken,
-        max_age=lifetime,
+        max_age=min(lifetime, MAX_SESSION_SECONDS),
         httponly=True,
         samesite="strict",
         secure=_is_https(request),
-        path="/",
+        path=session.path,
     )
-    response.delete_cookie(PRESESSION_COOKIE, path="/")
+    if session is PERSON:
+        response.delete_cookie(PRESESSION_COOKIE, path="/")
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+def end_session(response: Response, session: CookieSession = PERSON) -> None:
+    response.delete_cookie(session.cookie, path=session.path, httponly=True, samesite="strict")
 
 
 def attachment(request: Request, body: bytes, filename: str, media_type: str) -> Response:
@@ -152,11 +184,18 @@ async def call(
     access: Access = Access.PUBLIC,
     presented: str | None = None,
     title: str | None = None,
+    admin_session: bool = False,
 ) -> Payload:
     """Run ``operation`` as the API does: one transaction, the caller authenticated by
-    ``presented``, the route's access enforced, the audit event written."""
+    ``presented``, the route's access enforced, the audit event written.
+
+    With ``admin_session``, ``presented`` came from the admin cookie and is authenticated
+    as such (see ``services.access.authenticate``)."""
     vault = vault_of(request)
     queued: list[int] = []
+    if admin_session:
+        operation = _as_admin_session(presented, access, operation)
+        presented, access = None, Access.PUBLIC
     result = await run_in_threadpool(
         run_unit_of_work, vault, presented, access, operation, title, queued
     )
@@ -164,6 +203,21 @@ async def call(
     if queued and webhooks is not None:
         webhooks.wake()
     return result
+
+
+def _as_admin_session(presented: str | None, access: Access, operation: Operation) -> Operation:
+    """The pipeline's authentication step, redone for a token from the admin cookie."""
+
+    def authenticated(work: Work) -> Payload:
+        work.principal = authenticate(
+            work.conn, work.keyring, presented, work.now, admin_session=True
+        )
+        if work.event is not None:
+            work.event.accessor = work.principal.accessor
+        enforce(access, work.principal, work.vault)
+        return operation(work)
+
+    return authenticated
 
 
 def error_page(request: Request, exc: DatabunkerError) -> Response:

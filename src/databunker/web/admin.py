@@ -1,0 +1,255 @@
+"""The admin portal for DPOs (``/admin``): sign-in, dashboard, the request queue, the audit trail.
+
+A DPO signs in with the root token and gets an admin session cookie (``admin_base``). Each
+page calls the same service, with the same audit title, as the API route it stands for;
+legal bases and processing activities live in ``admin_catalogue``, the person lookup in
+``admin_people``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.runtime import Payload
+from databunker.errors import BadRequest, DatabunkerError, NotFound, RateLimited
+from databunker.services import admin_sessions, audit, documents, legal
+from databunker.services import requests as user_requests
+from databunker.services.context import Work
+from databunker.web import admin_catalogue, admin_people, pages
+from databunker.web.admin_base import (
+    HOME,
+    PAGE_SIZE,
+    SESSION,
+    SignedOut,
+    as_admin,
+    field_changes,
+    form,
+    page,
+    page_number,
+    paging,
+    pretty,
+    redirect,
+    render,
+)
+
+STATUSES = user_requests.STATUSES
+
+
+# --- signing in ----------------------------------------------------------------------------
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _signin_page(request: Request, message: str | None = None, status: int = 200) -> Response:
+    return render(request, "admin/signin.html", {"message": message}, status=status)
+
+
+def _dashboard(work: Work) -> Payload:
+    waiting = user_requests.list_requests(work, "open", 0, 5)
+    return {
+        "open_total": waiting["total"],
+        "latest": waiting["rows"],
+        "bases": legal.list_bases(work)["total"],
+        "activities": legal.list_activities(work)["total"],
+    }
+
+
+@page
+async def home(request: Request) -> Response:
+    """The dashboard, or the sign-in form for a browser without an admin session."""
+    if pages.session_token(request, SESSION) is None:
+        return _signin_page(request)
+    return render(request, "admin/dashboard.html", await as_admin(request, _dashboard))
+
+
+@page
+async def sign_in(request: Request) -> Response:
+    fields = await form(request)
+    presented = fields.get("token", "").strip()
+    address = _client_address(request)
+    previous = pages.session_token(request, SESSION)
+    try:
+        answer = await pages.call(
+            request,
+            lambda work: admin_sessions.sign_in(work, presented, address, previous=previous),
+            title="admin sign in",
+        )
+    except RateLimited:
+        message = "Too many sign-in attempts from this address. Try again later."
+        return _signin_page(request, message, status=429)
+    assert isinstance(answer, dict)
+    if answer.get("result") == admin_sessions.WRONG_TOKEN:
+        return _signin_page(request, "This token is not valid.", status=403)
+    response = redirect(request, HOME)
+    pages.start_session(
+        request, response, str(answer["session"]), SESSION, lifetime=int(answer["lifetime"])
+    )
+    return response
+
+
+@page
+async def sign_out(request: Request) -> Response:
+    await form(request)
+    session = pages.session_token(request, SESSION)
+    if session is not None:
+        with contextlib.suppress(SignedOut):
+            await as_admin(
+                request, lambda work: admin_sessions.sign_out(work, session), "admin sign out"
+            )
+    response = redirect(request, HOME + "?done=signed-out")
+    pages.end_session(response, SESSION)
+    return response
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+@page
+async def requests_page(request: Request) -> Response:
+    status = request.query_params.get("status") or "open"
+    number = page_number(request)
+    offset = (number - 1) * PAGE_SIZE
+    view = await as_admin(
+        request, lambda work: user_requests.list_requests(work, status, offset, PAGE_SIZE)
+    )
+    context = {
+        "rows": view["rows"],
+        "status": status,
+        "statuses": STATUSES,
+        "paging": paging(number, view["total"]),
+    }
+    return render(request, "admin/requests.html", context)
+
+
+def _proposal(answer: dict[str, Any]) -> dict[str, Any]:
+    """What approving would do, as rows of old and new values where there is a change."""
+    original, change = answer.get("original"), answer.get("change")
+    if answer["action"] not in ("change-profile", "change-app-data") or change is None:
+        return {"changes": None, "raw": None}
+    if answer["request"]["status"] != "open":
+        # Decided: the record has moved on, a diff against it would say nothing true.
+        return {"changes": None, "raw": pretty(change)}
+    try:
+        proposed = documents.apply_change(original if isinstance(original, dict) else {}, change)
+    except DatabunkerError:
+        return {"changes": None, "raw": pretty(change)}
+    return {"changes": field_changes(original, proposed), "raw": None}
+
+
+@page
+async def request_page(request: Request) -> Response:
+    rtoken = request.path_params["rtoken"]
+    answer = await as_admin(
+        request,
+        lambda work: user_requests.get_request(work, rtoken),
+        "get user request by request token",
+    )
+    context = {
+        "request": answer["request"],
+        "original": answer.get("original") or {},
+        **_proposal(answer),
+    }
+    return render(request, "admin/request.html", context)
+
+
+@page
+async def approve_request(request: Request) -> Response:
+    rtoken = request.path_params["rtoken"]
+    fields = await form(request)
+    reason = fields.get("reason", "").strip()
+    body = {"reason": reason} if reason else None
+    await as_admin(
+        request,
+        lambda work: user_requests.approve_request(work, rtoken, body),
+        "approve user request",
+    )
+    return redirect(request, f"/admin/requests/{rtoken}?done=approved")
+
+
+@page
+async def cancel_request(request: Request) -> Response:
+    rtoken = request.path_params["rtoken"]
+    fields = await form(request)
+    reason = fields.get("reason", "").strip()
+    if not reason:
+        raise BadRequest("give a reason for cancelling the request")
+    await as_admin(
+        request,
+        lambda work: user_requests.cancel_request(work, rtoken, {"reason": reason}),
+        "cancel user request",
+    )
+    return redirect(request, f"/admin/requests/{rtoken}?done=canceled")
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+@page
+async def audit_page(request: Request) -> Response:
+    user_token = request.query_params.get("token", "").strip()
+    number = page_number(request)
+    offset = (number - 1) * PAGE_SIZE
+    if user_token:
+        view = await as_admin(
+            request,
+            lambda work: audit.list_user_events(work, user_token, offset, PAGE_SIZE),
+            "view audit events",
+        )
+    else:
+        view = await as_admin(request, lambda work: audit.list_all_events(work, offset, PAGE_SIZE))
+    context = {
+        "rows": view["rows"],
+        "token": user_token,
+        "paging": paging(number, view["total"]),
+    }
+    return render(request, "admin/audit.html", context)
+
+
+@page
+async def audit_event_page(request: Request) -> Response:
+    atoken = request.path_params["atoken"]
+    answer = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
+    event = answer["event"]
+    changes = (
+        field_changes(event.get("before"), event.get("after"))
+        if "before" in event or "after" in event
+        else []
+    )
+    context = {"atoken": atoken, "event": event, "changes": changes}
+    return render(request, "admin/audit_event.html", context)
+
+
+# --- static --------------------------------------------------------------------------------
+
+STYLESHEET = (pages.HERE / "static" / "admin.css").read_bytes()
+
+
+async def stylesheet(request: Request) -> Response:
+    if request.path_params["name"] != "admin.css":
+        return pages.error_page(request, NotFound())
+    response = Response(STYLESHEET, media_type="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+routes: list[Route] = [
+    Route("/admin", home, methods=["GET"]),
+    Route("/admin/signin", sign_in, methods=["POST"]),
+    Route("/admin/signout", sign_out, methods=["POST"]),
+    Route("/admin/requests", requests_page, methods=["GET"]),
+    Route("/admin/requests/{rtoken}", request_page, methods=["GET"]),
+    Route("/admin/requests/{rtoken}/approve", approve_request, methods=["POST"]),
+    Route("/admin/requests/{rtoken}/cancel", cancel_request, methods=["POST"]),
+    Route("/admin/audit", audit_page, methods=["GET"]),
+    Route("/admin/audit/{atoken}", audit_event_page, methods=["GET"]),
+    *admin_catalogue.routes,
+    *admin_people.routes,
+    Route("/admin/static/{name}", stylesheet, methods=["GET"]),
+]

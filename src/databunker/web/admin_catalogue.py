@@ -1,0 +1,205 @@
+"""Admin pages of the consent catalogue: legal bases and processing activities.
+
+The catalogue holds no personal data, and, as with ``/v1/lbasis`` and ``/v1/pactivity``,
+its changes are not audited. A create form never overwrites an existing entry (the API's
+POST is an upsert; a page that says "new" must not silently edit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from databunker.api.runtime import Payload
+from databunker.errors import Conflict, NotFound
+from databunker.services import legal
+from databunker.services.context import Work
+from databunker.web.admin_base import as_admin, form, page, redirect, render
+
+BASIS_TYPES = (
+    "consent",
+    "contract",
+    "legal-requirement",
+    "legitimate-interest",
+    "public-interest",
+    "vital-interest",
+)
+MODULES = ("login", "signup-page", "checkout-page", "cookie-popup", "login-page", "other")
+BASIS_TEXTS = ("shortdesc", "fulldesc", "basistype", "module", "requiredmsg")
+ACTIVITY_TEXTS = ("title", "script", "fulldesc", "applicableto")
+CATALOGUE = "/admin/legal"
+
+
+def _catalogue(work: Work) -> dict[str, Any]:
+    return {
+        "bases": legal.list_bases(work)["rows"],
+        "activities": legal.list_activities(work)["rows"],
+    }
+
+
+@page
+async def catalogue(request: Request) -> Response:
+    return render(request, "admin/legal.html", await as_admin(request, _catalogue))
+
+
+# --- legal bases ---------------------------------------------------------------------------
+
+
+def _choices(known: tuple[str, ...], current: str) -> list[str]:
+    """The usual values, and the current one if it is something else (stored verbatim)."""
+    return list(known) if current in known or not current else [*known, current]
+
+
+async def _basis_form(request: Request, brief: str | None) -> Response:
+    def operation(work: Work) -> Payload:
+        view = _catalogue(work)
+        if brief is None:
+            return {"basis": None}
+        found = next((b for b in view["bases"] if b["brief"] == brief), None)
+        if found is None:
+            raise NotFound()
+        return {"basis": found}
+
+    view = await as_admin(request, operation)
+    basis = view["basis"] or {"basistype": "consent", "module": "other", "status": "active"}
+    context = {
+        "basis": basis,
+        "new": view["basis"] is None,
+        "basis_types": _choices(BASIS_TYPES, basis["basistype"]),
+        "modules": _choices(MODULES, basis["module"]),
+    }
+    return render(request, "admin/basis.html", context)
+
+
+@page
+async def new_basis(request: Request) -> Response:
+    return await _basis_form(request, None)
+
+
+@page
+async def edit_basis(request: Request) -> Response:
+    return await _basis_form(request, legal.parse_brief(request.path_params["brief"]))
+
+
+@page
+async def save_basis(request: Request) -> Response:
+    fields = await form(request)
+    original = fields.get("original", "")
+    brief = fields.get("brief", "").strip()
+    body: dict[str, Any] = {name: fields.get(name, "") for name in BASIS_TEXTS}
+    body["status"] = fields.get("status", legal.ACTIVE)
+    # An unticked box is absent from the form: it means false here, not "keep".
+    body["usercontrol"] = "true" if fields.get("usercontrol") else "false"
+    body["requiredflag"] = "true" if fields.get("requiredflag") else "false"
+
+    def operation(work: Work) -> Payload:
+        if original:
+            return legal.save_basis(work, original, {**body, "brief": brief})
+        if legal.known_basis(work, legal.parse_brief(brief)) is not None:
+            raise Conflict("a legal basis with this brief exists already")
+        return legal.save_basis(work, brief, body)
+
+    await as_admin(request, operation)
+    return redirect(request, CATALOGUE + "?done=basis-saved")
+
+
+@page
+async def delete_basis(request: Request) -> Response:
+    fields = await form(request)
+    brief = fields.get("brief", "")
+    await as_admin(request, lambda work: legal.delete_basis(work, brief))
+    return redirect(request, CATALOGUE + "?done=basis-deleted")
+
+
+# --- processing activities -----------------------------------------------------------------
+
+
+async def _activity_form(request: Request, activity: str | None) -> Response:
+    def operation(work: Work) -> Payload:
+        view = _catalogue(work)
+        if activity is None:
+            return {"activity": None, "bases": view["bases"]}
+        found = next((a for a in view["activities"] if a["activity"] == activity), None)
+        if found is None:
+            raise NotFound()
+        return {"activity": found, "bases": view["bases"]}
+
+    view = await as_admin(request, operation)
+    current = view["activity"] or {"legalbasis": ""}
+    context = {
+        "activity": current,
+        "new": view["activity"] is None,
+        "bases": view["bases"],
+        "linked": set(filter(None, current["legalbasis"].split(","))),
+    }
+    return render(request, "admin/activity.html", context)
+
+
+@page
+async def new_activity(request: Request) -> Response:
+    return await _activity_form(request, None)
+
+
+@page
+async def edit_activity(request: Request) -> Response:
+    return await _activity_form(request, legal.parse_activity(request.path_params["activity"]))
+
+
+def _linked(work: Work, activity: str) -> set[str] | None:
+    """The briefs linked to the activity, or None if there is no such activity."""
+    for row in legal.list_activities(work)["rows"]:
+        if row["activity"] == activity:
+            return set(filter(None, row["legalbasis"].split(",")))
+    return None
+
+
+@page
+async def save_activity(request: Request) -> Response:
+    fields = await form(request)
+    ticked = (await request.form()).getlist("legalbasis")
+    original = fields.get("original", "")
+    name = fields.get("activity", "").strip()
+    body: dict[str, Any] = {field: fields.get(field, "") for field in ACTIVITY_TEXTS}
+    wanted = {v for v in ticked if isinstance(v, str)}
+
+    def operation(work: Work) -> Payload:
+        activity = legal.parse_activity(name)
+        if original:
+            legal.save_activity(work, original, {**body, "activity": activity})
+        else:
+            if _linked(work, activity) is not None:
+                raise Conflict("a processing activity with this name exists already")
+            legal.save_activity(work, activity, body)
+        linked = _linked(work, activity) or set()
+        for brief in sorted(wanted - linked):
+            legal.link_activity(work, activity, brief, linked=True)
+        for brief in sorted(linked - wanted):
+            legal.link_activity(work, activity, brief, linked=False)
+        return {"status": "ok"}
+
+    await as_admin(request, operation)
+    return redirect(request, CATALOGUE + "?done=activity-saved")
+
+
+@page
+async def delete_activity(request: Request) -> Response:
+    fields = await form(request)
+    activity = fields.get("activity", "")
+    await as_admin(request, lambda work: legal.delete_activity(work, activity))
+    return redirect(request, CATALOGUE + "?done=activity-deleted")
+
+
+routes: list[Route] = [
+    Route(CATALOGUE, catalogue, methods=["GET"]),
+    Route(CATALOGUE + "/basis", new_basis, methods=["GET"]),
+    Route(CATALOGUE + "/basis/{brief}", edit_basis, methods=["GET"]),
+    Route(CATALOGUE + "/save-basis", save_basis, methods=["POST"]),
+    Route(CATALOGUE + "/delete-basis", delete_basis, methods=["POST"]),
+    Route(CATALOGUE + "/activity", new_activity, methods=["GET"]),
+    Route(CATALOGUE + "/activity/{activity}", edit_activity, methods=["GET"]),
+    Route(CATALOGUE + "/save-activity", save_activity, methods=["POST"]),
+    Route(CATALOGUE + "/delete-activity", delete_activity, methods=["POST"]),
+]
