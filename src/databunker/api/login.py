@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from databunker.api.auth import TOKEN_HEADER, Access
 from databunker.api.responses import error
-from databunker.api.runtime import Operation, Payload, path_route, perform
-from databunker.errors import DatabunkerError
+from databunker.api.runtime import Operation, Payload, keeping_what_was_spent, path_route, perform
 from databunker.services import captcha, login
 from databunker.services.context import Work
 
@@ -30,18 +29,7 @@ def _title(template: str, mode: str) -> str:
 
 
 def _keeping_what_was_spent(operation: Operation) -> Operation:
-    """Answer a refusal without rolling back; the audit event records it as an error."""
-
-    def committed(work: Work) -> Payload:
-        try:
-            return operation(work)
-        except DatabunkerError as exc:
-            if work.event is not None:
-                work.event.status = "error"
-                work.event.msg = exc.message
-            return error(exc.status_code, exc.message)
-
-    return committed
+    return keeping_what_was_spent(operation, lambda exc: error(exc.status_code, exc.message))
 
 
 async def new_captcha(request: Request) -> Response:

@@ -48,6 +48,25 @@ async def perform(
     return payload if isinstance(payload, Response) else ok(payload)
 
 
+def keeping_what_was_spent(
+    operation: Operation, answer: Callable[[DatabunkerError], Payload]
+) -> Operation:
+    """Turn a refusal into ``answer(refusal)`` inside the transaction, which then commits:
+    what the attempt spent (a rate-limit hit, a wrong code's try) is kept, where raising
+    would roll it back. The audit event records the refusal as an error."""
+
+    def committed(work: Work) -> Payload:
+        try:
+            return operation(work)
+        except DatabunkerError as exc:
+            if work.event is not None:
+                work.event.status = "error"
+                work.event.msg = exc.message
+            return answer(exc)
+
+    return committed
+
+
 def _wake_dispatcher(request: Request) -> None:
     # The request queued a webhook: let this process's dispatcher look at once. Only a
     # shortcut; the dispatcher finds every queued row in the database anyway.

@@ -11,7 +11,7 @@ Safety rules kept here, in one place:
   (``CookieSession``), and an admin session counts only from the admin cookie;
 * every form is POST and carries a CSRF token: a keyed hash of the session token once signed
   in, or the value of a random double-submit cookie before that;
-* pages reach the domain only through ``run_unit_of_work`` (one transaction, audited), as the
+* pages reach the domain only through a ``UnitOfWork`` (one transaction, audited), as the
   API does.
 """
 
@@ -25,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from databunker.api.auth import Access, enforce
-from databunker.api.runtime import Operation, Payload, run_unit_of_work, vault_of
+from databunker.api.runtime import (
+    Operation,
+    Payload,
+    UnitOfWork,
+    keeping_what_was_spent,
+    vault_of,
+)
 from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import authenticate
 from databunker.services.context import Work
@@ -185,24 +190,30 @@ async def call(
     presented: str | None = None,
     title: str | None = None,
     admin_session: bool = False,
+    keep_spent: bool = False,
 ) -> Payload:
     """Run ``operation`` as the API does: one transaction, the caller authenticated by
     ``presented``, the route's access enforced, the audit event written.
 
     With ``admin_session``, ``presented`` came from the admin cookie and is authenticated
-    as such (see ``services.access.authenticate``)."""
-    vault = vault_of(request)
-    queued: list[int] = []
+    as such (see ``services.access.authenticate``). With ``keep_spent``, a refusal still
+    commits what the attempt spent (see ``keeping_what_was_spent``), then is raised here."""
     if admin_session:
         operation = _as_admin_session(presented, access, operation)
         presented, access = None, Access.PUBLIC
-    result = await run_in_threadpool(
-        run_unit_of_work, vault, presented, access, operation, title, queued
-    )
+    if keep_spent:
+        operation = keeping_what_was_spent(operation, lambda exc: {_REFUSED: exc})
+    unit = UnitOfWork(vault_of(request), presented, access, operation, title)
+    result = await unit.run_async()
     webhooks = getattr(request.app.state, "webhooks", None)
-    if queued and webhooks is not None:
+    if unit.queued and webhooks is not None:
         webhooks.wake()
+    if isinstance(result, dict) and isinstance(result.get(_REFUSED), DatabunkerError):
+        raise result[_REFUSED]
     return result
+
+
+_REFUSED = "databunker.refused"
 
 
 def _as_admin_session(presented: str | None, access: Access, operation: Operation) -> Operation:

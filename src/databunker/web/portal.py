@@ -48,7 +48,7 @@ async def _new_captcha(request: Request) -> str | None:
         login.limit_captchas(work, address)
         return captcha.create_captcha(work)
 
-    created = await pages.call(request, operation)
+    created = await pages.call(request, operation, keep_spent=True)
     assert isinstance(created, dict)
     return str(created["captcha"])
 
@@ -96,6 +96,7 @@ async def send_code(request: Request) -> Response:
             address,
         ),
         title=f"user prelogin by {mode}",
+        keep_spent=True,
     )
     if isinstance(answer, dict) and answer.get("result") == "captcha-error":
         return await _signin_page(
@@ -118,6 +119,7 @@ async def enter_code(request: Request) -> Response:
             request,
             lambda work: login.login(work, mode, identity, code, address),
             title=f"user login by {mode if mode in login.LOGIN_MODES else 'unknown mode'}",
+            keep_spent=True,
         )
     except BadRequest:
         context = {"mode": mode, "identity": identity, "message": "This code is not valid."}

@@ -112,6 +112,23 @@ def test_sign_in_with_a_code_sets_a_strict_httponly_cookie(
     assert xtoken not in profile.text
 
 
+def test_wrong_codes_entered_on_the_page_use_up_the_code(
+    browser: TestClient, ann: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(login, "new_code", lambda: CODE)
+    start = browser.get("/")
+    form = {"csrf": csrf_of(start.text), "mode": "email", "identity": ANN["email"]}
+    browser.post("/signin", data=form)
+    for _ in range(login.MAX_WRONG_ATTEMPTS):
+        wrong = browser.post("/code", data={**form, "code": "000000"})
+        assert wrong.status_code == 400
+    # Each wrong try was counted, although the page answered with a refusal: the code is void.
+    late = browser.post("/code", data={**form, "code": CODE})
+    assert late.status_code == 400
+    assert "This code is not valid." in late.text
+    assert "databunker_session" not in late.headers.get("set-cookie", "")
+
+
 def test_the_code_page_does_not_say_whether_anyone_has_the_identity(
     browser: TestClient, ann: str
 ) -> None:
