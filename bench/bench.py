@@ -124,6 +124,14 @@ def create_users(port: int, count: int, tokens_file: Path) -> None:
     tokens_file.write_text("\n".join(tokens) + "\n")
 
 
+def children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(child) for child in found]
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -132,12 +140,15 @@ class RssSampler(threading.Thread):
         self.stopped = threading.Event()
 
     def sample(self) -> None:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.max_kb = max(self.max_kb, int(line.split()[1]))
-        except OSError:
-            pass
+        """The largest resident size of one serving process: the server itself, or each of
+        its worker processes when it supervises some."""
+        for pid in [self.pid, *children(self.pid)]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.max_kb = max(self.max_kb, int(line.split()[1]))
+            except OSError:
+                pass
 
     def run(self) -> None:
         while not self.stopped.wait(0.2):
@@ -208,7 +219,8 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
         "BENCH_RUN": secrets.token_hex(4),
     }
     minimal_port = free_port()
-    minimal = [PYTHON, str(ROOT / "bench" / "minimal_app.py"), str(minimal_port)]
+    workers = str(args.workers)
+    minimal = [PYTHON, str(ROOT / "bench" / "minimal_app.py"), str(minimal_port), workers]
     with process(minimal, env, work, minimal_port, "/v1/user/token/abc") as pid:
         name, script, path = SCENARIOS[0]
         results.append(
@@ -218,6 +230,7 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
         )
     port = free_port()
     serve = [PYTHON, "-m", "databunker", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    serve += ["--workers", workers]
     with process(serve, env, work, port, "/v1/status") as pid:
         create_users(port, args.users, tokens_file)
         for name, script, path in SCENARIOS[1:]:
@@ -265,6 +278,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--users", type=int, default=1000, help="users created beforehand")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (default: one per CPU, the production advice)",
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
@@ -285,8 +304,9 @@ def main() -> None:
 
     stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
     about = (
-        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}; wrk -t{args.threads} "
-        f"-c{args.connections} -d{args.seconds}s on the same machine"
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}; {args.workers} server "
+        f"worker(s); wrk -t{args.threads} -c{args.connections} -d{args.seconds}s on the same "
+        "machine"
     )
     args.results.mkdir(parents=True, exist_ok=True)
     raw = {"machine": about, "results": [asdict(r) for r in results]}

@@ -1,7 +1,6 @@
 """SQLite's shared write transactions: each caller still sees a unit of work of its own.
 
-Batches are formed by holding the group-commit thread inside a first unit (on an Event) while
-the next units queue up behind it; they then run together in the next transaction.
+The units submitted in one turn of the event loop run together in one transaction.
 """
 
 from __future__ import annotations
@@ -10,10 +9,9 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -56,28 +54,27 @@ def stored(database: Database) -> list[str]:
         return sorted(conn.execute(sa.select(notes.c.text)).scalars())
 
 
-class Gate:
-    """A unit that keeps the group-commit thread busy until opened."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self, conn: Connection) -> str:
-        self.entered.set()
-        assert self.opened.wait(TIMEOUT)
-        conn.execute(notes.insert(), {"text": "gate"})
-        return "gate"
+def commits_of(database: Database) -> list[int]:
+    """A list that grows by one at every commit of the database."""
+    counted: list[int] = []
+    sa.event.listen(database.engine, "commit", lambda _conn: counted.append(1))
+    return counted
 
 
-def queue_behind_gate(
+async def one_turn(
     database: Database, units: list[Callable[[Connection], str]]
-) -> tuple[Gate, Future[str], list[Future[str]]]:
-    gate = Gate()
-    gate_future = database._group_commit.submit(gate)  # type: ignore[union-attr]
-    assert gate.entered.wait(TIMEOUT)
-    futures = [database._group_commit.submit(unit) for unit in units]  # type: ignore[union-attr]
-    return gate, gate_future, futures
+) -> list[str | BaseException]:
+    """Submit every unit in the same turn of the event loop, then wait for all of them."""
+    futures = [database.run_async(unit) for unit in units]
+    return await asyncio.gather(*futures, return_exceptions=True)
+
+
+def test_the_units_of_one_turn_share_one_commit(database: Database) -> None:
+    commits = commits_of(database)
+    results = asyncio.run(one_turn(database, [note("a"), note("b"), note("c")]))
+    assert results == ["a", "b", "c"]
+    assert len(commits) == 1
+    assert stored(database) == ["a", "b", "c"]
 
 
 def test_a_failing_unit_is_rolled_back_alone(database: Database) -> None:
@@ -85,37 +82,40 @@ def test_a_failing_unit_is_rolled_back_alone(database: Database) -> None:
         conn.execute(notes.insert(), {"text": "half-done"})
         raise ValueError("refused")
 
-    gate, first, futures = queue_behind_gate(database, [note("a"), fails, note("b")])
-    gate.opened.set()
-    assert first.result(TIMEOUT) == "gate"
-    assert futures[0].result(TIMEOUT) == "a"
-    with pytest.raises(ValueError, match="refused"):
-        futures[1].result(TIMEOUT)
-    assert futures[2].result(TIMEOUT) == "b"
-    assert stored(database) == ["a", "b", "gate"]
+    commits = commits_of(database)
+    first, failed, last = asyncio.run(one_turn(database, [note("a"), fails, note("b")]))
+    assert (first, last) == ("a", "b")
+    assert isinstance(failed, ValueError)
+    assert len(commits) == 1
+    assert stored(database) == ["a", "b"]
 
 
 def test_a_database_error_in_one_unit_leaves_the_others_committed(database: Database) -> None:
     database.run(note("taken"))
-    gate, _first, futures = queue_behind_gate(database, [note("taken"), note("free")])
-    gate.opened.set()
-    with pytest.raises(sa.exc.IntegrityError):
-        futures[0].result(TIMEOUT)
-    assert futures[1].result(TIMEOUT) == "free"
-    assert stored(database) == ["free", "gate", "taken"]
+    duplicate, free = asyncio.run(one_turn(database, [note("taken"), note("free")]))
+    assert isinstance(duplicate, sa.exc.IntegrityError)
+    assert free == "free"
+    assert stored(database) == ["free", "taken"]
 
 
 def test_no_result_is_handed_over_before_its_batch_commits(database: Database) -> None:
-    second_gate = Gate()
-    gate, _first, futures = queue_behind_gate(database, [note("early"), second_gate])
-    gate.opened.set()
-    assert second_gate.entered.wait(TIMEOUT)
-    # "early" ran, but the transaction holding it is still open.
-    assert not futures[0].done()
-    assert "early" not in stored(database)
-    second_gate.opened.set()
-    assert futures[0].result(TIMEOUT) == "early"
-    assert "early" in stored(database)
+    seen: dict[str, object] = {}
+
+    async def scenario() -> None:
+        early = asyncio.ensure_future(database.run_async(note("early")))
+
+        def later(conn: Connection) -> str:
+            # "early" ran before this unit, in the same transaction, still open.
+            seen["early done"] = early.done()
+            seen["stored"] = stored(database)
+            return note("later")(conn)
+
+        # Both submit in the same turn, "early" first (its task was scheduled first).
+        await asyncio.gather(early, database.run_async(later))
+
+    asyncio.run(scenario())
+    assert seen == {"early done": False, "stored": []}
+    assert stored(database) == ["early", "later"]
 
 
 def test_a_failed_commit_fails_every_unit_of_the_batch(database: Database) -> None:
@@ -130,14 +130,10 @@ def test_a_failed_commit_fails_every_unit_of_the_batch(database: Database) -> No
         conn.exec_driver_sql("INSERT INTO children (parent) VALUES (42)")
         return "orphan"  # the foreign key is checked only at COMMIT
 
-    gate, first, futures = queue_behind_gate(database, [note("innocent"), orphan])
-    gate.opened.set()
-    assert first.result(TIMEOUT) == "gate"
-    for future in futures:
-        with pytest.raises(sa.exc.IntegrityError):
-            future.result(TIMEOUT)
-    assert "innocent" not in stored(database)
-    assert database.run(note("later")) == "later"  # the thread carries on
+    results = asyncio.run(one_turn(database, [note("innocent"), orphan]))
+    assert all(isinstance(result, sa.exc.IntegrityError) for result in results)
+    assert stored(database) == []
+    assert database.run(note("later")) == "later"
 
 
 def test_a_unit_cannot_wait_for_another(database: Database) -> None:
@@ -146,17 +142,11 @@ def test_a_unit_cannot_wait_for_another(database: Database) -> None:
     assert stored(database) == []
 
 
-def test_the_event_loop_gets_results_and_errors(database: Database) -> None:
-    async def scenario() -> tuple[str, str]:
-        first = await database.run_async(note("one"))
-        try:
-            await database.run_async(note("one"))
-        except sa.exc.IntegrityError:
-            return first, "refused"
-        return first, "accepted"
-
-    assert asyncio.run(scenario()) == ("one", "refused")
-    assert stored(database) == ["one"]
+def test_threads_outside_the_loop_run_their_units_at_once(database: Database) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda n: database.run(note(f"n{n}")), range(8)))
+    assert results == [f"n{n}" for n in range(8)]
+    assert stored(database) == sorted(results)
 
 
 def test_writers_of_other_processes_queue_on_a_lock_file(database: Database) -> None:

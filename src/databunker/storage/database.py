@@ -120,8 +120,6 @@ class Database:
         return True
 
     def dispose(self) -> None:
-        if self._group_commit is not None:
-            self._group_commit.stop()
         if self._file_lock is not None:
             self._file_lock.close()
         self.engine.dispose()

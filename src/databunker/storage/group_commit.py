@@ -1,10 +1,13 @@
-"""Group commit for SQLite: the units of work of one process share write transactions.
+"""Group commit for SQLite: the units of work of one event-loop turn share a transaction.
 
-SQLite has one writer at a time, and every request writes (its audit row at least). Running
-each request in a transaction of its own spends most of its time in ``BEGIN IMMEDIATE`` and
-``COMMIT`` and in threads taking turns at the write lock. Here one thread runs the units of
-work instead: it takes every unit waiting, runs each under a savepoint of one transaction and
-commits them together.
+SQLite has one writer at a time, and every request writes (its audit row at least). Giving
+each request a transaction of its own spends most of its time in ``BEGIN IMMEDIATE`` and
+``COMMIT``, and handing the work to threads adds their turns at the GIL and the write lock.
+Here the event loop runs the units itself: the units submitted while it handles one turn of
+network events are run together, each under a savepoint of one transaction, then committed.
+A unit is a short run of Python and SQLite calls (no network), so the loop is busy with it
+no longer than with any other request work; it does wait while another thread or process
+holds the write lock, as any writer must.
 
 What each caller sees does not change:
 
@@ -14,16 +17,17 @@ What each caller sees does not change:
 * if the commit itself fails, every caller of that batch gets the error (nothing of it stands);
 * units run one after another, so each sees the effects of the units before it, as if each
   had its own transaction.
+
+Callers outside the event loop (periodic jobs, commands) run their unit at once, in a
+transaction of their own, on their own thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -35,89 +39,60 @@ log = logging.getLogger("databunker.storage")
 
 T = TypeVar("T")
 Unit = Callable[[Connection], Any]
-# Called once with (result, None) or (None, error), after the unit's batch ended.
+# Called once with (result, None) or (None, error), after the unit's transaction ended.
 Deliver = Callable[[Any, BaseException | None], None]
 Transaction = Callable[[], AbstractContextManager[Connection]]
 
-# Enough to amortise a commit; small enough that a batch's first caller does not wait long.
-MAX_BATCH = 64
-_STOP = object()
-
 
 class GroupCommit:
-    """A thread that runs submitted units of work in shared transactions."""
+    """Runs units of work in shared transactions (see the module docstring)."""
 
-    def __init__(self, transaction: Transaction, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, transaction: Transaction) -> None:
         self._transaction = transaction
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._started = threading.Lock()
-
-    def submit(self, unit: Callable[[Connection], T]) -> Future[T]:
-        """Queue ``unit``; the future resolves once its batch is committed."""
-        future: Future[T] = Future()
-        future.set_running_or_notify_cancel()
-        self._put(unit, _resolver(future))
-        return future
+        # Units waiting for the next flush, per event loop (each loop flushes its own).
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Unit, Deliver]]] = {}
+        self._running = threading.local()
 
     def submit_async(self, unit: Callable[[Connection], T]) -> asyncio.Future[T]:
-        """``submit`` for the running event loop (no thread waits for the result)."""
+        """Queue ``unit`` for this turn's batch; the future resolves once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
         def deliver(value: Any, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, value, error)
+            if future.cancelled():
+                return
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
-        self._put(unit, deliver)
+        waiting = self._pending.get(loop)
+        if waiting is None:
+            waiting = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        waiting.append((unit, deliver))
         return future
 
     def run(self, unit: Callable[[Connection], T]) -> T:
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("a unit of work cannot wait for another one")
-        return self.submit(unit).result()
+        """Run ``unit`` now, in a transaction of its own, on the calling thread."""
+        outcome: list[Any] = []
+        self._run_batch([(unit, lambda value, error: outcome.extend((value, error)))])
+        value, error = outcome
+        if error is not None:
+            raise error
+        result: T = value
+        return result
 
-    def _put(self, unit: Unit, deliver: Deliver) -> None:
-        self._ensure_thread()
-        self._queue.put((unit, deliver))
-
-    def stop(self) -> None:
-        with self._started:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(_STOP)
-            thread.join()
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        with self._started:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name="databunker-group-commit", daemon=True
-                )
-                self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first, *self._waiting()]
-            stop = _STOP in batch
-            self._run_batch([item for item in batch if item is not _STOP])
-            if stop:
-                return
-
-    def _waiting(self) -> Iterator[Any]:
-        for _ in range(self._max_batch - 1):
-            try:
-                yield self._queue.get_nowait()
-            except queue.Empty:
-                return
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._run_batch(self._pending.pop(loop, []))
 
     def _run_batch(self, batch: list[tuple[Unit, Deliver]]) -> None:
+        if not batch:
+            return
+        if getattr(self._running, "batch", False):
+            raise RuntimeError("a unit of work cannot wait for another one")
         outcomes: list[tuple[Deliver, Any, BaseException | None]] = []
+        self._running.batch = True
         try:
             with self._transaction() as conn:
                 for unit, deliver in batch:
@@ -137,24 +112,7 @@ class GroupCommit:
             for _unit, deliver in batch:
                 deliver(None, exc)
             return
+        finally:
+            self._running.batch = False
         for deliver, value, error in outcomes:
             deliver(value, error)
-
-
-def _resolver(future: Future[Any]) -> Deliver:
-    def deliver(value: Any, error: BaseException | None) -> None:
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-    return deliver
-
-
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is None:
-        future.set_result(value)
-    else:
-        future.set_exception(error)

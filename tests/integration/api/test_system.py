@@ -4,6 +4,7 @@ errors, CORS preflight, security headers, and robustness against garbage input.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import re
@@ -333,3 +334,12 @@ def test_odd_tokens_are_simply_denied(vault: Vault, presented: str) -> None:
     with client_for(vault, None) as client:
         response = client.get("/v1/audit/admin", headers={"X-Bunker-Token": presented.encode()})
     assert_error(response, 403, "access denied")
+
+
+def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Vault) -> None:
+    # Full collections walking every module and table under load stall every request.
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with client_for(vault) as client:
+        assert client.get("/v1/status").status_code == 200
+        assert gc.get_freeze_count() > 10_000
