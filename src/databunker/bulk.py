@@ -22,6 +22,7 @@ from databunker.errors import DatabunkerError
 from databunker.jobs import SYSTEM
 from databunker.services import users as user_service
 from databunker.services.context import Vault, Work
+from databunker.storage.prepared import savepoint
 from databunker.storage.repositories import UserRow
 from databunker.storage.tables import users as users_table
 
@@ -119,7 +120,7 @@ def import_users(
                     continue
                 try:
                     # A savepoint keeps the batch usable when the database refuses one row.
-                    with conn.begin_nested():
+                    with savepoint(conn):
                         user_service.create_user(work, parsed)
                 except DatabunkerError as exc:
                     report.skip(number, exc.message)

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from databunker.storage.prepared import driver_sql
+from databunker.storage.prepared import savepoint
 
 log = logging.getLogger("databunker.storage")
 
@@ -96,16 +96,12 @@ class GroupCommit:
         try:
             with self._transaction() as conn:
                 for unit, deliver in batch:
-                    # On the driver: SQLAlchemy's own savepoints cost more than most units.
-                    driver_sql(conn, "SAVEPOINT unit")
                     try:
-                        value = unit(conn)
+                        with savepoint(conn):
+                            value = unit(conn)
                     except Exception as exc:  # the unit's own failure: its caller gets it
-                        driver_sql(conn, "ROLLBACK TO SAVEPOINT unit")
-                        driver_sql(conn, "RELEASE SAVEPOINT unit")
                         outcomes.append((deliver, None, exc))
                     else:
-                        driver_sql(conn, "RELEASE SAVEPOINT unit")
                         outcomes.append((deliver, value, None))
         except Exception as exc:  # BEGIN or COMMIT failed: no unit of the batch stands
             log.error("a group commit failed", extra={"error_type": type(exc).__name__})

@@ -12,7 +12,8 @@ index, ...), with the parameters hidden, so callers see the same exceptions eith
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,3 +88,16 @@ def driver_sql(conn: Connection, sql: str) -> None:
         cursor.execute(sql)
     finally:
         cursor.close()
+
+
+@contextmanager
+def savepoint(conn: Connection, name: str = "unit") -> Iterator[None]:
+    """A savepoint on the driver (cheaper than SQLAlchemy's): rolled back if the block raises."""
+    driver_sql(conn, f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        driver_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
+        driver_sql(conn, f"RELEASE SAVEPOINT {name}")
+        raise
+    driver_sql(conn, f"RELEASE SAVEPOINT {name}")
