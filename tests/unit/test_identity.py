@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from databunker.crypto import Keyring, MasterKey
 from databunker.errors import BadRequest
 from databunker.services.identity import (
+    _plain_email,
     lookup_index,
     normalise,
     normalise_email,
@@ -96,3 +100,40 @@ def test_modes_and_uuids() -> None:
         parse_mode("EMAIL")
     with pytest.raises(BadRequest, match="bad uuid"):
         require_uuid("1234")
+
+
+# Addresses near the edge of the shortcut: dots, hyphens, digits, IDNA prefixes, special
+# names, odd characters and lengths.
+NEAR_PLAIN_EMAILS = st.from_regex(
+    r"[A-Za-z0-9._%+\-!#'=~]{0,70}@([A-Za-z0-9\-_]{0,12}\.){0,4}"
+    r"(xn--[a-z0-9]{1,6}|local|test|arpa|onion|invalid|localhost|[A-Za-z0-9\-]{0,8})\.?",
+    fullmatch=True,
+) | st.from_regex(
+    # Mostly plain ones, so that the shortcut's own answers are checked often.
+    r"[A-Za-z0-9_%+\-]{1,10}(\.[A-Za-z0-9_%+\-]{1,6}){0,2}@"
+    r"([A-Za-z0-9][A-Za-z0-9\-]{0,6}\.){1,3}([A-Za-z]{2,6}|local|test|[a-z0-9]{2,4})",
+    fullmatch=True,
+)
+
+
+def _validated(address: str) -> str | None:
+    try:
+        return validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(NEAR_PLAIN_EMAILS)
+def test_the_plain_email_shortcut_agrees_with_email_validator(address: str) -> None:
+    shortcut = _plain_email(address)
+    if shortcut is not None:
+        assert shortcut == _validated(address)
+    assert normalise_email(address) == _validated(address.strip())
+
+
+def test_the_plain_email_shortcut_takes_common_addresses() -> None:
+    for address in ("Ann.Smith@Example.com", "a+b@mail.example.co.uk", "x_y-z@a1.io"):
+        assert _plain_email(address) == address.lower() == _validated(address)
+    for address in ("a@xn--bcher-kva.com", "a..b@x.com", "a@x.local", "a@x.123", "ä@x.com"):
+        assert _plain_email(address) is None
