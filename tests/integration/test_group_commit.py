@@ -178,3 +178,25 @@ def test_postgresql_runs_each_unit_in_a_transaction_of_its_own(
         assert stored(database) == ["a", "b"]
     finally:
         database.dispose()
+
+
+def test_postgresql_units_wait_for_a_pooled_connection_rather_than_open_more(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    database = Database(postgres_server.create_database(f"g_{uuid.uuid4().hex[:16]}"), pool_size=2)
+    opened: list[int] = []
+    sa.event.listen(database.engine, "connect", lambda *_args: opened.append(1))
+
+    def slow(conn: Connection) -> int:
+        # Long enough on the server that the units overlap.
+        return int(conn.exec_driver_sql("SELECT 1 FROM pg_sleep(0.05)").scalar_one())
+
+    async def burst() -> list[int]:
+        return await asyncio.gather(*(database.run_async(slow) for _ in range(10)))
+
+    try:
+        assert asyncio.run(burst()) == [1] * 10
+        # At most the pool's size at once: no overflow connection opened and closed again.
+        assert len(opened) <= 2
+    finally:
+        database.dispose()

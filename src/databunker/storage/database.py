@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -61,11 +62,15 @@ class Database:
                 max_overflow=pool_size * 4,
             )
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self._writer_lock: threading.RLock | None = None
         self._file_lock: _FileLock | None = None
         self._group_commit: GroupCommit | None = None
+        # Units running at once on worker threads (PostgreSQL): no more than the pool holds,
+        # so a burst queues here instead of opening and closing overflow connections.
+        self._units_at_once = pool_size
+        self._limiter: anyio.CapacityLimiter | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
             self._writer_lock = threading.RLock()
@@ -108,7 +113,9 @@ class Database:
     async def run_async(self, unit: Callable[[Connection], T]) -> T:
         """``run`` for the event loop: the unit runs off the loop, which waits for it."""
         if self._group_commit is None:
-            return await anyio.to_thread.run_sync(self.run, unit)
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(self._units_at_once)
+            return await anyio.to_thread.run_sync(self.run, unit, limiter=self._limiter)
         return await self._group_commit.submit_async(unit)
 
     def ping(self) -> bool:
