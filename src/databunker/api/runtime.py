@@ -21,7 +21,7 @@ from starlette.routing import Route
 from databunker.api.auth import TOKEN_HEADER, Access, enforce, principal_for
 from databunker.api.responses import ok
 from databunker.errors import DatabunkerError
-from databunker.services.audit import save_event
+from databunker.services.audit import save_event, save_event_apart
 from databunker.services.context import AuditEvent, Vault, Work
 
 log = logging.getLogger("databunker.audit")
@@ -154,8 +154,7 @@ class UnitOfWork:
 
         def record(conn: Connection) -> None:
             try:
-                with conn.begin_nested():
-                    save_event(conn, event, now)
+                save_event_apart(conn, event, now)
             except Exception as error:  # the original failure is what the caller must see
                 log.error(
                     "could not record a failed request",

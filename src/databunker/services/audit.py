@@ -18,6 +18,14 @@ from databunker.services.access import require_root, require_user_access
 from databunker.services.context import AuditEvent, Work
 from databunker.services.identity import require_uuid
 from databunker.storage import repositories as repo
+from databunker.storage.prepared import savepoint
+
+
+def save_event_apart(conn: Connection, event: AuditEvent, now: int) -> str:
+    """``save_event`` under a savepoint: if writing it fails, the transaction it shares
+    with other units of work stays usable."""
+    with savepoint(conn, "audit"):
+        return save_event(conn, event, now)
 
 
 def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
