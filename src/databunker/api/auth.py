@@ -33,8 +33,15 @@ def authenticated_unless_anonymous(request: Request) -> Access:
     return Access.AUTHENTICATED if request.headers.get(TOKEN_HEADER) else Access.PUBLIC
 
 
-def principal_for(conn: Connection, vault: Vault, presented: str | None, now: int) -> Principal:
-    return authenticate(conn, vault.keyring, presented, now)
+def principal_for(
+    conn: Connection,
+    vault: Vault,
+    presented: str | None,
+    now: int,
+    *,
+    admin_session: bool = False,
+) -> Principal:
+    return authenticate(conn, vault.keyring, presented, now, admin_session=admin_session)
 
 
 def enforce(access: Access, principal: Principal, vault: Vault) -> None:

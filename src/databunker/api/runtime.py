@@ -75,25 +75,12 @@ def _wake_dispatcher(request: Request) -> None:
         webhooks.wake()
 
 
-def run_unit_of_work(
-    vault: Vault,
-    presented: str | None,
-    access: Access,
-    operation: Operation,
-    title: str | None = None,
-    queued: list[int] | None = None,
-) -> Payload:
-    """Run one operation in one transaction; ``queued`` receives the outbox rows committed."""
-    unit = UnitOfWork(vault, presented, access, operation, title)
-    result = unit.run()
-    if queued is not None and unit.queued:
-        queued.append(unit.queued)
-    return result
-
-
 class UnitOfWork:
     """One operation with its caller, access level and audit event, run in one transaction
-    (``Database.run``); a failed attempt is audited afterwards in a unit of its own."""
+    (``Database.run_async``); a failed attempt is audited afterwards in a unit of its own.
+
+    ``admin_session`` says ``presented`` came from the admin portal's cookie (see
+    ``services.access.authenticate``)."""
 
     def __init__(
         self,
@@ -102,8 +89,11 @@ class UnitOfWork:
         access: Access,
         operation: Operation,
         title: str | None,
+        *,
+        admin_session: bool = False,
     ) -> None:
         self.vault = vault
+        self.admin_session = admin_session
         self.presented = presented
         self.access = access
         self.operation = operation
@@ -114,7 +104,9 @@ class UnitOfWork:
 
     def __call__(self, conn: Connection) -> Payload:
         vault, event = self.vault, self.event
-        principal = principal_for(conn, vault, self.presented, self.now)
+        principal = principal_for(
+            conn, vault, self.presented, self.now, admin_session=self.admin_session
+        )
         if event is not None:
             event.accessor = principal.accessor
         enforce(self.access, principal, vault)
@@ -125,22 +117,12 @@ class UnitOfWork:
         self.queued = work.queued
         return result
 
-    def run(self) -> Payload:
-        try:
-            return self.vault.database.run(self)
-        except Exception as exc:
-            self._failed(exc)
-            raise
-
     async def run_async(self) -> Payload:
         try:
             return await self.vault.database.run_async(self)
         except Exception as exc:
             await self.vault.database.run_async(self._failure(exc))
             raise
-
-    def _failed(self, exc: Exception) -> None:
-        self.vault.database.run(self._failure(exc))
 
     def _failure(self, exc: Exception) -> Callable[[Connection], None]:
         """The unit that records this attempt as failed (a no-op when it is not audited)."""

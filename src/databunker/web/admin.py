@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.api.runtime import Payload
-from databunker.errors import BadRequest, DatabunkerError, NotFound, RateLimited
+from databunker.errors import BadRequest, DatabunkerError, RateLimited
 from databunker.services import admin_sessions, audit, documents, legal
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
@@ -228,17 +228,6 @@ async def audit_event_page(request: Request) -> Response:
 
 # --- static --------------------------------------------------------------------------------
 
-STYLESHEET = (pages.HERE / "static" / "admin.css").read_bytes()
-
-
-async def stylesheet(request: Request) -> Response:
-    if request.path_params["name"] != "admin.css":
-        return pages.error_page(request, NotFound())
-    response = Response(STYLESHEET, media_type="text/css")
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
-
-
 routes: list[Route] = [
     Route("/admin", home, methods=["GET"]),
     Route("/admin/signin", sign_in, methods=["POST"]),
@@ -251,5 +240,5 @@ routes: list[Route] = [
     Route("/admin/audit/{atoken}", audit_event_page, methods=["GET"]),
     *admin_catalogue.routes,
     *admin_people.routes,
-    Route("/admin/static/{name}", stylesheet, methods=["GET"]),
+    pages.static_files("/admin/static/{name}", ["admin.css"]),
 ]

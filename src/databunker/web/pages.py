@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
 
-from databunker.api.auth import Access, enforce
+from databunker.api.auth import Access
 from databunker.api.runtime import (
     Operation,
     Payload,
@@ -36,9 +37,7 @@ from databunker.api.runtime import (
     keeping_what_was_spent,
     vault_of,
 )
-from databunker.errors import AccessDenied, DatabunkerError
-from databunker.services.access import authenticate
-from databunker.services.context import Work
+from databunker.errors import AccessDenied, DatabunkerError, NotFound
 
 HERE = Path(__file__).parent
 PAGE_CSP = (
@@ -198,12 +197,11 @@ async def call(
     With ``admin_session``, ``presented`` came from the admin cookie and is authenticated
     as such (see ``services.access.authenticate``). With ``keep_spent``, a refusal still
     commits what the attempt spent (see ``keeping_what_was_spent``), then is raised here."""
-    if admin_session:
-        operation = _as_admin_session(presented, access, operation)
-        presented, access = None, Access.PUBLIC
     if keep_spent:
         operation = keeping_what_was_spent(operation, lambda exc: {_REFUSED: exc})
-    unit = UnitOfWork(vault_of(request), presented, access, operation, title)
+    unit = UnitOfWork(
+        vault_of(request), presented, access, operation, title, admin_session=admin_session
+    )
     result = await unit.run_async()
     webhooks = getattr(request.app.state, "webhooks", None)
     if unit.queued and webhooks is not None:
@@ -216,21 +214,22 @@ async def call(
 _REFUSED = "databunker.refused"
 
 
-def _as_admin_session(presented: str | None, access: Access, operation: Operation) -> Operation:
-    """The pipeline's authentication step, redone for a token from the admin cookie."""
-
-    def authenticated(work: Work) -> Payload:
-        work.principal = authenticate(
-            work.conn, work.keyring, presented, work.now, admin_session=True
-        )
-        if work.event is not None:
-            work.event.accessor = work.principal.accessor
-        enforce(access, work.principal, work.vault)
-        return operation(work)
-
-    return authenticated
-
-
 def error_page(request: Request, exc: DatabunkerError) -> Response:
     # Domain messages never carry personal data or secrets: they may be shown as they are.
     return render(request, "error.html", {"message": exc.message}, status=exc.status_code)
+
+
+def static_files(path: str, names: Iterable[str]) -> Route:
+    """A route serving these stylesheets of ``static/`` (cached for an hour); any other
+    name is not found."""
+    files = {name: (HERE / "static" / name).read_bytes() for name in names}
+
+    async def serve(request: Request) -> Response:
+        body = files.get(request.path_params["name"])
+        if body is None:
+            return error_page(request, NotFound())
+        response = Response(body, media_type="text/css")
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+    return Route(path, serve, methods=["GET"])

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.api.runtime import Payload, vault_of
-from databunker.errors import BadRequest, NotFound
+from databunker.errors import BadRequest
 from databunker.services import agreements, captcha, export, legal, login, users
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
@@ -281,21 +281,6 @@ async def forget(request: Request) -> Response:
     return pages.redirect(request, "/profile?done=" + done)
 
 
-STATIC = {
-    "portal.css": ((pages.HERE / "static" / "portal.css").read_bytes(), "text/css"),
-}
-
-
-async def static(request: Request) -> Response:
-    found = STATIC.get(request.path_params["name"])
-    if found is None:
-        return pages.error_page(request, NotFound())
-    body, media_type = found
-    response = Response(body, media_type=media_type)
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
-
-
 routes: list[Route] = [
     Route("/", signin, methods=["GET"]),
     Route("/signin", send_code, methods=["POST"]),
@@ -309,5 +294,5 @@ routes: list[Route] = [
     Route("/export", download, methods=["POST"]),
     Route("/forget", forget_page, methods=["GET"]),
     Route("/forget/confirm", forget, methods=["POST"]),
-    Route("/static/{name}", static, methods=["GET"]),
+    pages.static_files("/static/{name}", ["portal.css"]),
 ]
