@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -88,6 +89,16 @@ def test_create_then_get_returns_the_profile_exactly_as_posted(api: TestClient) 
 def test_every_lookup_mode_finds_the_record(api: TestClient, mode: str, identity: str) -> None:
     token = create(api, ANN)
     assert get(api, mode, identity).json() == {"status": "ok", "token": token, "data": ANN}
+
+
+def test_a_chunked_body_without_a_length_is_read(api: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"login": "ann", '
+        yield b'"name": "Ann"}'
+
+    response = api.post("/v1/user", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert profile_of(api, response.json()["token"]) == {"login": "ann", "name": "Ann"}
 
 
 def test_form_body_values_are_stored_as_strings(api: TestClient) -> None:
