@@ -34,28 +34,49 @@ def enqueue_webhook(work: Work, payload: dict[str, Any]) -> None:
     work.queued += 1
 
 
-def enqueue_email(work: Work, to: str, subject: str, text: str) -> None:
-    """Queue an email (payload ``{"to","subject","text"}``); no-op without ``smtp.server``."""
+def enqueue_email(work: Work, to: str | None, subject: str, text: str) -> None:
+    """Queue an email (payload ``{"to","subject","text"}``); no-op without ``smtp.server``.
+
+    ``to=None`` writes a void message, stored as already delivered and never sent: a caller
+    that must not reveal whether a recipient exists does the same work either way."""
     if not work.settings.smtp.server:
         return
-    payload = {"to": to, "subject": subject, "text": text}
-    enqueue(work.conn, work.keyring.service_key("outbox"), EMAIL, payload, work.now)
+    payload = {"to": to or "", "subject": subject, "text": text}
+    key = work.keyring.service_key("outbox")
+    enqueue(work.conn, key, EMAIL, payload, work.now, void=to is None)
     work.queued += 1
 
 
-def enqueue_sms(work: Work, to: str, text: str) -> None:
-    """Queue a text message (payload ``{"to","text"}``); no-op without ``sms.url``."""
+def enqueue_sms(work: Work, to: str | None, text: str) -> None:
+    """Queue a text message (payload ``{"to","text"}``); no-op without ``sms.url``.
+    ``to=None``: a void message, as for ``enqueue_email``."""
     if not work.settings.sms.url:
         return
-    enqueue(work.conn, work.keyring.service_key("outbox"), SMS, {"to": to, "text": text}, work.now)
+    key = work.keyring.service_key("outbox")
+    enqueue(work.conn, key, SMS, {"to": to or "", "text": text}, work.now, void=to is None)
     work.queued += 1
 
 
-def enqueue(conn: Connection, key: DataKey, kind: str, payload: dict[str, Any], now: int) -> int:
+def enqueue(
+    conn: Connection,
+    key: DataKey,
+    kind: str,
+    payload: dict[str, Any],
+    now: int,
+    *,
+    void: bool = False,
+) -> int:
+    """Insert a sealed row; a ``void`` one is written as delivered, so it is never sent."""
     # The row id is part of the associated data, so the row is inserted first and sealed after.
     row_id = conn.execute(
         outbox.insert()
-        .values(kind=kind, payload=b"", created=now, next_attempt=now)
+        .values(
+            kind=kind,
+            payload=b"",
+            created=now,
+            next_attempt=now,
+            delivered=now if void else None,
+        )
         .returning(outbox.c.id)
     ).scalar_one()
     sealed = key.encrypt(orjson.dumps(payload), payload_context(row_id))

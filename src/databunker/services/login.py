@@ -27,6 +27,7 @@ from databunker.services.access import LOGIN_KIND, access_token_hash
 from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
+from databunker.services.users import open_user
 from databunker.storage import login as store
 from databunker.storage import repositories as repo
 from databunker.storage.repositories import UserRow
@@ -108,30 +109,46 @@ def new_code() -> str:
 def prelogin(
     work: Work, mode: str, identity: str, answer: str, captcha_id: str, address: str
 ) -> dict[str, Any]:
-    """Send a login code to an existing person; the answer never says whether one exists."""
+    """Send a login code to an existing person; the answer never says whether one exists.
+
+    Known and unknown identities take the same path, with the same statements, before the
+    answer: a code is stored and its message queued either way. For nobody, the code is
+    bound to a fresh token no record has, and the message is void (never sent)."""
     parse_login_mode(mode)
     if work.event is not None:
         work.event.mode = mode
     if work.settings.generic.login_captcha and not spend_captcha(work, captcha_id, answer):
         _refuse_event(work, "captcha-error")
         return {"status": "error", "result": "captcha-error"}
-    identity_idx, normalised = _identity_index(work, mode, identity)
+    identity_idx, _normalised = _identity_index(work, mode, identity)
     _limit_both(work, "prelogin", identity_idx, address, PRELOGIN_LIMITS)
-    row = _live_user(work, mode, identity_idx) if normalised is not None else None
-    if row is not None and normalised is not None:
+    row = _live_user(work, mode, identity_idx)
+    recipient = None
+    if row is not None:
         _audit_subject(work, row, identity)
-        _issue_code(work, mode, identity_idx, normalised, row.token)
+        recipient = _stored_address(work, mode, row)
+    _issue_code(work, mode, identity_idx, row.token if row else new_token(), recipient)
     return {"status": "ok", "result": "done"}
 
 
+def _stored_address(work: Work, mode: str, row: UserRow) -> str | None:
+    """Where the person's code goes: the address in their own record, as they stored it
+    (a phone number in E.164), never a form derived from what the caller typed."""
+    _key, profile = open_user(work, row)
+    stored = profile.get(mode)
+    if mode == "email":
+        return stored.strip() if isinstance(stored, str) and stored.strip() else None
+    return normalise(mode, stored, work.settings.sms.default_country)
+
+
 def _issue_code(
-    work: Work, mode: str, identity_idx: bytes, normalised: str, user_token: str
+    work: Work, mode: str, identity_idx: bytes, owner: str, recipient: str | None
 ) -> None:
     code = DEMO_CODE if work.vault.demo else new_code()
     store.put_login_code(
         work.conn,
         identity_idx=identity_idx,
-        user_token=user_token,
+        user_token=owner,
         code_hash=_code_hash(work, identity_idx, code),
         expires=work.now + work.settings.policy.login_code_seconds,
     )
@@ -139,9 +156,9 @@ def _issue_code(
         return  # the demo code is documented; nothing is sent
     if mode == "email":
         subject, text = work.settings.smtp.login_code_email(code)
-        enqueue_email(work, normalised, subject, text)
+        enqueue_email(work, recipient, subject, text)
     else:
-        enqueue_sms(work, normalised, f"Databunker code {code}")
+        enqueue_sms(work, recipient, f"Databunker code {code}")
 
 
 def login(work: Work, mode: str, identity: str, code: str, address: str) -> dict[str, Any]:

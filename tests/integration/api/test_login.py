@@ -18,8 +18,10 @@ import sqlalchemy as sa
 
 from databunker.jobs import run_jobs
 from databunker.notify.outbox import open_payload
+from databunker.notify.webhooks import WebhookDispatcher
 from databunker.services import captcha
 from databunker.services.context import ANONYMOUS, Vault, Work
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, login_codes, outbox
 from support.vaults import ROOT_TOKEN, Clock, client_for, issue_user_token
 
@@ -81,10 +83,13 @@ class Site:
         return self.client.get(f"/v1/login/{mode}/{identity}/{code}")
 
     def messages(self) -> list[tuple[str, dict[str, Any]]]:
+        """Messages queued for sending (a void one, written for nobody, is never sent)."""
         key = self.vault.keyring.service_key("outbox")
         with self.vault.database.transaction() as conn:
             rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.kind, outbox.c.payload).order_by(outbox.c.id)
+                sa.select(outbox.c.id, outbox.c.kind, outbox.c.payload)
+                .where(outbox.c.delivered.is_(None))
+                .order_by(outbox.c.id)
             ).all()
         found = [(row.kind, open_payload(key, row.id, row.payload)) for row in rows]
         return [(kind, payload) for kind, payload in found if kind in ("email", "sms")]
@@ -219,11 +224,12 @@ def test_an_erased_person_gets_no_code(site: Site) -> None:
     assert site.messages() == []
 
 
-def test_the_code_goes_by_email_to_the_normalised_address(site: Site) -> None:
+def test_the_code_goes_by_email_to_the_address_stored_in_the_record(site: Site) -> None:
     assert site.prelogin("email", "  ANN@example.COM ").json() == DONE
     [(kind, payload)] = site.messages()
     code = site.last_code()
-    assert (kind, payload["to"], payload["subject"]) == ("email", ANN_EMAIL, "Access Code")
+    # The record's own spelling, not the typed one nor its canonical form.
+    assert (kind, payload["to"], payload["subject"]) == ("email", ANN["email"], "Access Code")
     assert code in payload["text"]
 
     response = site.login("email", ANN_EMAIL, code)
@@ -450,3 +456,71 @@ def test_jobs_purge_what_has_expired(site: Site, clock: Clock) -> None:
         ).scalar_one()
     assert (left, tokens) == (0, 0)
     assert site.as_user("GET", f"/v1/user/token/{site.ann}", xtoken).status_code == 403
+
+
+class _Statements:
+    """Every SQL statement run while recording, as text without its parameters: those run
+    through SQLAlchemy and those the hot paths run on the driver's cursor."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.recording = False
+        self.seen: list[str] = []
+        original = Prepared._run
+
+        def run(prepared: Prepared, conn: Any, params: Any) -> Any:
+            self._record(prepared._compile(conn.dialect)[0])
+            return original(prepared, conn, params)
+
+        monkeypatch.setattr(Prepared, "_run", run)
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self._record(statement)
+
+    def _record(self, statement: str) -> None:
+        if self.recording:
+            self.seen.append(" ".join(statement.split()))
+
+    def during(self, action: Callable[[], Any]) -> list[str]:
+        self.seen, self.recording = [], True
+        try:
+            action()
+        finally:
+            self.recording = False
+        return self.seen
+
+    def close(self) -> None:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", self._on_execute)
+
+
+@pytest.mark.parametrize(
+    ("mode", "known", "unknowns"),
+    [
+        ("email", ANN_EMAIL, [NOBODY_EMAIL, "not-an-email"]),
+        ("phone", ANN_PHONE, [NOBODY_PHONE, "call-me"]),
+    ],
+)
+def test_a_prelogin_does_the_same_work_whether_or_not_the_identity_exists(
+    make_vault: Callable[..., Vault],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    known: str,
+    unknowns: list[str],
+) -> None:
+    # Only the requests' own statements: no delivery rounds and no periodic jobs meanwhile.
+    monkeypatch.setattr(WebhookDispatcher, "for_vault", classmethod(lambda _cls, _vault: None))
+    vault = make_vault(**DELIVERY, **NO_CAPTCHA, server={"jobs_interval": 3600})
+    statements = _Statements(monkeypatch)
+    try:
+        with ExitStack() as stack:
+            site = Site(vault, stack)
+            for_known = statements.during(lambda: site.prelogin(mode, known, SKIP))
+            assert len(site.messages()) == 1
+            for unknown in unknowns:
+                for_unknown = statements.during(lambda u=unknown: site.prelogin(mode, u, SKIP))
+                assert for_unknown == for_known
+            assert len(site.messages()) == 1  # nothing was sent for nobody
+    finally:
+        statements.close()
+    assert any("login_codes" in statement for statement in for_known)
+    assert any("outbox" in statement for statement in for_known)
