@@ -1,20 +1,27 @@
 """The ``databunker`` command: init, serve, demo, import, export, version.
 
 Exit status is 0 on success and 1 on any refusal, with a one-line message on stderr that
-names what to fix; secrets are printed only by ``init``, once.
+names what to fix, never a traceback: an operator's mistake (a missing folder, a read-only
+file, a database that refuses the connection, a bad URL) is found when the database is opened,
+before any work starts. Secrets are printed only by ``init``, once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy.exc
 
 from databunker import __version__, logs
 from databunker.config import Bootstrap, ConfigError, Settings, load_bootstrap, load_settings
@@ -43,10 +50,83 @@ def _database_url(args: argparse.Namespace, bootstrap: Bootstrap) -> str:
 
 
 def _open_database(url: str) -> Database:
+    """The database of ``url``, with one write transaction opened and closed on it, so that
+    the command stops here, with a line naming what to fix, if it cannot be used."""
     try:
-        return Database(url)
+        database = Database(url)
     except DatabaseURLError as exc:
         raise CommandError(str(exc)) from exc
+    except ValueError as exc:  # SQLAlchemy's own parsing, e.g. a port that is not a number
+        raise CommandError("database URL is not valid") from exc
+    try:
+        _probe(database)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
+
+
+def _probe(database: Database) -> None:
+    sqlite_file = _sqlite_file(database)
+    if sqlite_file is not None:
+        _check_sqlite_folder(sqlite_file, str(database.url.database))
+    try:
+        with database.transaction() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            if sqlite_file is not None:
+                # SQLite opens a file it cannot write read-only and says so at the first write.
+                conn.exec_driver_sql("SAVEPOINT databunker_probe")
+                conn.exec_driver_sql("CREATE TABLE databunker_probe (x INTEGER)")
+                conn.exec_driver_sql("ROLLBACK TO databunker_probe")
+                conn.exec_driver_sql("RELEASE databunker_probe")
+    except OSError as exc:  # the lock file beside a SQLite database
+        raise CommandError(f"cannot open the database: {_os_problem(exc)}") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise CommandError(_driver_problem(exc, sqlite_file)) from exc
+
+
+def _sqlite_file(database: Database) -> Path | None:
+    name = database.url.database
+    if not database.is_sqlite or not name or name == ":memory:":
+        return None
+    return Path(name).resolve()
+
+
+def _check_sqlite_folder(path: Path, name: str) -> None:
+    folder = path.parent
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise CommandError(f"cannot open the database: {folder} is not a folder")
+    hint = ""
+    if not Path(name).is_absolute():
+        hint = (
+            f" (sqlite:///{name} is a path relative to the current folder; "
+            f"write sqlite:////{name} for /{name})"
+        )
+    raise CommandError(f"cannot open the database: folder {folder} does not exist{hint}")
+
+
+def _os_problem(exc: OSError) -> str:
+    filename = str(exc.filename)
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.path.exists(filename):
+        return f"folder {Path(filename).parent} is not writable ({reason})"
+    return f"cannot write {filename}: {reason}"
+
+
+def _driver_problem(exc: sqlalchemy.exc.DBAPIError, sqlite_file: Path | None) -> str:
+    """One line from the driver's message; it names neither a password nor a value."""
+    lines = str(exc.orig).strip().splitlines() or ["unknown error"]
+    reason = lines[0].strip().removeprefix("connection failed: ")
+    if sqlite_file is None:
+        return f"cannot connect to the database: {reason}"
+    known = {
+        "attempt to write a readonly database": f"{sqlite_file} is not writable",
+        "unable to open database file": f"cannot open {sqlite_file}",
+        "file is not a database": f"{sqlite_file} is not a SQLite database",
+    }
+    return f"cannot open the database: {known.get(reason, f'{sqlite_file}: {reason}')}"
 
 
 def _master_key(bootstrap: Bootstrap) -> MasterKey | None:
@@ -101,7 +181,16 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(vault: Vault, host: str, port: int, workers: int = 1) -> None:
+def _serve(
+    vault: Vault,
+    host: str,
+    port: int,
+    workers: int = 1,
+    *,
+    on_listening: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run the server until it is stopped; ``on_listening(scheme, port)`` is called once the
+    (single) server process listens, with the port it is bound to."""
     import uvicorn
 
     sys.setswitchinterval(float(os.environ.get("X_SWITCH", "0.005")))
@@ -132,10 +221,55 @@ def _serve(vault: Vault, host: str, port: int, workers: int = 1) -> None:
             uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
         return
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    scheme = "https" if tls else "http"
     try:
-        uvicorn.run(build_app(vault), **options)
+        _run_uvicorn(
+            build_app(vault),
+            options,
+            None if on_listening is None else lambda bound: on_listening(scheme, bound),
+        )
     finally:
         vault.database.dispose()
+
+
+def _run_uvicorn(
+    app: Any, options: dict[str, Any], on_listening: Callable[[int], None] | None
+) -> None:
+    """``uvicorn.run`` for one process, calling ``on_listening(port)`` once the socket is bound
+    (uvicorn only logs that), and a CommandError naming why if it could not start."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_listening is not None:
+                on_listening(self.servers[0].sockets[0].getsockname()[1])
+
+    server = Server(uvicorn.Config(app, **options))
+    # uvicorn logs why it cannot start (a port in use, say), then exits.
+    startup_error = _LastError()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(startup_error)
+    try:
+        # Ctrl+C: uvicorn shuts down gracefully, then re-raises the signal it received.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    except SystemExit:
+        if server.started:
+            raise
+    finally:
+        uvicorn_log.removeHandler(startup_error)
+    if not server.started:
+        raise CommandError(f"cannot start the server: {startup_error.message}")
+
+
+class _LastError(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.message = "see the log above"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.message = record.getMessage().splitlines()[0]
 
 
 def worker_app() -> Any:
@@ -284,6 +418,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except (CommandError, ConfigError, VaultStateError) as exc:
+        print(f"databunker: {exc}", file=sys.stderr)
+        return 1
+    except sqlalchemy.exc.DBAPIError as exc:  # the database went away after it was opened
+        lines = str(exc.orig).strip().splitlines() or ["unknown error"]
+        print(f"databunker: database error: {lines[0]}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"databunker: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
