@@ -29,6 +29,7 @@ from databunker.crypto import Keyring, MasterKey, new_token
 from databunker.metrics import MULTIPROCESS_METRICS
 from databunker.services.access import DEMO_ROOT_TOKEN
 from databunker.services.context import Vault, system_clock
+from databunker.services.login import DEMO_CODE
 from databunker.services.schema import SchemaLoadError, UserSchema
 from databunker.services.system import VaultStateError, initialise, open_vault
 from databunker.storage import Database, DatabaseURLError
@@ -372,7 +373,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
         )
         log.warning("demo mode: root token DEMO, temporary database")
         vault = build_vault(settings, database, master, demo=True)
-        _serve(vault, args.host, args.port)
+        _serve(
+            vault,
+            args.host,
+            args.port,
+            on_listening=lambda scheme, port: print(
+                demo_banner(scheme, args.host, port), flush=True
+            ),
+        )
+
+
+def demo_banner(scheme: str, host: str, port: int) -> str:
+    """Where to go once the demo listens on ``host``: an address one can open in a browser."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - every interface: this machine is one of them
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    base = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return "\n".join(
+        [
+            f"Databunker demo is running at {base}",
+            f"  API base URL:   {base}/v1/  (header X-Bunker-Token: {DEMO_ROOT_TOKEN})",
+            f"  privacy portal: {base}/  (sign in with the email or phone of a user you "
+            f"created; the login code is {DEMO_CODE})",
+            f"  admin portal:   {base}/admin  (root token {DEMO_ROOT_TOKEN})",
+            "Stop it with Ctrl+C; its data is deleted then.",
+        ]
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
