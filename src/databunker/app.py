@@ -26,9 +26,15 @@ from databunker.api import (
     system,
     users,
 )
-from databunker.api.errors import on_domain_error, on_http_error, on_server_fault
+from databunker.api.errors import (
+    on_decryption_error,
+    on_domain_error,
+    on_http_error,
+    on_server_fault,
+)
 from databunker.api.middleware import EdgeMiddleware
 from databunker.api.responses import error
+from databunker.crypto import DecryptionError
 from databunker.errors import DatabunkerError
 from databunker.jobs import run_periodically
 from databunker.metrics import Metrics
@@ -83,6 +89,7 @@ class Application:
             ],
             exception_handlers={
                 DatabunkerError: on_domain_error,
+                DecryptionError: on_decryption_error,
                 HTTPException: on_http_error,
                 Exception: on_server_fault,
             },

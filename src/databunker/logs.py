@@ -12,7 +12,17 @@ import time
 
 import orjson
 
-ALLOWED_FIELDS = ("method", "route", "status", "duration_ms", "error_type", "event")
+ALLOWED_FIELDS = (
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "error_type",
+    "event",
+    # a value that cannot be decrypted: its kind ("users.profile") and its row's id (a token)
+    "kind",
+    "row",
+)
 
 
 class JSONFormatter(logging.Formatter):

@@ -35,6 +35,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
 
+        self.decryption_failures = Counter(
+            "databunker_decryption_failures",
+            "Stored values that could not be decrypted (corrupted or swapped rows), by kind.",
+            ("kind",),
+            registry=self.registry,
+        )
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

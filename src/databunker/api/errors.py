@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from databunker.api.responses import endpoint_missing, error
+from databunker.crypto import DecryptionError
 from databunker.errors import DatabunkerError
 
 log = logging.getLogger("databunker.errors")
@@ -36,6 +37,21 @@ async def on_http_error(_request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return error(405, "method not allowed", headers=dict(exc.headers or {}))
     return error(exc.status_code, "request failed")
+
+
+async def on_decryption_error(request: Request, exc: Exception) -> Response:
+    """A stored value that does not decrypt: the read fails closed, and the operator is told
+    which row to look at (its kind and id, no values) and counts it in the metrics."""
+    assert isinstance(exc, DecryptionError)
+    kind, row = exc.where()
+    log.error(
+        "record cannot be decrypted",
+        extra={"route": route_template(request), "kind": kind, "row": row},
+    )
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.decryption_failures.labels(kind).inc()
+    return error(500, "record cannot be decrypted")
 
 
 async def on_server_fault(request: Request, exc: Exception) -> Response:

@@ -33,10 +33,23 @@ _MIN_BLOB = _HEADER.size + NONCE_BYTES + 16  # header, nonce, GCM tag
 
 
 class DecryptionError(Exception):
-    """A ciphertext could not be opened: wrong key, wrong context, or tampered bytes."""
+    """A ciphertext could not be opened: wrong key, wrong context, or tampered bytes.
 
-    def __init__(self) -> None:
+    It knows the associated data it was opened with, so an operator can be told which row
+    failed (``where``): the kind of value and the row's id, never a value."""
+
+    def __init__(self, context: bytes = b"") -> None:
         super().__init__("decryption failed")
+        self.context = context
+
+    def where(self) -> tuple[str, str]:
+        """(kind, row id) of the value that failed, e.g. ("users.profile", "<token>")."""
+        parts = _split_length_prefixed(self.context)
+        if len(parts) == 5 and parts[0] == "value-v1":
+            return f"{parts[1]}.{parts[2]}", parts[3]
+        if len(parts) == 2 and parts[0] == "dek-v1":
+            return "data key", parts[1]
+        return "unknown", ""
 
 
 class MasterKey:
@@ -89,16 +102,16 @@ def _seal(aead: AESGCM, key_id: int, plaintext: bytes, context: bytes) -> bytes:
 
 def _open(aead: AESGCM, key_id: int, blob: bytes, context: bytes) -> bytes:
     if len(blob) < _MIN_BLOB:
-        raise DecryptionError()
+        raise DecryptionError(context)
     header = blob[: _HEADER.size]
     version, blob_key_id = _HEADER.unpack(header)
     if version != FORMAT_VERSION or blob_key_id != key_id:
-        raise DecryptionError()
+        raise DecryptionError(context)
     nonce = blob[_HEADER.size : _HEADER.size + NONCE_BYTES]
     try:
         return aead.decrypt(nonce, blob[_HEADER.size + NONCE_BYTES :], header + context)
     except InvalidTag:
-        raise DecryptionError() from None
+        raise DecryptionError(context) from None
 
 
 class DataKey:
@@ -136,6 +149,17 @@ class DataKey:
 def _length_prefixed(*parts: str) -> bytes:
     encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
     return b"".join(len(part).to_bytes(4, "big") + part for part in encoded)
+
+
+def _split_length_prefixed(data: bytes) -> list[str]:
+    parts: list[str] = []
+    while len(data) >= 4:
+        size = int.from_bytes(data[:4], "big")
+        part, data = data[4 : 4 + size], data[4 + size :]
+        if len(part) != size:
+            return []
+        parts.append(part.decode("utf-8", "replace"))
+    return parts if not data else []
 
 
 def value_context(table: str, column: str, row: str, owner: str) -> bytes:
@@ -185,7 +209,7 @@ class Keyring:
     def unwrap(self, blob: bytes, owner: str) -> DataKey:
         plaintext = _open(self._kek, self.key_id, blob, _wrap_context(owner))
         if len(plaintext) != 4 + KEY_BYTES:
-            raise DecryptionError()
+            raise DecryptionError(_wrap_context(owner))
         return DataKey(plaintext[4:], key_id=int.from_bytes(plaintext[:4], "big"))
 
     # -- keyed hashes
