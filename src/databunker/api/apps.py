@@ -32,6 +32,7 @@ def app_route(title: str, action: AppAction) -> Handler:
             Access.AUTHENTICATED,
             lambda work: action(work, mode, identity, app, body),
             title=audit_title(title, mode),
+            subject=(mode, identity),
         )
 
     return handler

@@ -20,6 +20,7 @@ async def list_user_events(request: Request) -> Response:
         Access.AUTHENTICATED,
         lambda work: audit.list_user_events(work, token, offset, limit),
         title="view audit events",
+        subject=("token", token),
     )
 
 

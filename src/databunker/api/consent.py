@@ -49,6 +49,7 @@ async def accept(request: Request) -> Response:
         authenticated_unless_anonymous(request),
         lambda work: agreements.accept(work, brief, mode, identity, _body(body)),
         title=_brief_title("accept agreement for {brief}", brief),
+        subject=(mode, identity),
     )
 
 
@@ -60,6 +61,7 @@ async def withdraw(request: Request) -> Response:
         Access.AUTHENTICATED,
         lambda work: agreements.withdraw(work, brief, mode, identity, _body(body)),
         title=_brief_title("withdraw agreement for {brief}", brief),
+        subject=(mode, identity),
     )
 
 
@@ -70,6 +72,7 @@ async def get_agreement(request: Request) -> Response:
         Access.AUTHENTICATED,
         lambda work: agreements.get_agreement(work, brief, mode, identity),
         title=_brief_title("get agreements for {brief}", brief),
+        subject=(mode, identity),
     )
 
 
@@ -80,6 +83,7 @@ async def list_agreements(request: Request) -> Response:
         Access.AUTHENTICATED,
         lambda work: agreements.list_agreements(work, mode, identity),
         title=f"get agreements for {mode if mode in MODES else 'unknown mode'}",
+        subject=(mode, identity),
     )
 
 

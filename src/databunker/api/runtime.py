@@ -21,7 +21,7 @@ from starlette.routing import Route
 from databunker.api.auth import TOKEN_HEADER, Access, enforce, principal_for
 from databunker.api.responses import ok
 from databunker.errors import DatabunkerError
-from databunker.services.audit import save_event, save_event_apart
+from databunker.services.audit import attribute_failure, save_event, save_event_apart
 from databunker.services.context import AuditEvent, Vault, Work
 
 log = logging.getLogger("databunker.audit")
@@ -37,11 +37,18 @@ def vault_of(request: Request) -> Vault:
 
 
 async def perform(
-    request: Request, access: Access, operation: Operation, *, title: str | None = None
+    request: Request,
+    access: Access,
+    operation: Operation,
+    *,
+    title: str | None = None,
+    subject: tuple[str, str] | None = None,
 ) -> Response:
+    """Run ``operation`` as one unit of work. ``subject`` is the (mode, identity) the URL
+    names: a failed or denied attempt is filed under that person's audit trail."""
     vault = vault_of(request)
     presented = request.headers.get(TOKEN_HEADER)
-    unit = UnitOfWork(vault, presented, access, operation, title)
+    unit = UnitOfWork(vault, presented, access, operation, title, subject=subject)
     payload = await unit.run_async()
     if unit.queued:
         _wake_dispatcher(request)
@@ -91,8 +98,10 @@ class UnitOfWork:
         title: str | None,
         *,
         admin_session: bool = False,
+        subject: tuple[str, str] | None = None,
     ) -> None:
         self.vault = vault
+        self.subject = subject
         self.admin_session = admin_session
         self.presented = presented
         self.access = access
@@ -134,7 +143,17 @@ class UnitOfWork:
         # The change did not happen: its values are not kept.
         event.before = event.after = None
 
+        vault, subject = self.vault, self.subject
+
         def record(conn: Connection) -> None:
+            try:
+                if subject is not None:
+                    attribute_failure(conn, vault, event, *subject)
+            except Exception as error:  # filed without a person, then
+                log.error(
+                    "could not attribute a failed request",
+                    extra={"error_type": type(error).__name__},
+                )
             try:
                 save_event_apart(conn, event, now)
             except Exception as error:  # the original failure is what the caller must see

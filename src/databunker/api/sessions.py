@@ -62,6 +62,7 @@ async def list_user_sessions(request: Request) -> Response:
         Access.AUTHENTICATED,
         lambda work: sessions.list_user_sessions(work, mode, identity, offset, limit),
         title="get all user sessions",
+        subject=(mode, identity),
     )
 
 

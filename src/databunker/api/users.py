@@ -39,6 +39,7 @@ def record_route(
             Access.AUTHENTICATED,
             lambda work: action(work, mode, identity, body),
             title=audit_title(title, mode),
+            subject=(mode, identity),
         )
 
     return handler

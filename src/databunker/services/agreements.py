@@ -198,15 +198,15 @@ def accept(
     if body.get("referencecode") is not None:
         values["referencecode"] = _optional_text(body, "referencecode")
     if existing is not None:
-        if mode != "token":
-            values["who"] = _seal_who(
-                work,
-                existing.id,
-                shown,
-                key=key,
-                user_token=user_token,
-                who_idx=existing.who_idx,
-            )
+        # ``who`` is the identity of the latest change, the user token in token mode.
+        values["who"] = _seal_who(
+            work,
+            existing.id,
+            shown,
+            key=key,
+            user_token=user_token,
+            who_idx=existing.who_idx,
+        )
         repo.update(work.conn, existing.id, values)
         return {"status": "ok"}
     row_id = repo.insert(
@@ -221,9 +221,8 @@ def accept(
             "created": work.now,
         },
     )
-    if mode != "token":
-        sealed = _seal_who(work, row_id, shown, key=key, user_token=user_token, who_idx=who_idx)
-        repo.update(work.conn, row_id, {"who": sealed})
+    sealed = _seal_who(work, row_id, shown, key=key, user_token=user_token, who_idx=who_idx)
+    repo.update(work.conn, row_id, {"who": sealed})
     return {"status": "ok"}
 
 
@@ -234,6 +233,7 @@ def withdraw(
     parse_mode(mode)
     basis = usable_basis(work, brief)
     user_token: str | None = None
+    key: DataKey | None = None
     who_idx: bytes | None = None
     if (
         mode in ANONYMOUS_MODES
@@ -253,6 +253,7 @@ def withdraw(
     existing = repo.find(work.conn, brief, user_token=user_token, who_idx=who_idx, for_update=True)
     if existing is None:
         return {"status": "ok"}
+    shown = _shown_identity(work, mode, identity)
     repo.update(
         work.conn,
         existing.id,
@@ -261,10 +262,18 @@ def withdraw(
             "endtime": 0,
             "updated": work.now,
             "mode": mode,
+            "who": _seal_who(
+                work,
+                existing.id,
+                shown,
+                key=key,
+                user_token=user_token,
+                who_idx=existing.who_idx,
+            ),
             "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
         },
     )
-    notify_consent_change(work, existing, "no", identity=_shown_identity(work, mode, identity))
+    notify_consent_change(work, existing, "no", identity=shown)
     return {"status": "ok"}
 
 

@@ -11,12 +11,19 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from databunker.crypto import DataKey, DecryptionError, Keyring, new_token, value_context
+from databunker.crypto import (
+    DataKey,
+    DecryptionError,
+    Keyring,
+    is_uuid,
+    new_token,
+    value_context,
+)
 from databunker.errors import NotFound
 from databunker.services import documents
 from databunker.services.access import require_root, require_user_access
-from databunker.services.context import AuditEvent, Work
-from databunker.services.identity import require_uuid
+from databunker.services.context import AuditEvent, Vault, Work
+from databunker.services.identity import MODES, lookup_index, require_uuid
 from databunker.storage import repositories as repo
 from databunker.storage.prepared import savepoint
 
@@ -26,6 +33,40 @@ def save_event_apart(conn: Connection, event: AuditEvent, now: int) -> str:
     with other units of work stays usable."""
     with savepoint(conn, "audit"):
         return save_event(conn, event, now)
+
+
+def attribute_failure(
+    conn: Connection, vault: Vault, event: AuditEvent, mode: str, identity: str
+) -> None:
+    """File a failed or denied attempt under the person its URL names, if they exist.
+
+    Run after the attempt's own transaction rolled back, whatever stopped it (no or a wrong
+    credential, a body that does not parse): the person sees the attempt in their trail,
+    and the caller learns nothing, since the answer is already decided."""
+    if mode not in MODES or (event.user_token is not None and event.data_key is not None):
+        return
+    with savepoint(conn, "attribute"):
+        if event.user_token is not None:  # found, but refused before its key was opened
+            row = repo.get_user(conn, event.user_token)
+        else:
+            row = _named_person(conn, vault, mode, identity)
+    if row is None:
+        return
+    event.mode = event.mode or mode
+    event.user_token = row.token
+    if row.data_key is not None:
+        event.data_key = vault.keyring.unwrap(row.data_key, row.token)
+        event.who = identity
+
+
+def _named_person(conn: Connection, vault: Vault, mode: str, identity: str) -> repo.UserRow | None:
+    if mode == "token":
+        row = repo.get_user(conn, identity) if is_uuid(identity) else None
+    else:
+        default_country = vault.settings.sms.default_country
+        digest = lookup_index(mode, identity, vault.keyring, default_country)
+        row = repo.find_user_by_index(conn, mode, digest) if digest is not None else None
+    return row
 
 
 def save_event(conn: Connection, event: AuditEvent, now: int) -> str:

@@ -73,7 +73,7 @@ def resolve_user(
     event = work.event
     if event is not None:
         event.mode = mode
-        if mode != "token" and row is not None:
+        if row is not None:
             event.who = identity
     if row is not None and event is not None:
         event.user_token = row.token

@@ -879,10 +879,11 @@ def test_agreements_survive_erasure_without_the_identity(
     assert_ok(accept(api, LOCKED, "token", ann))
     assert_ok(withdraw(api, LOCKED, "login", ANN["login"]))
     before = listed(api, ann)
+    # ``who``: the identity of each agreement's latest change (the withdrawal by login).
     assert {row["brief"]: row.get("who") for row in before} == {
         BRIEF: EMAIL,
         OTHER_BRIEF: PHONE,
-        LOCKED: None,
+        LOCKED: ANN["login"],
     }
 
     response = api.delete(f"/v1/user/token/{ann}")
