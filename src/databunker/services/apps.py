@@ -180,10 +180,9 @@ def change_app_record(work: Work, mode: str, identity: str, name: str, change: A
     key = _living(row, key)
     if _needs_approval(work, app):
         current = repo.get_app_record(work.conn, row.token, app)
-        if current is None:
-            raise NotFound("not found")
-        # A change that cannot apply is refused now, not when an administrator approves it.
-        documents.apply_change(open_app_record(key, current), change)
+        # A change that cannot apply is refused now, not when an administrator approves it;
+        # a record that does not exist yet starts from {} (as approving it will).
+        documents.apply_change(open_app_record(key, current) if current else {}, change)
         return _request_change(work, row.token, key, app, change)
     before, after = apply_app_change(work, row.token, key, app, change)
     if work.event is not None:

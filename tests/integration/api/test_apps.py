@@ -397,11 +397,8 @@ def test_a_change_needing_approval_is_requested_once(make_vault: Any) -> None:
         ]
 
 
-def test_a_change_request_needs_an_existing_record_and_a_valid_patch(
-    api: TestClient, ann: str, user_client: Any
-) -> None:
+def test_a_change_request_needs_a_valid_patch(api: TestClient, ann: str, user_client: Any) -> None:
     client = user_client(ann)
-    assert_error(client.put(app_path(ann, "shop"), json={"a": 2}), 404, "not found")
     post_app(api, ann, "shop", {"a": 1})
     bad_patch = [{"op": "remove", "path": "/missing"}]
     assert_error(
@@ -409,6 +406,27 @@ def test_a_change_request_needs_an_existing_record_and_a_valid_patch(
     )
     created = client.put(app_path(ann, "shop"), json={"a": 2}).json()
     assert created["result"] == "request-created"
+
+
+def test_a_persons_change_to_a_record_not_yet_there_is_requested(
+    api: TestClient, ann: str, user_client: Any
+) -> None:
+    client = user_client(ann)
+    bad_patch = [{"op": "remove", "path": "/missing"}]
+    assert_error(
+        client.put(app_path(ann, "shop"), json=bad_patch), 400, "failed to apply JSON patch"
+    )
+    first = client.put(app_path(ann, "shop"), json={"a": 2})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body == {"status": "ok", "result": "request-created", "rtoken": body["rtoken"]}
+    again = client.put(app_path(ann, "shop"), json={"a": 3}).json()
+    assert again == {"status": "ok", "result": "request-exists", "rtoken": body["rtoken"]}
+    assert api.get(app_path(ann, "shop")).status_code == 404
+
+    approved = api.post(f"/v1/request/{body['rtoken']}", json={"reason": "ok"})
+    assert approved.status_code == 200, approved.text
+    assert record_of(api, ann, "shop") == {"a": 2}
 
 
 def test_root_is_never_routed_to_approval(api: TestClient, ann: str) -> None:
