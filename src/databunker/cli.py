@@ -300,7 +300,7 @@ def _open_vault(config: str | None, database_url: str | None) -> Vault:
         )
     database = _open_database(database_url or bootstrap.database_url or DEFAULT_URL)
     try:
-        open_vault(database, Keyring(master))
+        open_vault(database, Keyring(master), settings.sms.default_country)
         return build_vault(settings, database, master)
     except (VaultStateError, CommandError) as exc:
         database.dispose()

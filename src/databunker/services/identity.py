@@ -195,6 +195,19 @@ def profile_indexes(
     return indexes
 
 
+def lenient_indexes(
+    profile: dict[str, Any], keyring: Keyring, default_country: str
+) -> dict[str, bytes | None]:
+    """``profile_indexes`` of a stored profile: an identity that is no longer accepted gets
+    no index instead of refusing the whole profile."""
+    indexes: dict[str, bytes | None] = {}
+    for field in INDEX_FIELDS:
+        raw = profile.get(field)
+        normalised = normalise(field, raw, default_country) if raw not in (None, "") else None
+        indexes[field] = keyring.blind_index(field, normalised) if normalised else None
+    return indexes
+
+
 def lookup_index(field: str, identity: str, keyring: Keyring, default_country: str) -> bytes | None:
     """The blind index to search for a URL identity; None means nobody can match it."""
     normalised = normalise(field, identity, default_country)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from databunker.crypto import Keyring, is_uuid
+from databunker.services import documents
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
+from databunker.services.identity import lenient_indexes
 from databunker.services.legal import seed as seed_legal_bases
+from databunker.services.users import profile_context
 from databunker.storage import Database, migrate, schema_version
 from databunker.storage import repositories as repo
 
 KEY_CHECK = "key_check"
+# Which canonical form of identities the lookup indexes were computed in (services.identity).
+IDENTITY_FORM = "identity_form"
+CURRENT_IDENTITY_FORM = "2"
+REINDEX_BATCH = 500
 
 
 class VaultStateError(Exception):
@@ -24,6 +31,7 @@ def initialise(database: Database, keyring: Keyring, root_token: str, now: int) 
         if repo.get_meta(conn, KEY_CHECK) is not None or repo.has_root_token(conn):
             raise VaultStateError("the database is already initialised")
         repo.set_meta(conn, KEY_CHECK, keyring.check_value())
+        repo.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
         repo.insert_access_token(
             conn,
             token_hash=access_token_hash(keyring, root_token),
@@ -34,8 +42,9 @@ def initialise(database: Database, keyring: Keyring, root_token: str, now: int) 
         seed_legal_bases(conn, now)
 
 
-def open_vault(database: Database, keyring: Keyring) -> None:
-    """Refuse an uninitialised database or a master key that is not the database's."""
+def open_vault(database: Database, keyring: Keyring, default_country: str = "GB") -> None:
+    """Refuse an uninitialised database or a master key that is not the database's; bring
+    its schema and its lookup indexes up to date."""
     with database.transaction() as conn:
         stored = repo.get_meta(conn, KEY_CHECK) if schema_version(conn) > 0 else None
     if stored is None:
@@ -43,3 +52,31 @@ def open_vault(database: Database, keyring: Keyring) -> None:
     if not keyring.matches(stored):
         raise VaultStateError("the master key does not match this database")
     migrate(database)
+    reindex_identities(database, keyring, default_country)
+
+
+def reindex_identities(database: Database, keyring: Keyring, default_country: str) -> int:
+    """Recompute every living user's lookup indexes once, when they were computed in an
+    earlier canonical form; returns how many users' indexes changed.
+
+    An identity the current form refuses (an email address with a compatibility look-alike
+    such as the Kelvin sign, a phone number in other digits) loses its index: the record
+    stays, reachable by its token, but no longer answers for the identity it imitates."""
+    changed = 0
+    with database.transaction() as conn:
+        if repo.get_meta(conn, IDENTITY_FORM) == CURRENT_IDENTITY_FORM:
+            return 0
+        offset = 0
+        while batch := repo.list_users(conn, offset=offset, limit=REINDEX_BATCH):
+            offset += len(batch)
+            for row in batch:
+                if row.data_key is None or row.profile is None:
+                    continue
+                key = keyring.unwrap(row.data_key, row.token)
+                profile = documents.decode(key.decrypt(row.profile, profile_context(row.token)))
+                indexes = lenient_indexes(profile, keyring, default_country)
+                if indexes != repo.user_indexes(conn, row.token):
+                    repo.set_user_indexes(conn, row.token, indexes)
+                    changed += 1
+        repo.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
+    return changed

@@ -31,12 +31,12 @@ from databunker.storage.repositories import INDEX_FIELDS, UserRow
 Profile = dict[str, Any]
 
 
-def _profile_context(token: str) -> bytes:
+def profile_context(token: str) -> bytes:
     return value_context("users", "profile", token, token)
 
 
 def seal_profile(key: DataKey, token: str, profile: Profile) -> bytes:
-    return key.encrypt(documents.encode(profile), _profile_context(token))
+    return key.encrypt(documents.encode(profile), profile_context(token))
 
 
 def open_user(work: Work, row: UserRow) -> tuple[DataKey | None, Profile]:
@@ -46,7 +46,7 @@ def open_user(work: Work, row: UserRow) -> tuple[DataKey | None, Profile]:
     key = work.keyring.unwrap(row.data_key, row.token)
     if row.profile is None:
         return key, {}
-    profile = documents.decode(key.decrypt(row.profile, _profile_context(row.token)))
+    profile = documents.decode(key.decrypt(row.profile, profile_context(row.token)))
     return key, profile
 
 

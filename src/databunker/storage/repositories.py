@@ -172,6 +172,24 @@ def erase_user(
     )
 
 
+def user_indexes(conn: Connection, token: str) -> dict[str, bytes | None]:
+    columns = [users.c[f"{field}_idx"] for field in INDEX_FIELDS]
+    row = conn.execute(sa.select(*columns).where(users.c.token == token)).one()
+    return {
+        field: (bytes(value) if value is not None else None)
+        for field, value in zip(INDEX_FIELDS, row, strict=True)
+    }
+
+
+def set_user_indexes(conn: Connection, token: str, indexes: dict[str, bytes | None]) -> None:
+    """Replace a user's lookup indexes (after a change of the identities' canonical form)."""
+    conn.execute(
+        users.update()
+        .where(users.c.token == token)
+        .values(**{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS})
+    )
+
+
 def count_users(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
 
