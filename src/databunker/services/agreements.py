@@ -89,6 +89,13 @@ def _seal_who(
     return None
 
 
+def _reseal_who(
+    work: Work, row: AgreementRow, identity: str, key: DataKey | None, user_token: str | None
+) -> bytes | None:
+    """``who`` of an existing agreement, sealed anew for the identity of its latest change."""
+    return _seal_who(work, row.id, identity, key=key, user_token=user_token, who_idx=row.who_idx)
+
+
 def _open_who(work: Work, row: AgreementRow, key: DataKey | None) -> str | None:
     if row.who is None:
         return None
@@ -199,14 +206,7 @@ def accept(
         values["referencecode"] = _optional_text(body, "referencecode")
     if existing is not None:
         # ``who`` is the identity of the latest change, the user token in token mode.
-        values["who"] = _seal_who(
-            work,
-            existing.id,
-            shown,
-            key=key,
-            user_token=user_token,
-            who_idx=existing.who_idx,
-        )
+        values["who"] = _reseal_who(work, existing, shown, key, user_token)
         repo.update(work.conn, existing.id, values)
         return {"status": "ok"}
     row_id = repo.insert(
@@ -262,14 +262,7 @@ def withdraw(
             "endtime": 0,
             "updated": work.now,
             "mode": mode,
-            "who": _seal_who(
-                work,
-                existing.id,
-                shown,
-                key=key,
-                user_token=user_token,
-                who_idx=existing.who_idx,
-            ),
+            "who": _reseal_who(work, existing, shown, key, user_token),
             "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
         },
     )
