@@ -54,9 +54,13 @@ def attribute_failure(
         return
     event.mode = event.mode or mode
     event.user_token = row.token
-    if row.data_key is not None:
+    if row.data_key is None:
+        return
+    try:
         event.data_key = vault.keyring.unwrap(row.data_key, row.token)
-        event.who = identity
+    except DecryptionError:
+        return  # already reported by the attempt itself; filed without the identity
+    event.who = identity
 
 
 def _named_person(conn: Connection, vault: Vault, mode: str, identity: str) -> repo.UserRow | None:
