@@ -23,6 +23,7 @@ from databunker.services.context import Work
 from databunker.services.durations import requested_seconds
 from databunker.services.identity import lookup_index, normalise, parse_mode
 from databunker.services.legal import known_basis, parse_brief, usable_basis
+from databunker.services.text import clean_text
 from databunker.storage import agreements as repo
 from databunker.storage.agreements import AgreementRow
 from databunker.storage.repositories import UserRow
@@ -59,7 +60,20 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
         return None
     if isinstance(value, dict | list | bool):
         raise BadRequest(f"{name} must be text")
-    return str(value)
+    return clean_text(name, str(value))
+
+
+def _terms(body: dict[str, Any], now: int) -> dict[str, Any]:
+    """What a request body says about an agreement, checked before anything is looked up: a
+    bad value is refused alike whoever calls and whether or not the agreement exists."""
+    return {
+        "status": normalise_status(body.get("status")),
+        "starttime": agreement_time(body.get("starttime"), now),
+        "endtime": agreement_time(body.get("expiration"), now),
+        "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
+        "referencecode": _optional_text(body, "referencecode"),
+        "agreementmethod": _optional_text(body, "agreementmethod"),
+    }
 
 
 def _who_context(row_id: int, owner: str) -> bytes:
@@ -155,6 +169,7 @@ def accept(
 ) -> dict[str, Any]:
     brief = parse_brief(brief, "incorrect brief format")
     parse_mode(mode)
+    terms = _terms(body, work.now)
     usable_basis(work, brief)
     shown = _shown_identity(work, mode, identity)
     key: DataKey | None = None
@@ -195,15 +210,15 @@ def accept(
     if existing is not None and anonymous:
         return {"status": "ok"}  # without credentials, an existing consent is not changed
     values: dict[str, Any] = {
-        "status": normalise_status(body.get("status")),
-        "starttime": agreement_time(body.get("starttime"), work.now),
-        "endtime": agreement_time(body.get("expiration"), work.now),
-        "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
+        "status": terms["status"],
+        "starttime": terms["starttime"],
+        "endtime": terms["endtime"],
+        "lastmodifiedby": terms["lastmodifiedby"],
         "updated": work.now,
         "mode": mode,
     }
-    if body.get("referencecode") is not None:
-        values["referencecode"] = _optional_text(body, "referencecode")
+    if terms["referencecode"] is not None:
+        values["referencecode"] = terms["referencecode"]
     if existing is not None:
         # ``who`` is the identity of the latest change, the user token in token mode.
         values["who"] = _reseal_who(work, existing, shown, key, user_token)
@@ -216,8 +231,8 @@ def accept(
             "brief": brief,
             "user_token": user_token,
             "who_idx": None if user_token else who_idx,
-            "referencecode": _optional_text(body, "referencecode"),
-            "agreementmethod": _optional_text(body, "agreementmethod") or "api",
+            "referencecode": terms["referencecode"],
+            "agreementmethod": terms["agreementmethod"] or "api",
             "created": work.now,
         },
     )
@@ -231,6 +246,7 @@ def withdraw(
 ) -> dict[str, Any]:
     brief = parse_brief(brief)
     parse_mode(mode)
+    lastmodifiedby = _optional_text(body, "lastmodifiedby")
     basis = usable_basis(work, brief)
     user_token: str | None = None
     key: DataKey | None = None
@@ -263,7 +279,7 @@ def withdraw(
             "updated": work.now,
             "mode": mode,
             "who": _reseal_who(work, existing, shown, key, user_token),
-            "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
+            "lastmodifiedby": lastmodifiedby,
         },
     )
     notify_consent_change(work, existing, "no", identity=shown)

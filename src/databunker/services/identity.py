@@ -23,6 +23,7 @@ from email_validator import (
 
 from databunker.crypto import Keyring, is_uuid
 from databunker.errors import BadRequest
+from databunker.services.text import has_control_characters
 from databunker.storage.repositories import INDEX_FIELDS
 
 MODES = ("token", *INDEX_FIELDS)
@@ -209,6 +210,10 @@ def lenient_indexes(
 
 
 def lookup_index(field: str, identity: str, keyring: Keyring, default_country: str) -> bytes | None:
-    """The blind index to search for a URL identity; None means nobody can match it."""
+    """The blind index to search for a URL identity; None means nobody can match it, as for
+    one holding a control character: ``ann@example.com%00`` is never taken for the address
+    without it."""
+    if has_control_characters(identity):
+        return None
     normalised = normalise(field, identity, default_country)
     return keyring.blind_index(field, normalised) if normalised is not None else None

@@ -13,12 +13,15 @@ from sqlalchemy.engine import Connection
 
 from databunker.errors import BadRequest, Conflict, NotFound
 from databunker.services.context import Work
+from databunker.services.text import clean_text
 from databunker.storage import agreements as agreement_repo
 from databunker.storage import legal as repo
 from databunker.storage.legal import ActivityRow, LegalBasisRow
 
 BRIEF_PATTERN = re.compile(r"^[a-z][a-z0-9\-]{1,64}$")
 COOKIE_MODULE = "cookie-popup"
+# Texts that may run over several lines (the others are one line, like names).
+FREE_TEXTS = frozenset({"shortdesc", "fulldesc", "requiredmsg", "script"})
 ACTIVE, DISABLED, DELETED = "active", "disabled", "deleted"
 
 SEEDED_BASES = tuple(
@@ -63,7 +66,7 @@ def _text(body: dict[str, Any], name: str, current: str) -> str:
     value = body[name]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise BadRequest(f"{name} must be text")
-    return str(value)
+    return clean_text(name, str(value), multiline=name in FREE_TEXTS)
 
 
 def seed(conn: Connection, now: int) -> None:
@@ -99,6 +102,7 @@ def save_basis(work: Work, brief: str, body: dict[str, Any]) -> dict[str, Any]:
     new_brief = parse_brief(_text(body, "brief", brief)) if body.get("brief") else brief
     status = _text(body, "status", base.status)
     requiredflag = _flag(body, "requiredflag", base.requiredflag)
+    requiredmsg = _text(body, "requiredmsg", base.requiredmsg)
     row = LegalBasisRow(
         brief=new_brief,
         status=DISABLED if status == DISABLED else ACTIVE,
@@ -106,7 +110,7 @@ def save_basis(work: Work, brief: str, body: dict[str, Any]) -> dict[str, Any]:
         shortdesc=_text(body, "shortdesc", base.shortdesc),
         fulldesc=_text(body, "fulldesc", base.fulldesc),
         basistype=_text(body, "basistype", base.basistype),
-        requiredmsg=_text(body, "requiredmsg", base.requiredmsg) if requiredflag else "",
+        requiredmsg=requiredmsg if requiredflag else "",
         usercontrol=_flag(body, "usercontrol", base.usercontrol),
         requiredflag=requiredflag,
         created=base.created,

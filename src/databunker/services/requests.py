@@ -21,6 +21,7 @@ from databunker.services import documents
 from databunker.services.access import require_root, require_user_access
 from databunker.services.context import Work
 from databunker.services.identity import require_uuid
+from databunker.services.text import clean_text
 from databunker.storage import requests as repo
 from databunker.storage.repositories import UserRow
 
@@ -218,7 +219,7 @@ def _reason(body: dict[str, Any] | None) -> str | None:
         return None
     if isinstance(value, dict | list | bool):
         raise BadRequest("reason must be text")
-    return str(value)
+    return clean_text("reason", str(value), multiline=True)
 
 
 def _require_open(row: repo.RequestRow) -> None:

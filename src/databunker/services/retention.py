@@ -23,6 +23,7 @@ from databunker.services.access import require_root
 from databunker.services.context import Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import require_uuid
+from databunker.services.text import clean_text
 from databunker.services.users import open_user, resolve_user, shred
 from databunker.storage import repositories as users_repo
 from databunker.storage import retention as repo
@@ -41,7 +42,7 @@ def exptoken_hash(work: Work, exptoken: str) -> bytes:
 def _status(value: Any) -> str:
     if value is None or value == "":
         return repo.WAIT
-    if not isinstance(value, str) or not STATUS.fullmatch(value.lower()):
+    if not isinstance(value, str) or not STATUS.fullmatch(clean_text("status", value).lower()):
         raise BadRequest("bad status")
     return value.lower()
 

@@ -21,6 +21,7 @@ from databunker.services.context import Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import require_uuid
 from databunker.services.sessions import open_session_data
+from databunker.services.text import clean_text
 from databunker.services.users import open_user, resolve_user
 from databunker.storage import apps as app_records
 from databunker.storage import repositories as users_repo
@@ -61,7 +62,7 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadRequest(f"bad {name}")
-    return value
+    return clean_text(name, value)
 
 
 def parse_fields(value: Any) -> list[str]:
@@ -82,7 +83,7 @@ def parse_fields(value: Any) -> list[str]:
 def _app_name(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or APP_NAME.fullmatch(value.lower()) is None:
+    if not isinstance(value, str) or APP_NAME.fullmatch(clean_text("app", value).lower()) is None:
         raise BadRequest("unknown app name")
     return value.lower()
 
@@ -118,7 +119,8 @@ def create_shared_record(
     if row.erased is not None or key is None:
         raise NotFound("user record not found")
     body = body or {}
-    paths = parse_fields(body.get("fields"))
+    fields = body.get("fields")
+    paths = parse_fields(clean_text("fields", fields) if isinstance(fields, str) else fields)
     app = _app_name(body.get("app"))
     if app is not None and app_records.get_app_record(work.conn, row.token, app) is None:
         raise NotFound("app not found")

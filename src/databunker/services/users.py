@@ -24,6 +24,7 @@ from databunker.services.identity import (
     require_uuid,
 )
 from databunker.services.requests import open_request
+from databunker.services.text import has_control_characters
 from databunker.storage import repositories as repo
 from databunker.storage.erasure import erase_personal_data
 from databunker.storage.repositories import INDEX_FIELDS, UserRow
@@ -175,6 +176,8 @@ def change_user(work: Work, mode: str, identity: str, change: Any) -> dict[str, 
 
 def erase_user(work: Work, mode: str, identity: str) -> dict[str, Any]:
     if mode == "email" and work.principal.is_root and find_user(work, mode, identity) is None:
+        if has_control_characters(identity):
+            raise BadRequest("invalid email")
         # Nothing is stored under this email: there is nothing to forget.
         return {"status": "ok", "result": "done"}
     row, key, profile = resolve_user(work, mode, identity, for_update=True)
