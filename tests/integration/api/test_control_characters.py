@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 from httpx2 import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -26,7 +25,7 @@ from starlette.testclient import TestClient
 from conftest import VaultFactory
 from databunker.app import build_app
 from databunker.services.context import Vault
-from databunker.storage import tables
+from support.stored import stored_state
 from support.vaults import client_for, create_user, issue_user_token
 
 # NUL, which PostgreSQL cannot store in a text column, and another control character.
@@ -38,19 +37,6 @@ ANN: dict[str, Any] = {
     "custom": "cust-ann",
     "name": "Ann",
 }
-# What the sweep compares before and after each refused request: every table a request
-# could change (the audit trail and rate-limit counters record attempts; they may grow).
-STATE_TABLES = (
-    tables.users,
-    tables.user_apps,
-    tables.sessions,
-    tables.shared_records,
-    tables.requests,
-    tables.legal_bases,
-    tables.processing_activities,
-    tables.activity_legal_bases,
-    tables.agreements,
-)
 
 
 @dataclass
@@ -66,11 +52,7 @@ class Scene:
         return {"root": self.root, "anonymous": self.anonymous, "ann": self.ann_client}
 
     def stored(self) -> dict[str, list[str]]:
-        with self.vault.database.transaction() as conn:
-            return {
-                table.name: sorted(repr(tuple(row)) for row in conn.execute(sa.select(table)))
-                for table in STATE_TABLES
-            }
+        return stored_state(self.vault)
 
 
 def ok(response: Response) -> Any:
