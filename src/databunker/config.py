@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
     "Bootstrap",
     "ConfigError",
     "GenericSettings",
@@ -76,29 +77,42 @@ class ConfigError(Exception):
 
 _DURATION = re.compile(r"([0-9]+)([mhds])?")
 _UNIT_SECONDS = {"s": 1, "h": 3600, "d": 86400, "m": 31 * 86400}  # "m" is a 31-day month
+# The longest duration anywhere (configured or requested), and how far from now a requested
+# absolute time may lie: a hundred years of leap years. Every time stays far inside the
+# database's 64-bit integers.
+MAX_DURATION_SECONDS = 100 * 366 * 86400
+_MAX_DURATION_DIGITS = len(str(MAX_DURATION_SECONDS)) + 1
+_TOO_LONG = "invalid duration: longer than 100 years"
 
 
-def parse_duration(value: str | int) -> int:
+def parse_duration(value: str | int, *, maximum: int = MAX_DURATION_SECONDS) -> int:
     """Return the seconds in a duration such as ``"1m"``, ``"2h"``, ``"10d"``, ``"5s"`` or ``30``.
 
     ``m`` means months of 31 days (not minutes); no unit means seconds. Unlike Databunker's
     request-time parser, a large number is never reinterpreted as an absolute Unix time, and
-    bad syntax raises ``ValueError`` instead of counting as 0.
+    bad syntax raises ``ValueError`` instead of counting as 0, as does a duration beyond
+    ``maximum`` (100 years unless a caller allows an absolute time up to 100 years ahead).
     """
     if isinstance(value, bool):
         raise ValueError("invalid duration: expected a number or a string such as '1h'")
     if isinstance(value, int):
         if value < 0:
             raise ValueError("invalid duration: must not be negative")
-        return value
-    match = _DURATION.fullmatch(value)
-    if match is None:
-        raise ValueError(
-            "invalid duration: expected digits optionally followed by s (seconds), h (hours), "
-            "d (days) or m (months of 31 days)"
-        )
-    number, unit = match.groups()
-    return int(number) * _UNIT_SECONDS[unit or "s"]
+        seconds = value
+    else:
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ValueError(
+                "invalid duration: expected digits optionally followed by s (seconds), "
+                "h (hours), d (days) or m (months of 31 days)"
+            )
+        number, unit = match.groups()
+        if len(number.lstrip("0")) > _MAX_DURATION_DIGITS:
+            raise ValueError(_TOO_LONG)
+        seconds = int(number) * _UNIT_SECONDS[unit or "s"]
+    if seconds > maximum:
+        raise ValueError(_TOO_LONG)
+    return seconds
 
 
 # --- the sections of databunker.yaml --------------------------------------------------------
@@ -217,7 +231,7 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_json_depth: int = Field(default=32, gt=0)
     # seconds between runs of the periodic jobs (expiries, purges, webhook retries)
-    jobs_interval: int = Field(default=60, gt=0)
+    jobs_interval: int = Field(default=60, gt=0, le=MAX_DURATION_SECONDS)
     # server processes answering on the port; one per CPU core suits a dedicated machine
     workers: int = Field(default=1, ge=1, le=64)
 

@@ -304,6 +304,37 @@ def test_bad_duration_message(tmp_path: Path) -> None:
     assert "POLICY_MAX_AUDIT_RETENTION_PERIOD" in message
 
 
+@pytest.mark.parametrize(
+    ("text", "environ", "key"),
+    [
+        ("policy:\n  max_user_retention_period: 36601d\n", {}, "policy.max_user_retention_period"),
+        ("policy:\n  login_code_period: 99999999999999999999d\n", {}, "policy.login_code_period"),
+        ("policy:\n  user_token_period: 3162240001\n", {}, "policy.user_token_period"),
+        (
+            "",
+            {"POLICY_MAX_SESSION_RETENTION_PERIOD": "1181m"},
+            "policy.max_session_retention_period",
+        ),
+    ],
+)
+def test_a_duration_beyond_a_hundred_years_is_refused_by_name(
+    tmp_path: Path, text: str, environ: dict[str, str], key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text, **environ)
+    assert str(caught.value).startswith(f"{key}: invalid duration: longer than 100 years")
+
+
+def test_a_hundred_years_is_the_longest_duration_configured(tmp_path: Path) -> None:
+    settings = load(tmp_path, "policy:\n  max_user_retention_period: 36600d\n")
+    assert settings.policy.max_user_retention_seconds == 100 * 366 * DAY
+    with pytest.raises(ConfigError, match=r"^server\.jobs_interval: "):
+        load(tmp_path, "server:\n  jobs_interval: 3162240001\n")
+    assert load(tmp_path, "server:\n  jobs_interval: 3162240000\n").server.jobs_interval == (
+        100 * 366 * DAY
+    )
+
+
 def test_numeric_duration_in_yaml_means_seconds(tmp_path: Path) -> None:
     settings = load(tmp_path, "policy:\n  max_session_retention_period: 600\n")
     assert settings.policy.max_session_retention_seconds == 600

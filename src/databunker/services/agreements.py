@@ -20,7 +20,7 @@ from databunker.services import requests as user_requests
 from databunker.services import users
 from databunker.services.access import require_root
 from databunker.services.context import Work
-from databunker.services.durations import requested_seconds
+from databunker.services.durations import requested_seconds, requested_time
 from databunker.services.identity import lookup_index, normalise, parse_mode
 from databunker.services.legal import known_basis, parse_brief, usable_basis
 from databunker.services.text import clean_text
@@ -46,10 +46,8 @@ def agreement_time(value: Any, now: int) -> int:
     """A JSON number is an absolute time; a string is a duration from now."""
     if value is None or value == "":
         return 0
-    if isinstance(value, bool):
-        raise BadRequest("bad expiration")
-    if isinstance(value, int | float):
-        return max(int(value), 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return requested_time(value, now)
     seconds = requested_seconds(value, now)
     return now + seconds if seconds else 0
 
