@@ -26,7 +26,8 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("bad content-length")
-        if int(declared) > max_bytes:
+        digits = declared.lstrip("0")
+        if len(digits) > len(str(max_bytes)) or int(digits or "0") > max_bytes:
             raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0

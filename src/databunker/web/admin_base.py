@@ -108,8 +108,11 @@ async def form(request: Request) -> dict[str, str]:
 
 
 def page_number(request: Request) -> int:
+    """The ``page`` query parameter: a number from 1 to 999,999, else the first page."""
     value = request.query_params.get("page", "1")
-    return int(value) if value.isdigit() and 0 < int(value) < 1_000_000 else 1
+    if not (value.isascii() and value.isdigit()) or len(value) > 6:
+        return 1
+    return max(int(value), 1)
 
 
 def paging(number: int, total: int) -> dict[str, Any]:

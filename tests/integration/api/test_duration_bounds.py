@@ -4,11 +4,12 @@ An agreement's ``expiration`` and ``starttime``, a session's, a shared record's 
 retention's ``expiration``: beyond 100 years (or an absolute time more than 100 years from
 now) each is 400 ``bad expiration`` and nothing is stored, where a huge value was a server
 error (an integer overflow on SQLite, a data error on PostgreSQL). Exactly 100 years is
-accepted.
+accepted. Numbers in query strings and headers cannot overflow either.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from conftest import VaultFactory
 from databunker.services.context import Vault
 from databunker.storage.tables import sessions, shared_records
 from support.stored import stored_state
-from support.vaults import Clock, client_for, create_user, issue_user_token
+from support.vaults import ROOT_TOKEN, Clock, client_for, create_user, issue_user_token
 
 YEAR = 366 * 86400
 CENTURY = 100 * YEAR
@@ -171,3 +172,47 @@ def test_sessions_shared_records_and_retentions_may_last_a_hundred_years(scene: 
     assert status["exptime"] == now + CENTURY
     for send in (_session, _share, _retain):
         assert send(scene, scene.root, "36600d").is_success
+
+
+# --- numbers in query strings and headers --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query", ["offset=" + "9" * 5000, "limit=" + "9" * 5000, "offset=99999999999999999999"]
+)
+def test_huge_offsets_and_limits_are_bad_requests(scene: Scene, query: str) -> None:
+    name = query.split("=")[0]
+    for method, path in (
+        ("POST", "/v1/users"),
+        ("GET", "/v1/audit/admin"),
+        ("GET", f"/v1/audit/list/{scene.ann}"),
+        ("GET", "/v1/requests"),
+        ("GET", f"/v1/sessions/token/{scene.ann}"),
+    ):
+        response = scene.root.request(method, f"{path}?{query}")
+        assert response.status_code == 400, (path, response.text)
+        assert response.json() == {"status": "error", "message": f"bad {name}"}
+
+
+def test_a_huge_content_length_is_too_large(scene: Scene) -> None:
+    headers = {"Content-Type": "application/json", "Content-Length": "9" * 5000}
+    response = scene.root.post("/v1/lbasis/other", content=b'{"module":"m"}', headers=headers)
+    assert response.status_code == 413, response.text
+    assert response.json() == {"status": "error", "message": "request body too large"}
+    assert "other" not in {r["brief"] for r in scene.root.get("/v1/lbasis").json()["rows"]}
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "9" * 5000, "99999999999999999999", "0", "-1"])
+def test_an_admin_page_number_that_is_not_one_shows_the_first_page(
+    scene: Scene, number: str
+) -> None:
+    with client_for(scene.vault, None) as dpo:
+        dpo.follow_redirects = False
+        start = dpo.get("/admin").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', start)
+        assert csrf is not None
+        dpo.post("/admin/signin", data={"csrf": csrf.group(1), "token": ROOT_TOKEN})
+        for page in ("/admin/audit", "/admin/requests"):
+            response = dpo.get(f"{page}?page={number}")
+            assert response.status_code == 200, response.text
+            assert response.text == dpo.get(f"{page}?page=1").text
