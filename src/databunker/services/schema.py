@@ -18,6 +18,7 @@ from jsonschema import Draft201909Validator
 from jsonschema.exceptions import SchemaError
 
 from databunker.errors import BadRequest
+from databunker.services.text import escape_controls
 
 _MISSING = object()
 
@@ -83,7 +84,8 @@ class UserSchema:
         error = next(iter(sorted(self.validator.iter_errors(document), key=str)), None)
         if error is None:
             return None
-        return f"{error.json_path}: failed '{error.validator}' rule"
+        # The location may hold a key the caller sent: its message is kept in the audit trail.
+        return f"{escape_controls(error.json_path)}: failed '{error.validator}' rule"
 
     def check_new(self, document: Any) -> None:
         problem = self._first_error(document)

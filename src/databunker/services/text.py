@@ -7,7 +7,8 @@ characters U+0000-U+001F and DEL: PostgreSQL cannot hold U+0000 in a text column
 a value that one database would store and another refuse is refused by all, so every database
 answers the same. Free text (descriptions, scripts, reasons) may hold tabs and line breaks.
 
-Identities named in a URL (``/v1/user/email/{address}``) match nobody when they hold one.
+Identities named in a URL (``/v1/user/email/{address}``) match nobody when they hold one;
+a message that names what a caller sent (a JSON key) writes them as escapes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ _CONTROL_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def has_control_characters(value: str) -> bool:
     """True when ``value`` holds a C0 control character or DEL (tab and newlines included)."""
     return _CONTROL.search(value) is not None
+
+
+def escape_controls(value: str) -> str:
+    """``value`` with each control character written as ``\\uXXXX``, fit to keep in clear."""
+    return _CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
 
 
 def clean_text(field: str, value: str, *, multiline: bool = False) -> str:

@@ -317,3 +317,17 @@ def test_a_control_character_in_any_url_segment_is_a_client_error(
                             assert 400 <= response.status_code < 500, (where, response.text)
                             assert_refused(response)
                         assert scene.stored() == before, where
+
+
+def test_a_schema_error_naming_a_key_with_a_control_character_is_audited_alike(
+    make_vault: VaultFactory,
+) -> None:
+    vault = make_vault(schema={"type": "object", "additionalProperties": {"type": "string"}})
+    message = "user schema error: $['a\\u0000b']: failed 'type' rule"
+    with client_for(vault) as root:
+        response = root.post("/v1/user", json={"email": "bob@example.com", "a\u0000b": 1})
+        assert_refused(response, message)
+        events = ok(root.get("/v1/audit/admin"))["rows"]
+    assert [(e["title"], e["status"], e["msg"]) for e in events] == [
+        ("create user record", "error", message)
+    ]
