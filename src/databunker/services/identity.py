@@ -103,6 +103,8 @@ def _validate(value: str) -> ValidatedEmail:
 
 def normalise_email(value: str) -> str | None:
     """The canonical form of an email address (see above), or None when it is not one."""
+    if has_control_characters(value):
+        return None
     value = value.strip()
     if not value:
         return None
@@ -125,6 +127,8 @@ def normalise_phone(value: str, default_country: str) -> str | None:
     Digits of other scripts (Arabic-Indic, full-width) are refused rather than read as
     ASCII ones, as compatibility characters are in email addresses: a number is stored and
     looked up only as it is written."""
+    if has_control_characters(value):
+        return None
     value = "".join(" " if unicodedata.category(char) == "Zs" else char for char in value)
     value = value.strip()
     if not value or not value.isascii():

@@ -27,6 +27,7 @@ from databunker.services.access import LOGIN_KIND, access_token_hash
 from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
+from databunker.services.text import has_control_characters
 from databunker.services.users import open_user
 from databunker.storage import login as store
 from databunker.storage import repositories as repo
@@ -56,7 +57,9 @@ def parse_login_mode(mode: str) -> str:
 def _identity_index(work: Work, mode: str, identity: str) -> tuple[bytes, str | None]:
     """The identity's blind index and normalised form; an identity that cannot be one gets
     a keyed hash of its raw text instead (it still has a rate limit, and matches nobody)."""
-    normalised = normalise(mode, identity, work.settings.sms.default_country)
+    # One holding a control character matches nobody, as in every other lookup.
+    clean = not has_control_characters(identity)
+    normalised = normalise(mode, identity, work.settings.sms.default_country) if clean else None
     if normalised is None:
         return work.keyring.hash_secret("login-identity", f"{mode}:{identity}"), None
     return work.keyring.blind_index(mode, normalised), normalised

@@ -39,6 +39,8 @@ REFUSED = [
     pytest.param("\u2060kim@example.com", id="word-joiner"),
     pytest.param("kim@example.com.", id="trailing-dot"),
     pytest.param("kim.@example.com", id="dot-before-at"),
+    pytest.param("kim@example.com\x1f", id="trailing-unit-separator"),
+    pytest.param("\x1ckim@example.com", id="leading-file-separator"),
     pytest.param("k\u2170m@example.com", id="small-roman-numeral-one"),
 ]
 # A ligature read as two letters.
