@@ -103,8 +103,6 @@ def _validate(value: str) -> ValidatedEmail:
 
 def normalise_email(value: str) -> str | None:
     """The canonical form of an email address (see above), or None when it is not one."""
-    if has_control_characters(value):
-        return None
     value = value.strip()
     if not value:
         return None
@@ -127,8 +125,6 @@ def normalise_phone(value: str, default_country: str) -> str | None:
     Digits of other scripts (Arabic-Indic, full-width) are refused rather than read as
     ASCII ones, as compatibility characters are in email addresses: a number is stored and
     looked up only as it is written."""
-    if has_control_characters(value):
-        return None
     value = "".join(" " if unicodedata.category(char) == "Zs" else char for char in value)
     value = value.strip()
     if not value or not value.isascii():
@@ -168,6 +164,8 @@ def plain_text(value: Any) -> str | None:
 
 def normalise(field: str, value: Any, default_country: str) -> str | None:
     """The normalised form of one identity, or None when it cannot be indexed."""
+    if isinstance(value, str) and has_control_characters(value):
+        return None  # never trimmed into another identity: ``ann@example.com\x1f``
     if field == "email":
         return normalise_email(value) if isinstance(value, str) else None
     if field == "phone":
@@ -216,8 +214,6 @@ def lenient_indexes(
 def lookup_index(field: str, identity: str, keyring: Keyring, default_country: str) -> bytes | None:
     """The blind index to search for a URL identity; None means nobody can match it, as for
     one holding a control character: ``ann@example.com%00`` is never taken for the address
-    without it."""
-    if has_control_characters(identity):
-        return None
+    without it (``normalise``)."""
     normalised = normalise(field, identity, default_country)
     return keyring.blind_index(field, normalised) if normalised is not None else None

@@ -27,7 +27,6 @@ from databunker.services.access import LOGIN_KIND, access_token_hash
 from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
-from databunker.services.text import has_control_characters
 from databunker.services.users import open_user
 from databunker.storage import login as store
 from databunker.storage import repositories as repo
@@ -57,9 +56,7 @@ def parse_login_mode(mode: str) -> str:
 def _identity_index(work: Work, mode: str, identity: str) -> tuple[bytes, str | None]:
     """The identity's blind index and normalised form; an identity that cannot be one gets
     a keyed hash of its raw text instead (it still has a rate limit, and matches nobody)."""
-    # One holding a control character matches nobody, as in every other lookup.
-    clean = not has_control_characters(identity)
-    normalised = normalise(mode, identity, work.settings.sms.default_country) if clean else None
+    normalised = normalise(mode, identity, work.settings.sms.default_country)
     if normalised is None:
         return work.keyring.hash_secret("login-identity", f"{mode}:{identity}"), None
     return work.keyring.blind_index(mode, normalised), normalised
@@ -91,11 +88,10 @@ def _live_user(work: Work, mode: str, identity_idx: bytes) -> UserRow | None:
     return row
 
 
-def _audit_subject(work: Work, row: UserRow, identity: str) -> None:
+def _audit_subject(work: Work, row: UserRow, identity: str, key: DataKey | None = None) -> None:
     if work.event is None or row.data_key is None:
         return
-    key: DataKey = work.keyring.unwrap(row.data_key, row.token)
-    work.event.subject(row.token, key)
+    work.event.subject(row.token, key or work.keyring.unwrap(row.data_key, row.token))
     work.event.who = identity
 
 
@@ -128,16 +124,16 @@ def prelogin(
     row = _live_user(work, mode, identity_idx)
     recipient = None
     if row is not None:
-        _audit_subject(work, row, identity)
-        recipient = _stored_address(work, mode, row)
+        key, profile = open_user(work, row)
+        _audit_subject(work, row, identity, key)
+        recipient = _stored_address(work, mode, profile)
     _issue_code(work, mode, identity_idx, row.token if row else new_token(), recipient)
     return {"status": "ok", "result": "done"}
 
 
-def _stored_address(work: Work, mode: str, row: UserRow) -> str | None:
+def _stored_address(work: Work, mode: str, profile: dict[str, Any]) -> str | None:
     """Where the person's code goes: the address in their own record, as they stored it
     (a phone number in E.164), never a form derived from what the caller typed."""
-    _key, profile = open_user(work, row)
     stored = profile.get(mode)
     if mode == "email":
         return stored.strip() if isinstance(stored, str) and stored.strip() else None
