@@ -62,3 +62,31 @@ def test_indexes_in_the_earlier_form_are_recomputed_once(api: TestClient, vault:
     with vault.database.transaction() as conn:
         form = conn.execute(sa.select(meta.c.value).where(meta.c.name == IDENTITY_FORM))
         assert form.scalar_one() == "2"
+
+
+def test_two_records_that_now_share_an_identity_do_not_stop_the_server(
+    api: TestClient, vault: Vault
+) -> None:
+    composed = create_user(api, {"login": "Jos\u00e9"})
+    decomposed = create_user(api, {"login": "other"})
+    # Stored by the earlier form, which indexed a login as typed: NFD apart from NFC.
+    with vault.database.transaction() as conn:
+        wrapped = conn.execute(
+            sa.select(users.c.data_key).where(users.c.token == decomposed)
+        ).scalar_one()
+        key = vault.keyring.unwrap(wrapped, decomposed)
+        conn.execute(
+            users.update()
+            .where(users.c.token == decomposed)
+            .values(
+                profile=seal_profile(key, decomposed, {"login": "Jose\u0301"}),
+                login_idx=vault.keyring.blind_index("login", "Jose\u0301"),
+            )
+        )
+        conn.execute(meta.delete().where(meta.c.name == IDENTITY_FORM))
+
+    open_vault(vault.database, vault.keyring, "GB")
+
+    with client_for(vault) as root:
+        assert root.get("/v1/user/login/Jos%C3%A9").json()["token"] == composed
+        assert root.get(f"/v1/user/token/{decomposed}").json()["data"] == {"login": "Jose\u0301"}

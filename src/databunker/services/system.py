@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from databunker.crypto import Keyring, is_uuid
 from databunker.services import documents
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
@@ -10,6 +12,7 @@ from databunker.services.legal import seed as seed_legal_bases
 from databunker.services.users import profile_context
 from databunker.storage import Database, migrate, schema_version
 from databunker.storage import repositories as repo
+from databunker.storage.prepared import savepoint
 
 KEY_CHECK = "key_check"
 # Which canonical form of identities the lookup indexes were computed in (services.identity).
@@ -75,8 +78,15 @@ def reindex_identities(database: Database, keyring: Keyring, default_country: st
                 key = keyring.unwrap(row.data_key, row.token)
                 profile = documents.decode(key.decrypt(row.profile, profile_context(row.token)))
                 indexes = lenient_indexes(profile, keyring, default_country)
-                if indexes != repo.user_indexes(conn, row.token):
-                    repo.set_user_indexes(conn, row.token, indexes)
+                if indexes == repo.user_indexes(conn, row.token):
+                    continue
+                try:
+                    with savepoint(conn, "reindex"):
+                        repo.set_user_indexes(conn, row.token, indexes)
                     changed += 1
+                except sa.exc.IntegrityError:
+                    # Two records now share one identity (a login once stored in two Unicode
+                    # forms): the one indexed first keeps it, the other keeps its old index.
+                    continue
         repo.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
     return changed
