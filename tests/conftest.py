@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 
 from databunker.config import Settings
 from databunker.crypto import Keyring, MasterKey
-from databunker.services.context import Vault
+from databunker.services.context import Context, Randomness
 from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database, migrate
@@ -91,7 +92,11 @@ def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
     """
     databases: list[Database] = []
 
-    def factory(schema: dict[str, Any] | None = None, **sections: dict[str, Any]) -> Vault:
+    def factory(
+        schema: dict[str, Any] | None = None,
+        random: Randomness | None = None,
+        **sections: dict[str, Any],
+    ) -> Context:
         settings = Settings.model_validate(sections)
         database = Database(database_url)
         databases.append(database)
@@ -99,7 +104,8 @@ def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
         if len(databases) == 1:
             initialise(database, keyring, ROOT_TOKEN, clock())
         user_schema = UserSchema.from_document(schema) if schema is not None else None
-        return Vault(settings, database, keyring, clock, user_schema)
+        context = Context(settings, database, keyring, clock, user_schema)
+        return context if random is None else replace(context, random=random)
 
     yield factory
     for database in databases:
@@ -107,26 +113,26 @@ def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
 
 
 @pytest.fixture
-def vault(make_vault: VaultFactory) -> Vault:
+def vault(make_vault: VaultFactory) -> Context:
     return make_vault()
 
 
 @pytest.fixture
-def api(vault: Vault) -> Iterator[TestClient]:
+def api(vault: Context) -> Iterator[TestClient]:
     """A client of a fresh vault, sending the root token."""
     with client_for(vault) as client:
         yield client
 
 
 @pytest.fixture
-def anonymous(vault: Vault) -> Iterator[TestClient]:
+def anonymous(vault: Context) -> Iterator[TestClient]:
     """A client of the same vault sending no token."""
     with client_for(vault, None) as client:
         yield client
 
 
 @pytest.fixture
-def user_client(vault: Vault) -> Iterator[Callable[[str], TestClient]]:
+def user_client(vault: Context) -> Iterator[Callable[[str], TestClient]]:
     """``user_client(token)``: a client sending a fresh access token of that person."""
     with client_for(vault, None) as client:
 

@@ -1,4 +1,4 @@
-"""Builds the ASGI application from a Vault: routes, error handlers, middleware."""
+"""Builds the ASGI application from a Context: routes, error handlers, middleware."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from databunker import web
-from databunker.api import (
+from databunker.api.middleware import EdgeMiddleware
+from databunker.api.v1 import (
     apps,
     audit,
     consent,
     export,
+    legal,
     login,
     requests,
     retention,
@@ -26,33 +28,32 @@ from databunker.api import (
     system,
     users,
 )
-from databunker.api.errors import (
+from databunker.api.v1.errors import (
     on_decryption_error,
     on_domain_error,
     on_http_error,
     on_server_fault,
 )
-from databunker.api.middleware import EdgeMiddleware
-from databunker.api.responses import error
+from databunker.api.v1.responses import error
 from databunker.crypto import DecryptionError
 from databunker.errors import DatabunkerError
 from databunker.jobs import run_periodically
 from databunker.metrics import Metrics
-from databunker.notify.webhooks import WebhookDispatcher
-from databunker.services.context import Vault
+from databunker.notify.dispatcher import OutboxDispatcher
+from databunker.services.context import Context
 
 
 class Application:
     """The served ASGI app: the edge middleware around the Starlette router."""
 
-    def __init__(self, vault: Vault, *, owns_database: bool = False) -> None:
+    def __init__(self, vault: Context, *, owns_database: bool = False) -> None:
         self.vault = vault
         self.metrics = Metrics()
 
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             jobs = asyncio.create_task(run_periodically(vault, vault.settings.server.jobs_interval))
-            webhooks = WebhookDispatcher.for_vault(vault)
+            webhooks = OutboxDispatcher.for_deployment(vault)
             if webhooks is not None:
                 webhooks.start()
             self.starlette.state.webhooks = webhooks
@@ -80,6 +81,7 @@ class Application:
                 *sessions.routes,
                 *sharing.routes,
                 *retention.routes,
+                *legal.routes,
                 *consent.routes,
                 *audit.routes,
                 *login.routes,
@@ -98,7 +100,7 @@ class Application:
         self.starlette.router.redirect_slashes = False
         self.starlette.state.vault = vault
         self.starlette.state.metrics = self.metrics
-        # The running WebhookDispatcher (see the lifespan), woken after each commit.
+        # The running OutboxDispatcher (see the lifespan), woken after each commit.
         self.starlette.state.webhooks = None
         self._edge = EdgeMiddleware(self.starlette, self.starlette.router, self.metrics)
 
@@ -130,5 +132,5 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def build_app(vault: Vault, *, owns_database: bool = False) -> Application:
+def build_app(vault: Context, *, owns_database: bool = False) -> Application:
     return Application(vault, owns_database=owns_database)

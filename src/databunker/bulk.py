@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from databunker.errors import DatabunkerError
 from databunker.jobs import SYSTEM
 from databunker.services import users as user_service
-from databunker.services.context import Vault, Work
+from databunker.services.context import Context, Work
 from databunker.storage.prepared import savepoint
 from databunker.storage.repositories import UserRow
 from databunker.storage.tables import users as users_table
@@ -100,7 +100,7 @@ def _batches(lines: Iterable[str], size: int) -> Iterator[list[tuple[int, str]]]
 
 
 def import_users(
-    vault: Vault,
+    vault: Context,
     lines: Iterable[str],
     *,
     batch_size: int = BATCH_SIZE,
@@ -143,7 +143,7 @@ _USER_COLUMNS = (
 
 
 def export_users(
-    vault: Vault,
+    vault: Context,
     out: IO[str],
     *,
     batch_size: int = BATCH_SIZE,

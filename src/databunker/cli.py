@@ -28,7 +28,7 @@ from databunker.config import Bootstrap, ConfigError, Settings, load_bootstrap, 
 from databunker.crypto import Keyring, MasterKey, new_token
 from databunker.metrics import MULTIPROCESS_METRICS
 from databunker.services.access import DEMO_ROOT_TOKEN
-from databunker.services.context import Vault, system_clock
+from databunker.services.context import Context, system_clock
 from databunker.services.login import DEMO_CODE
 from databunker.services.schema import SchemaLoadError, UserSchema
 from databunker.services.system import VaultStateError, initialise, open_vault
@@ -141,14 +141,14 @@ def _master_key(bootstrap: Bootstrap) -> MasterKey | None:
 
 def build_vault(
     settings: Settings, database: Database, master: MasterKey, *, demo: bool = False
-) -> Vault:
+) -> Context:
     schema = None
     if settings.generic.user_record_schema:
         try:
             schema = UserSchema.load(settings.generic.user_record_schema)
         except SchemaLoadError as exc:
             raise CommandError(f"generic.user_record_schema: {exc}") from exc
-    return Vault(settings, database, Keyring(master), system_clock, schema, demo)
+    return Context(settings, database, Keyring(master), system_clock, schema, demo)
 
 
 def cmd_init(args: argparse.Namespace) -> None:
@@ -183,7 +183,7 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def _serve(
-    vault: Vault,
+    vault: Context,
     host: str,
     port: int,
     workers: int = 1,
@@ -284,12 +284,12 @@ def worker_app() -> Any:
     return build_app(vault, owns_database=True)
 
 
-def _open_existing_vault(args: argparse.Namespace) -> Vault:
+def _open_existing_vault(args: argparse.Namespace) -> Context:
     """The vault of ``--db`` with the master key of the environment, checked against it."""
     return _open_vault(args.config, args.db)
 
 
-def _open_vault(config: str | None, database_url: str | None) -> Vault:
+def _open_vault(config: str | None, database_url: str | None) -> Context:
     settings = load_settings(config)
     bootstrap = load_bootstrap()
     master = _master_key(bootstrap)

@@ -15,18 +15,19 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from databunker.notify import webhooks
+from databunker.notify import dispatcher
 from databunker.services import (
     admin_sessions,
     agreements,
     audit,
     captcha,
     login,
+    outbox,
     retention,
     sessions,
     sharing,
 )
-from databunker.services.context import Principal, PrincipalKind, Vault, Work
+from databunker.services.context import Context, Principal, PrincipalKind, Work
 
 log = logging.getLogger("databunker.jobs")
 
@@ -47,7 +48,7 @@ class NetworkJob:
 
     name: str
     # Does one round with the vault and the clock reading; returns how many items it handled.
-    run: Callable[[Vault, int], int]
+    run: Callable[[Context, int], int]
 
 
 def registered_jobs() -> list[Job | NetworkJob]:
@@ -58,18 +59,18 @@ def registered_jobs() -> list[Job | NetworkJob]:
         Job("purge expired sessions", sessions.purge_expired_sessions),
         Job("expire agreements", agreements.expire_agreements),
         Job("purge old audit events", audit.purge_old_events),
-        Job("purge delivered webhooks", webhooks.purge_delivered),
+        Job("purge delivered webhooks", outbox.purge_delivered),
         Job("purge expired captchas", captcha.purge_expired_captchas),
         Job("purge expired login codes", login.purge_expired_login_codes),
         Job("purge stale rate limits", login.purge_stale_rate_limits),
         Job("purge expired user tokens", login.purge_expired_user_tokens),
         Job("purge expired admin sessions", admin_sessions.purge_expired_sessions),
         # Last, so that webhooks queued by the jobs above go out in the same round.
-        NetworkJob("deliver webhooks", webhooks.deliver_due),
+        NetworkJob("deliver webhooks", dispatcher.deliver_due),
     ]
 
 
-def run_jobs(vault: Vault, jobs: Sequence[Job | NetworkJob] | None = None) -> dict[str, int]:
+def run_jobs(vault: Context, jobs: Sequence[Job | NetworkJob] | None = None) -> dict[str, int]:
     """One round of every job; a failing job is logged and does not stop the others."""
     handled: dict[str, int] = {}
     for job in registered_jobs() if jobs is None else jobs:
@@ -84,7 +85,7 @@ def run_jobs(vault: Vault, jobs: Sequence[Job | NetworkJob] | None = None) -> di
     return handled
 
 
-async def run_periodically(vault: Vault, interval: float) -> None:
+async def run_periodically(vault: Context, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await run_in_threadpool(run_jobs, vault)

@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from databunker.bulk import export_users, import_users
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.server import run_cli
 from support.vaults import MASTER_KEY_HEX
 
@@ -26,7 +26,7 @@ def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _exported(vault: Vault) -> list[dict[str, object]]:
+def _exported(vault: Context) -> list[dict[str, object]]:
     out = io.StringIO()
     count = export_users(vault, out, batch_size=2)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -34,7 +34,7 @@ def _exported(vault: Vault) -> list[dict[str, object]]:
     return records
 
 
-def test_import_then_export_round_trips_every_profile(vault: Vault, api: TestClient) -> None:
+def test_import_then_export_round_trips_every_profile(vault: Context, api: TestClient) -> None:
     report = import_users(vault, _lines(ANN, BOB, CAROL), batch_size=2)
 
     assert (report.created, report.skipped, report.errors) == (3, 0, [])
@@ -49,7 +49,7 @@ def test_import_then_export_round_trips_every_profile(vault: Vault, api: TestCli
     assert api.get("/v1/user/email/ann@example.com").json()["data"] == ANN
 
 
-def test_bad_lines_are_reported_by_number_without_their_content(vault: Vault) -> None:
+def test_bad_lines_are_reported_by_number_without_their_content(vault: Context) -> None:
     lines = [
         json.dumps(ANN) + "\n",
         '{"email": "secret@example.com", broken\n',
@@ -73,7 +73,7 @@ def test_bad_lines_are_reported_by_number_without_their_content(vault: Vault) ->
 
 
 def test_duplicates_are_skipped_and_the_rest_of_the_batch_is_kept(
-    vault: Vault, api: TestClient
+    vault: Context, api: TestClient
 ) -> None:
     assert import_users(vault, _lines(ANN)).created == 1
     again = {"email": "ANN@example.com", "name": "Someone else"}
@@ -88,7 +88,7 @@ def test_duplicates_are_skipped_and_the_rest_of_the_batch_is_kept(
     assert len(_exported(vault)) == 3
 
 
-def test_export_leaves_out_erased_users(vault: Vault, api: TestClient) -> None:
+def test_export_leaves_out_erased_users(vault: Context, api: TestClient) -> None:
     import_users(vault, _lines(ANN, BOB))
     assert api.delete("/v1/user/email/ann@example.com").json()["status"] == "ok"
 
@@ -96,7 +96,7 @@ def test_export_leaves_out_erased_users(vault: Vault, api: TestClient) -> None:
 
 
 def test_the_commands_import_and_export_files(
-    vault: Vault, database_url: str, tmp_path: Path
+    vault: Context, database_url: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("".join(_lines(ANN, BOB)) + "not json\n", encoding="utf-8")
@@ -120,7 +120,7 @@ def test_the_commands_import_and_export_files(
 
 
 def test_the_commands_need_the_databases_master_key(
-    vault: Vault, database_url: str, tmp_path: Path
+    vault: Context, database_url: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("".join(_lines(ANN)), encoding="utf-8")

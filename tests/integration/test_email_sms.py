@@ -17,13 +17,13 @@ import pytest
 import sqlalchemy as sa
 
 from databunker.jobs import SYSTEM, registered_jobs, run_jobs
-from databunker.notify.outbox import enqueue_email, enqueue_sms
-from databunker.notify.webhooks import (
+from databunker.notify.dispatcher import (
     MESSAGE_LIFETIME_SECONDS,
-    WebhookDispatcher,
+    OutboxDispatcher,
     deliver_due,
 )
-from databunker.services.context import Vault, Work
+from databunker.services.context import Context, Work
+from databunker.services.outbox import enqueue_email, enqueue_sms
 from databunker.storage.tables import outbox
 from support.mail import MailServer
 from support.server import free_port
@@ -48,7 +48,7 @@ def gateway() -> Iterator[SmsGateway]:
         yield server
 
 
-def mail_vault(make_vault: Any, port: int, **smtp: Any) -> Vault:
+def mail_vault(make_vault: Any, port: int, **smtp: Any) -> Context:
     settings = {
         "server": "127.0.0.1",
         "port": port,
@@ -56,26 +56,26 @@ def mail_vault(make_vault: Any, port: int, **smtp: Any) -> Vault:
         "sender": "Vault <vault@example.org>",
         **smtp,
     }
-    vault: Vault = make_vault(smtp=settings)
+    vault: Context = make_vault(smtp=settings)
     return vault
 
 
-def sms_vault(make_vault: Any, url: str, **sms: Any) -> Vault:
-    vault: Vault = make_vault(sms={"url": url, "from": "Bunker", "token": GATEWAY_TOKEN, **sms})
+def sms_vault(make_vault: Any, url: str, **sms: Any) -> Context:
+    vault: Context = make_vault(sms={"url": url, "from": "Bunker", "token": GATEWAY_TOKEN, **sms})
     return vault
 
 
-def queue_email(vault: Vault, to: str = "ann@example.com", text: str = TEXT) -> None:
+def queue_email(vault: Context, to: str = "ann@example.com", text: str = TEXT) -> None:
     with vault.database.transaction() as conn:
         enqueue_email(Work(vault, conn, SYSTEM, vault.clock()), to, "Access Code", text)
 
 
-def queue_sms(vault: Vault, to: str = PHONE, text: str = SMS_TEXT) -> None:
+def queue_sms(vault: Context, to: str = PHONE, text: str = SMS_TEXT) -> None:
     with vault.database.transaction() as conn:
         enqueue_sms(Work(vault, conn, SYSTEM, vault.clock()), to, text)
 
 
-def outbox_rows(vault: Vault) -> list[sa.Row[Any]]:
+def outbox_rows(vault: Context) -> list[sa.Row[Any]]:
     with vault.database.transaction() as conn:
         return list(conn.execute(sa.select(outbox).order_by(outbox.c.id)))
 
@@ -185,7 +185,7 @@ def test_an_email_not_delivered_within_the_code_lifetime_is_dropped(
 
 
 def test_stale_messages_are_purged_even_without_a_deliverer(make_vault: Any, clock: Clock) -> None:
-    vault: Vault = make_vault(
+    vault: Context = make_vault(
         smtp={"server": "127.0.0.1", "port": free_port(), "security": "none"},
         sms={"url": f"http://127.0.0.1:{free_port()}/send"},
     )
@@ -202,9 +202,9 @@ def test_stale_messages_are_purged_even_without_a_deliverer(make_vault: Any, clo
 
 
 def test_a_dispatcher_runs_for_email_or_sms_alone(make_vault: Any) -> None:
-    assert WebhookDispatcher.for_vault(make_vault()) is None
-    assert WebhookDispatcher.for_vault(mail_vault(make_vault, 25)) is not None
-    assert WebhookDispatcher.for_vault(sms_vault(make_vault, "http://127.0.0.1:9/")) is not None
+    assert OutboxDispatcher.for_deployment(make_vault()) is None
+    assert OutboxDispatcher.for_deployment(mail_vault(make_vault, 25)) is not None
+    assert OutboxDispatcher.for_deployment(sms_vault(make_vault, "http://127.0.0.1:9/")) is not None
 
 
 # -- SMS -------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from databunker.jobs import Job, run_jobs
-from databunker.services.context import Vault, Work
+from databunker.services.context import Context, Work
 from support.vaults import Clock, VaultFactory, client_for
 
 
 def test_jobs_run_in_order_with_the_vault_clock_and_survive_a_failing_job(
-    vault: Vault, clock: Clock
+    vault: Context, clock: Clock
 ) -> None:
     seen: list[tuple[str, int]] = []
 

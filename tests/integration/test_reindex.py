@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.services.system import IDENTITY_FORM, open_vault
 from databunker.services.users import seal_profile
 from databunker.storage.tables import meta, users
@@ -16,7 +16,7 @@ from support.vaults import client_for, create_user
 KELVIN = "\u212aim@example.com"
 
 
-def _as_before(vault: Vault, token: str, profile: dict[str, str], email_index: str) -> None:
+def _as_before(vault: Context, token: str, profile: dict[str, str], email_index: str) -> None:
     """Store ``profile`` indexed as the earlier form did (Unicode lower case of it all)."""
     with vault.database.transaction() as conn:
         wrapped = conn.execute(
@@ -34,7 +34,7 @@ def _as_before(vault: Vault, token: str, profile: dict[str, str], email_index: s
         conn.execute(meta.delete().where(meta.c.name == IDENTITY_FORM))
 
 
-def test_indexes_in_the_earlier_form_are_recomputed_once(api: TestClient, vault: Vault) -> None:
+def test_indexes_in_the_earlier_form_are_recomputed_once(api: TestClient, vault: Context) -> None:
     angel = create_user(api, {"login": "angel"})
     _as_before(
         vault,
@@ -65,7 +65,7 @@ def test_indexes_in_the_earlier_form_are_recomputed_once(api: TestClient, vault:
 
 
 def test_two_records_that_now_share_an_identity_do_not_stop_the_server(
-    api: TestClient, vault: Vault
+    api: TestClient, vault: Context
 ) -> None:
     composed = create_user(api, {"login": "Jos\u00e9"})
     decomposed = create_user(api, {"login": "other"})

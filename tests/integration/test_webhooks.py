@@ -22,14 +22,14 @@ from starlette.testclient import TestClient
 
 from databunker import __version__
 from databunker.jobs import SYSTEM, run_jobs
-from databunker.notify.outbox import enqueue_webhook
-from databunker.notify.webhooks import (
+from databunker.notify.dispatcher import (
     LEASE_SECONDS,
     deliver_due,
     new_http_client,
     retry_delay,
 )
-from databunker.services.context import Vault, Work
+from databunker.services.context import Context, Work
+from databunker.services.outbox import enqueue_webhook
 from databunker.storage import outbox as store
 from databunker.storage.tables import outbox
 from support.receiver import Receiver
@@ -46,13 +46,15 @@ def hook() -> Iterator[Receiver]:
         yield receiver
 
 
-def hooked_vault(make_vault: Any, url: str, secret: str = "") -> Vault:
-    vault: Vault = make_vault(notification={"notification_url": url, "notification_secret": secret})
+def hooked_vault(make_vault: Any, url: str, secret: str = "") -> Context:
+    vault: Context = make_vault(
+        notification={"notification_url": url, "notification_secret": secret}
+    )
     return vault
 
 
 @contextmanager
-def api_without_dispatcher(vault: Vault) -> Iterator[TestClient]:
+def api_without_dispatcher(vault: Context) -> Iterator[TestClient]:
     """A root client whose app's lifespan (and so its dispatcher) never starts."""
     client = client_for(vault)
     try:
@@ -61,7 +63,7 @@ def api_without_dispatcher(vault: Vault) -> Iterator[TestClient]:
         client.close()
 
 
-def outbox_rows(vault: Vault) -> list[sa.Row[Any]]:
+def outbox_rows(vault: Context) -> list[sa.Row[Any]]:
     with vault.database.transaction() as conn:
         return list(conn.execute(sa.select(outbox).order_by(outbox.c.id)))
 
@@ -79,7 +81,7 @@ def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300
     return hmac.compare_digest(expected, parts["v1"]) and abs(now - timestamp) <= tolerance
 
 
-def queue(vault: Vault, payload: dict[str, Any]) -> None:
+def queue(vault: Context, payload: dict[str, Any]) -> None:
     with vault.database.transaction() as conn:
         enqueue_webhook(Work(vault, conn, SYSTEM, vault.clock()), payload)
 
@@ -120,7 +122,7 @@ def test_profile_events_reach_the_receiver_with_exactly_their_payloads(
     assert len(set(ids)) == 4
 
 
-def test_nothing_is_queued_without_a_notification_url(vault: Vault, clock: Clock) -> None:
+def test_nothing_is_queued_without_a_notification_url(vault: Context, clock: Clock) -> None:
     with api_without_dispatcher(vault) as api:
         token = create(api, ANN)
         assert api.put(f"/v1/user/token/{token}", json={"name": "B"}).status_code == 200
@@ -309,7 +311,7 @@ def test_several_servers_deliver_each_webhook_once(
     start = threading.Barrier(len(servers))
     counts: list[int] = []
 
-    def run(vault: Vault) -> None:
+    def run(vault: Context) -> None:
         start.wait()
         counts.append(deliver_due(vault, clock.now))
 

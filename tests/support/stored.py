@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.storage import tables
 
 # The audit trail, rate-limit counters, login codes and the outbox record attempts: they may
@@ -22,7 +22,7 @@ STATE_TABLES = (
 )
 
 
-def stored_state(vault: Vault) -> dict[str, list[str]]:
+def stored_state(vault: Context) -> dict[str, list[str]]:
     """Every row of the state tables, comparable before and after a request."""
     with vault.database.transaction() as conn:
         return {

@@ -10,10 +10,10 @@ from starlette.testclient import TestClient
 from databunker.app import build_app
 from databunker.crypto import Keyring, new_token
 from databunker.services.access import LOGIN_KIND, access_token_hash
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.storage import repositories as repo
 
-VaultFactory = Callable[..., Vault]
+VaultFactory = Callable[..., Context]
 
 ROOT_TOKEN = "11111111-2222-4333-8444-555555555555"
 MASTER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -32,13 +32,28 @@ class Clock:
         self.now += seconds
 
 
-def client_for(vault: Vault, token: str | None = ROOT_TOKEN) -> TestClient:
+class FixedDigits:
+    """Randomness whose digits (login codes, captcha answers) are always ``digits``;
+    tokens stay random."""
+
+    def __init__(self, digits: str) -> None:
+        self.fixed = digits
+
+    def token(self) -> str:
+        return new_token()
+
+    def digits(self, count: int) -> str:
+        assert count == len(self.fixed)
+        return self.fixed
+
+
+def client_for(vault: Context, token: str | None = ROOT_TOKEN) -> TestClient:
     """A client of the vault's app sending ``token`` as X-Bunker-Token (None: no header)."""
     headers = {"X-Bunker-Token": token} if token else {}
     return TestClient(build_app(vault), headers=headers, raise_server_exceptions=False)
 
 
-def issue_user_token(vault: Vault, user_token: str, *, ttl: int = 600) -> str:
+def issue_user_token(vault: Context, user_token: str, *, ttl: int = 600) -> str:
     """A user (login) access token for ``user_token``, as a passwordless login would issue."""
     keyring: Keyring = vault.keyring
     token = new_token()

@@ -7,11 +7,12 @@ from collections import Counter
 
 from PIL import Image
 
-from databunker.services.captcha import ANSWER_DIGITS, HEIGHT, WIDTH, new_answer, render
+from databunker.services.captcha import ANSWER_DIGITS, HEIGHT, WIDTH, render
+from databunker.services.context import SystemRandomness
 
 
 def test_answers_are_six_random_digits() -> None:
-    answers = [new_answer() for _ in range(200)]
+    answers = [SystemRandomness().digits(ANSWER_DIGITS) for _ in range(200)]
     assert all(len(a) == ANSWER_DIGITS == 6 and a.isdigit() for a in answers)
     assert len(set(answers)) > 190
     # Every digit shows up, at every position: nothing is fixed.

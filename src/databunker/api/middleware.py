@@ -16,7 +16,7 @@ from typing import Any
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from databunker.api.responses import ENDPOINT_MISSING, JSON_TYPE
+from databunker.api.v1.responses import ENDPOINT_MISSING, JSON_TYPE
 from databunker.metrics import Metrics
 
 access_log = logging.getLogger("databunker.access")

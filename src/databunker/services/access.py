@@ -1,11 +1,15 @@
 """Authentication of access tokens and the authorisation rules of the core vault.
 
-The API's ``api/auth.py`` decides what a route needs (public, root, any valid token); the
-rules here decide record-level access: a user token reaches its owner's records only. A
-caller who fails either check learns nothing about whether the record exists.
+Each route and page declares what it needs (public, root, any valid token), enforced by
+``databunker.units``; the rules here decide record-level access: a user token reaches its
+owner's records only. A caller who fails either check learns nothing about whether the
+record exists.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
 
 from sqlalchemy.engine import Connection
 
@@ -21,6 +25,25 @@ ADMIN_KIND = "admin"
 DEMO_ROOT_TOKEN = "DEMO"  # noqa: S105 - the documented token of `databunker demo`
 
 
+class Source(Enum):
+    """Where a presented token came from."""
+
+    HEADER = "header"  # the API's X-Bunker-Token header
+    PORTAL_COOKIE = "portal-cookie"  # the privacy portal's session cookie
+    ADMIN_COOKIE = "admin-cookie"  # the admin portal's session cookie
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A token as presented (or none), and the channel it came through."""
+
+    token: str | None
+    source: Source = Source.HEADER
+
+
+NO_CREDENTIAL = Credential(None)
+
+
 def access_token_hash(keyring: Keyring, token: str) -> bytes:
     return keyring.hash_secret("access-token", token)
 
@@ -28,17 +51,17 @@ def access_token_hash(keyring: Keyring, token: str) -> bytes:
 def authenticate(
     conn: Connection,
     keyring: Keyring,
-    presented: str | None,
+    credential: Credential,
     now: int,
-    *,
-    admin_session: bool = False,
 ) -> Principal:
     """Turn a presented token into a Principal; anything invalid is anonymous.
 
-    ``admin_session`` says the token came from the admin portal's cookie: there, only an
-    admin session token counts (as root), and such a token counts nowhere else, so a
-    session stolen from a browser is no API credential and an API token no admin cookie.
+    From the admin portal's cookie, only an admin session token counts (as root), and such
+    a token counts nowhere else, so a session stolen from a browser is no API credential
+    and an API token no admin cookie.
     """
+    presented = credential.token
+    admin_session = credential.source is Source.ADMIN_COOKIE
     if not presented:
         return ANONYMOUS
     if not (is_uuid(presented) or presented == DEMO_ROOT_TOKEN):

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from databunker.crypto import new_token
-from databunker.services.access import ADMIN_KIND, access_token_hash, authenticate
+from databunker.services.access import ADMIN_KIND, Credential, access_token_hash, authenticate
 from databunker.services.context import Work
 from databunker.services.login import limit
 from databunker.storage import login as store
@@ -35,14 +34,12 @@ def sign_in(
     """A new admin session for the holder of the root token; ``previous`` (the browser's
     old session token, if any) is revoked so a sign-in never keeps an older session alive."""
     limit(work, "admin-signin", "address", address, SIGNIN_LIMIT)
-    if not authenticate(work.conn, work.keyring, presented, work.now).is_root:
-        if work.event is not None:
-            work.event.status = "error"
-            work.event.msg = WRONG_TOKEN
+    if not authenticate(work.conn, work.keyring, Credential(presented), work.now).is_root:
+        work.audit.refused(WRONG_TOKEN)
         return {"status": "error", "result": WRONG_TOKEN}
     if previous:
         _revoke(work, previous)
-    session = new_token()
+    session = work.random.token()
     token_hash = access_token_hash(work.keyring, session)
     repo.insert_access_token(
         work.conn,
@@ -52,9 +49,7 @@ def sign_in(
         now=work.now,
         expires=work.now + SESSION_SECONDS,
     )
-    if work.event is not None:
-        work.event.accessor = "root"
-        work.event.msg = f"generated: {token_hash.hex()[:16]}"
+    work.audit.record(accessor="root", msg=f"generated: {token_hash.hex()[:16]}")
     return {"status": "ok", "session": session, "lifetime": SESSION_SECONDS}
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from databunker.crypto import DataKey, DecryptionError, value_context
 from databunker.errors import AccessDenied, BadRequest, NotFound
-from databunker.notify.outbox import enqueue_webhook
 from databunker.services import requests as user_requests
 from databunker.services import users
 from databunker.services.access import require_root
@@ -23,6 +22,7 @@ from databunker.services.context import Work
 from databunker.services.durations import requested_seconds, requested_time
 from databunker.services.identity import lookup_index, normalise, parse_mode
 from databunker.services.legal import known_basis, parse_brief, usable_basis
+from databunker.services.outbox import enqueue_webhook
 from databunker.services.text import clean_text
 from databunker.storage import agreements as repo
 from databunker.storage.agreements import AgreementRow
@@ -181,8 +181,7 @@ def accept(
         user = users.find_user(work, mode, identity)
         if user is not None:
             key, _profile = users.open_user(work, user)
-            if work.event is not None:
-                work.event.subject(user.token, key)
+            work.audit.record(subject=(user.token, key))
     elif (
         mode in ANONYMOUS_MODES
         and work.principal.is_root
@@ -195,8 +194,7 @@ def accept(
         user, key, _profile = users.resolve_user(work, mode, identity, for_update=True)
         if user.erased is not None:
             raise NotFound("user record not found")
-    if work.event is not None:
-        work.event.mode = mode
+    work.audit.record(mode=mode)
     user_token = user.token if user is not None else None
     existing = repo.find(
         work.conn,

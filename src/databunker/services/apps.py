@@ -66,8 +66,7 @@ def open_app_record(key: DataKey, row: repo.AppRecordRow) -> JSONObject:
 def _subject(
     work: Work, mode: str, identity: str, app: str, *, for_update: bool = False
 ) -> tuple[UserRow, DataKey | None]:
-    if work.event is not None:
-        work.event.app = app
+    work.audit.record(app=app)
     row, key, _profile = resolve_user(work, mode, identity, for_update=for_update)
     return row, key
 
@@ -84,8 +83,7 @@ def _request_change(work: Work, user_token: str, key: DataKey, app: str, change:
     answer = open_request(
         work, user_token=user_token, action=CHANGE_APP_DATA, key=key, app=app, change=change
     )
-    if work.event is not None:
-        work.event.msg = f"request {answer['rtoken']}"
+    work.audit.record(msg=f"request {answer['rtoken']}")
     return answer
 
 
@@ -158,9 +156,10 @@ def create_app_record(
     current = repo.get_app_record(work.conn, row.token, app, for_update=True)
     before = open_app_record(key, current) if current is not None else None
     write_app_record(work, row.token, key, app, record, current=current)
-    if work.event is not None:
-        work.event.before = documents.encode(before) if before is not None else None
-        work.event.after = documents.encode(record)
+    work.audit.record(
+        before=documents.encode(before) if before is not None else None,
+        after=documents.encode(record),
+    )
     return {"status": "ok", "token": row.token}
 
 
@@ -185,9 +184,7 @@ def change_app_record(work: Work, mode: str, identity: str, name: str, change: A
         documents.apply_change(open_app_record(key, current) if current else {}, change)
         return _request_change(work, row.token, key, app, change)
     before, after = apply_app_change(work, row.token, key, app, change)
-    if work.event is not None:
-        work.event.before = documents.encode(before)
-        work.event.after = documents.encode(after)
+    work.audit.record(before=documents.encode(before), after=documents.encode(after))
     return {"status": "ok", "token": row.token}
 
 

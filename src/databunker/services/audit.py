@@ -7,6 +7,7 @@ outcome) stays readable for the DPO.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -22,7 +23,7 @@ from databunker.crypto import (
 from databunker.errors import NotFound
 from databunker.services import documents
 from databunker.services.access import require_root, require_user_access
-from databunker.services.context import AuditEvent, Vault, Work
+from databunker.services.context import AuditEvent, Context, Work
 from databunker.services.identity import MODES, lookup_index, require_uuid
 from databunker.storage import repositories as repo
 from databunker.storage.prepared import savepoint
@@ -36,34 +37,35 @@ def save_event_apart(conn: Connection, event: AuditEvent, now: int) -> str:
 
 
 def attribute_failure(
-    conn: Connection, vault: Vault, event: AuditEvent, mode: str, identity: str
-) -> None:
-    """File a failed or denied attempt under the person its URL names, if they exist.
+    conn: Connection, vault: Context, event: AuditEvent, mode: str, identity: str
+) -> AuditEvent:
+    """The failed or denied attempt filed under the person its URL names, if they exist.
 
     Run after the attempt's own transaction rolled back, whatever stopped it (no or a wrong
     credential, a body that does not parse): the person sees the attempt in their trail,
     and the caller learns nothing, since the answer is already decided."""
     if mode not in MODES or (event.user_token is not None and event.data_key is not None):
-        return
+        return event
     with savepoint(conn, "attribute"):
         if event.user_token is not None:  # found, but refused before its key was opened
             row = repo.get_user(conn, event.user_token)
         else:
             row = _named_person(conn, vault, mode, identity)
     if row is None:
-        return
-    event.mode = event.mode or mode
-    event.user_token = row.token
+        return event
+    event = replace(event, mode=event.mode or mode, user_token=row.token)
     if row.data_key is None:
-        return
+        return event
     try:
-        event.data_key = vault.keyring.unwrap(row.data_key, row.token)
+        key = vault.keyring.unwrap(row.data_key, row.token)
     except DecryptionError:
-        return  # already reported by the attempt itself; filed without the identity
-    event.who = identity
+        return event  # already reported by the attempt itself; filed without the identity
+    return replace(event, data_key=key, who=identity)
 
 
-def _named_person(conn: Connection, vault: Vault, mode: str, identity: str) -> repo.UserRow | None:
+def _named_person(
+    conn: Connection, vault: Context, mode: str, identity: str
+) -> repo.UserRow | None:
     if mode == "token":
         row = repo.get_user(conn, identity) if is_uuid(identity) else None
     else:
@@ -166,10 +168,8 @@ def _page(work: Work, user_token: str | None, offset: int, limit: int) -> dict[s
 
 def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> dict[str, Any]:
     require_uuid(user_token)
-    if work.event:
-        # Filed under the person even when denied: they see who tried to read their trail.
-        work.event.mode = "token"
-        work.event.user_token = user_token
+    # Filed under the person even when denied: they see who tried to read their trail.
+    work.audit.record(mode="token", user_token=user_token)
     require_user_access(work.principal, user_token)
     return _page(work, user_token, offset, limit)
 
@@ -186,9 +186,7 @@ def get_event(work: Work, atoken: str) -> dict[str, Any]:
         # A user token learns nothing about events that are not theirs.
         require_root(work.principal)
         raise NotFound("not found")
-    if work.event:
-        work.event.user_token = row.user_token
-        work.event.msg = f"event {atoken}"
+    work.audit.record(user_token=row.user_token, msg=f"event {atoken}")
     require_user_access(work.principal, row.user_token)
     key = _KeyCache(work.conn, work.keyring).get(row.user_token)
     event: dict[str, Any] = {}

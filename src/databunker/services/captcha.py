@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from databunker.crypto import DataKey, DecryptionError, is_uuid, new_token, value_context
+from databunker.crypto import DataKey, DecryptionError, is_uuid, value_context
 from databunker.errors import NotFound
 from databunker.services.context import Work
 from databunker.storage import login as store
@@ -39,14 +39,10 @@ def _context(id_hash: bytes) -> bytes:
     return value_context("captchas", "answer", id_hash.hex(), "captcha")
 
 
-def new_answer() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(ANSWER_DIGITS))
-
-
 def create_captcha(work: Work) -> dict[str, Any]:
-    captcha_id = new_token()
+    captcha_id = work.random.token()
     id_hash = _id_hash(work, captcha_id)
-    sealed = _key(work).encrypt(new_answer().encode(), _context(id_hash))
+    sealed = _key(work).encrypt(work.random.digits(ANSWER_DIGITS).encode(), _context(id_hash))
     store.insert_captcha(
         work.conn, id_hash=id_hash, sealed_answer=sealed, expires=work.now + CAPTCHA_SECONDS
     )

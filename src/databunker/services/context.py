@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Protocol
 
 from sqlalchemy.engine import Connection
 
-from databunker.crypto import DataKey, Keyring
-from databunker.storage import Database
+from databunker.crypto import DataKey, Keyring, new_token
 
 if TYPE_CHECKING:
     from databunker.config import Settings
     from databunker.services.schema import UserSchema
+    from databunker.storage import Database
 
 Clock = Callable[[], int]
 
@@ -24,9 +25,31 @@ def system_clock() -> int:
     return int(time.time())
 
 
+class Randomness(Protocol):
+    """Where tokens, login codes and captcha answers come from (tests inject their own)."""
+
+    def token(self) -> str:
+        """A fresh unguessable token (a version-4 UUID)."""
+        ...
+
+    def digits(self, count: int) -> str:
+        """``count`` uniformly random decimal digits."""
+        ...
+
+
+class SystemRandomness:
+    """The system CSPRNG, through ``secrets``."""
+
+    def token(self) -> str:
+        return new_token()
+
+    def digits(self, count: int) -> str:
+        return "".join(secrets.choice("0123456789") for _ in range(count))
+
+
 @dataclass(frozen=True, slots=True)
-class Vault:
-    """Long-lived parts shared by every request: built once at start-up."""
+class Context:
+    """The long-lived parts every unit of work runs with: built once at start-up."""
 
     settings: Settings
     database: Database
@@ -34,6 +57,7 @@ class Vault:
     clock: Clock = system_clock
     schema: UserSchema | None = None
     demo: bool = False
+    random: Randomness = field(default_factory=SystemRandomness)
 
 
 class PrincipalKind(Enum):
@@ -63,9 +87,9 @@ class Principal:
 ANONYMOUS = Principal(PrincipalKind.NONE)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One entry of the audit trail, filled in while a request runs.
+    """One entry of the audit trail, as the unit of work writes it.
 
     ``who``, ``before`` and ``after`` are plaintext here and are encrypted under the person's
     data key when saved; without a data key they are not saved at all.
@@ -83,27 +107,134 @@ class AuditEvent:
     before: bytes | None = field(default=None, repr=False)
     after: bytes | None = field(default=None, repr=False)
 
-    def subject(self, user_token: str, data_key: DataKey | None) -> None:
-        self.user_token = user_token
-        self.data_key = data_key
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class AuditNote:
+    """What one step of an operation tells the audit trail: only the fields it names."""
+
+    title: str | _Unset = UNSET
+    mode: str | _Unset | None = UNSET
+    accessor: str | _Unset | None = UNSET
+    user_token: str | _Unset | None = UNSET
+    data_key: DataKey | _Unset | None = field(default=UNSET, repr=False)
+    who: str | _Unset | None = UNSET
+    app: str | _Unset | None = UNSET
+    msg: str | _Unset | None = UNSET
+    before: bytes | _Unset | None = field(default=UNSET, repr=False)
+    after: bytes | _Unset | None = field(default=UNSET, repr=False)
+    refused: str | None = None
+
+
+def fold_notes(event: AuditEvent, notes: list[AuditNote]) -> AuditEvent:
+    """The event with every note applied in order: a later note's field wins."""
+    for note in notes:
+        changes = {
+            name: getattr(note, name)
+            for name in AuditEvent.__dataclass_fields__
+            if name in AuditNote.__dataclass_fields__ and getattr(note, name) is not UNSET
+        }
+        if note.refused is not None:
+            changes.update(status="error", msg=note.refused)
+        if changes:
+            event = replace(event, **changes)
+    return event
+
+
+class AuditLog:
+    """The audit notes of one unit of work. Operations only add notes (``record``); the
+    unit of work folds them into its one event and writes it once, when the unit ends."""
+
+    __slots__ = ("_events", "_notes")
+
+    def __init__(self) -> None:
+        self._notes: list[AuditNote] = []
+        self._events: list[AuditEvent] = []
+
+    def record(
+        self,
+        *,
+        title: str | _Unset = UNSET,
+        mode: str | _Unset | None = UNSET,
+        accessor: str | _Unset | None = UNSET,
+        subject: tuple[str, DataKey | None] | None = None,
+        user_token: str | _Unset | None = UNSET,
+        who: str | _Unset | None = UNSET,
+        app: str | _Unset | None = UNSET,
+        msg: str | _Unset | None = UNSET,
+        before: bytes | _Unset | None = UNSET,
+        after: bytes | _Unset | None = UNSET,
+    ) -> None:
+        """Note facts about this unit's event. ``subject`` is the person it concerns and
+        their data key (under which ``who``, ``before`` and ``after`` are sealed)."""
+        data_key: DataKey | _Unset | None = UNSET
+        if subject is not None:
+            user_token, data_key = subject
+        self._notes.append(
+            AuditNote(
+                title=title,
+                mode=mode,
+                accessor=accessor,
+                user_token=user_token,
+                data_key=data_key,
+                who=who,
+                app=app,
+                msg=msg,
+                before=before,
+                after=after,
+            )
+        )
+
+    def forget_person(self) -> None:
+        """The person was erased: the event outlives them, with no identity and no values."""
+        self._notes.append(AuditNote(who=None, data_key=None, before=None, after=None))
+
+    def refused(self, message: str) -> None:
+        """The operation was refused, and the refusal is committed (see ``keep_spent``)."""
+        self._notes.append(AuditNote(refused=message))
+
+    def also(self, event: AuditEvent) -> None:
+        """A second, separate event written with this unit's (for another subject)."""
+        self._events.append(event)
+
+    @property
+    def notes(self) -> list[AuditNote]:
+        return list(self._notes)
+
+    @property
+    def extra_events(self) -> list[AuditEvent]:
+        return list(self._events)
 
 
 @dataclass(slots=True)
 class Work:
-    """One request's (or job's) unit of work: its connection, caller, clock reading and event."""
+    """One request's (or job's) unit of work: its connection, caller, clock reading and
+    audit notes."""
 
-    vault: Vault
+    context: Context
     conn: Connection
     principal: Principal
     now: int
-    event: AuditEvent | None = None
+    audit: AuditLog = field(default_factory=AuditLog)
+    # Whether this unit writes an audit event at all (routes without a title do not).
+    audited: bool = False
     # Outbox rows this unit of work queued: the dispatcher is woken after commit if any.
     queued: int = 0
 
     @property
     def settings(self) -> Settings:
-        return self.vault.settings
+        return self.context.settings
 
     @property
     def keyring(self) -> Keyring:
-        return self.vault.keyring
+        return self.context.keyring
+
+    @property
+    def random(self) -> Randomness:
+        return self.context.random

@@ -46,8 +46,7 @@ def export_user(work: Work, mode: str, identity: str) -> JSONObject:
         agreements.payload(work, row, key) for row in agreement_repo.of_user(work.conn, token)
     ]
     trail = audit.list_user_events(work, token, 0, repo.count_audit(work.conn, user_token=token))
-    if work.event is not None:
-        work.event.mode = mode  # reading the trail filed the event by token
+    work.audit.record(mode=mode)  # reading the trail filed the event by token
     return {
         "status": "ok",
         "token": token,

@@ -17,16 +17,15 @@ the counted rate-limit hit and the counted wrong attempt must outlive the refusa
 from __future__ import annotations
 
 import hmac
-import secrets
 from typing import Any
 
-from databunker.crypto import DataKey, new_token
+from databunker.crypto import DataKey
 from databunker.errors import BadRequest, RateLimited
-from databunker.notify.outbox import enqueue_email, enqueue_sms
 from databunker.services.access import LOGIN_KIND, access_token_hash
 from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
+from databunker.services.outbox import enqueue_email, enqueue_sms
 from databunker.services.users import open_user
 from databunker.storage import login as store
 from databunker.storage import repositories as repo
@@ -89,20 +88,10 @@ def _live_user(work: Work, mode: str, identity_idx: bytes) -> UserRow | None:
 
 
 def _audit_subject(work: Work, row: UserRow, identity: str, key: DataKey | None = None) -> None:
-    if work.event is None or row.data_key is None:
+    if not work.audited or row.data_key is None:
         return
-    work.event.subject(row.token, key or work.keyring.unwrap(row.data_key, row.token))
-    work.event.who = identity
-
-
-def _refuse_event(work: Work, message: str) -> None:
-    if work.event is not None:
-        work.event.status = "error"
-        work.event.msg = message
-
-
-def new_code() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+    key = key or work.keyring.unwrap(row.data_key, row.token)
+    work.audit.record(subject=(row.token, key), who=identity)
 
 
 def prelogin(
@@ -114,10 +103,9 @@ def prelogin(
     answer: a code is stored and its message queued either way. For nobody, the code is
     bound to a fresh token no record has, and the message is void (never sent)."""
     parse_login_mode(mode)
-    if work.event is not None:
-        work.event.mode = mode
+    work.audit.record(mode=mode)
     if work.settings.generic.login_captcha and not spend_captcha(work, captcha_id, answer):
-        _refuse_event(work, "captcha-error")
+        work.audit.refused("captcha-error")
         return {"status": "error", "result": "captcha-error"}
     identity_idx, _normalised = _identity_index(work, mode, identity)
     _limit_both(work, "prelogin", identity_idx, address, PRELOGIN_LIMITS)
@@ -127,7 +115,7 @@ def prelogin(
         key, profile = open_user(work, row)
         _audit_subject(work, row, identity, key)
         recipient = _stored_address(work, mode, profile)
-    _issue_code(work, mode, identity_idx, row.token if row else new_token(), recipient)
+    _issue_code(work, mode, identity_idx, row.token if row else work.random.token(), recipient)
     return {"status": "ok", "result": "done"}
 
 
@@ -143,7 +131,7 @@ def _stored_address(work: Work, mode: str, profile: dict[str, Any]) -> str | Non
 def _issue_code(
     work: Work, mode: str, identity_idx: bytes, owner: str, recipient: str | None
 ) -> None:
-    code = DEMO_CODE if work.vault.demo else new_code()
+    code = DEMO_CODE if work.context.demo else work.random.digits(CODE_DIGITS)
     store.put_login_code(
         work.conn,
         identity_idx=identity_idx,
@@ -151,7 +139,7 @@ def _issue_code(
         code_hash=_code_hash(work, identity_idx, code),
         expires=work.now + work.settings.policy.login_code_seconds,
     )
-    if work.vault.demo:
+    if work.context.demo:
         return  # the demo code is documented; nothing is sent
     if mode == "email":
         subject, text = work.settings.smtp.login_code_email(code)
@@ -163,8 +151,7 @@ def _issue_code(
 def login(work: Work, mode: str, identity: str, code: str, address: str) -> dict[str, Any]:
     """Trade a valid pending code for a user access token; every failure looks the same."""
     parse_login_mode(mode)
-    if work.event is not None:
-        work.event.mode = mode
+    work.audit.record(mode=mode)
     identity_idx, normalised = _identity_index(work, mode, identity)
     _limit_both(work, "login", identity_idx, address, LOGIN_LIMITS)
     pending = store.find_login_code(work.conn, identity_idx) if normalised is not None else None
@@ -187,7 +174,7 @@ def login(work: Work, mode: str, identity: str, code: str, address: str) -> dict
 
 
 def _issue_user_token(work: Work, user_token: str) -> dict[str, Any]:
-    xtoken = new_token()
+    xtoken = work.random.token()
     token_hash = access_token_hash(work.keyring, xtoken)
     repo.insert_access_token(
         work.conn,
@@ -197,8 +184,7 @@ def _issue_user_token(work: Work, user_token: str) -> dict[str, Any]:
         now=work.now,
         expires=work.now + work.settings.policy.user_token_seconds,
     )
-    if work.event is not None:
-        work.event.msg = f"generated: {token_hash.hex()[:16]}"
+    work.audit.record(msg=f"generated: {token_hash.hex()[:16]}")
     return {"status": "ok", "xtoken": xtoken, "token": user_token}
 
 
@@ -207,8 +193,7 @@ def logout(work: Work, presented: str | None) -> dict[str, Any]:
     user_token = work.principal.user_token
     if not work.principal.is_user or user_token is None or not presented:
         raise BadRequest("only a user token can log out")
-    if work.event is not None:
-        work.event.user_token = user_token
+    work.audit.record(user_token=user_token)
     store.revoke_access_token(
         work.conn,
         token_hash=access_token_hash(work.keyring, presented),

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from databunker.crypto import DataKey, DecryptionError, new_token, value_context
+from databunker.crypto import DataKey, DecryptionError, value_context
 from databunker.errors import BadRequest, Conflict, NotFound
-from databunker.notify.outbox import enqueue_email
 from databunker.services import documents
 from databunker.services.access import require_root, require_user_access
 from databunker.services.context import Work
 from databunker.services.identity import require_uuid
+from databunker.services.outbox import enqueue_email
 from databunker.services.text import clean_text
 from databunker.storage import requests as repo
 from databunker.storage.repositories import UserRow
@@ -49,7 +49,7 @@ def open_request(
     existing = repo.find_open(work.conn, user_token=user_token, action=action, app=app, brief=brief)
     if existing is not None:
         return {"status": "ok", "result": "request-exists", "rtoken": existing}
-    rtoken = new_token()
+    rtoken = work.random.token()
     sealed = None
     if change is not None:
         if key is None:
@@ -70,8 +70,7 @@ def open_request(
             updated=work.now,
         ),
     )
-    if work.event is not None:
-        work.event.msg = f"request {rtoken}"
+    work.audit.record(msg=f"request {rtoken}")
     admin = work.settings.generic.admin_email
     if admin:
         enqueue_email(work, admin, ALERT_SUBJECT, f"Request: {action}")
@@ -139,13 +138,10 @@ def _load(work: Work, rtoken: str, *, for_update: bool = False) -> repo.RequestR
         # A person's token learns nothing about requests that are not theirs.
         require_root(work.principal)
         raise NotFound("not found")
-    if work.event is not None:
-        # Filed under the person even when denied.
-        work.event.user_token = row.user_token
-        work.event.mode = "token"
-        work.event.msg = f"request {rtoken}"
-        if row.app is not None:
-            work.event.app = row.app
+    # Filed under the person even when denied.
+    work.audit.record(user_token=row.user_token, mode="token", msg=f"request {rtoken}")
+    if row.app is not None:
+        work.audit.record(app=row.app)
     require_user_access(work.principal, row.user_token)
     return row
 
@@ -159,8 +155,7 @@ def _person(
     if person is None:
         return None, None, {}
     key, profile = open_user(work, person)
-    if work.event is not None:
-        work.event.data_key = key
+    work.audit.record(subject=(person.token, key))
     return person, key, profile
 
 
@@ -249,9 +244,7 @@ def _execute(
 
     if row.action == "forget-me":
         users.shred(work, person, key, profile)
-        if work.event is not None:
-            # The event outlives the person: it keeps no values.
-            work.event.data_key = None
+        work.audit.forget_person()
         return
     change = _open_change(key, row)
     if row.action == "change-profile":
@@ -264,14 +257,11 @@ def _execute(
         before, after = apps.apply_app_change(
             work, person.token, key, row.app, change, create_missing=True
         )
-        if work.event is not None:
-            work.event.before = documents.encode(before)
-            work.event.after = documents.encode(after)
+        work.audit.record(before=documents.encode(before), after=documents.encode(after))
     elif row.action == "agreement-withdraw" and row.brief is not None:
         agreements.withdraw(work, row.brief, "token", person.token, {"lastmodifiedby": "admin"})
-    if work.event is not None:
-        # Each step above re-files the event; it stays the approval of this request.
-        work.event.msg = f"request {row.rtoken}"
+    # The steps above noted their own facts; the event stays the approval of this request.
+    work.audit.record(msg=f"request {row.rtoken}")
 
 
 def cancel_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> dict[str, Any]:

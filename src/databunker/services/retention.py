@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from databunker.crypto import new_token
 from databunker.errors import AccessDenied, BadRequest, NotFound
 from databunker.services.access import require_root
 from databunker.services.context import Work
@@ -59,7 +58,7 @@ def start_expiration(
     expires = capped_expiry(
         work.now, body.get("expiration"), work.settings.policy.max_user_retention_seconds
     )
-    exptoken = new_token()
+    exptoken = work.random.token()
     repo.start_expiration(
         work.conn,
         row.token,
@@ -68,8 +67,7 @@ def start_expiration(
         token_hash=exptoken_hash(work, exptoken),
         started_by=STARTED_BY_ROOT,
     )
-    if work.event is not None:
-        work.event.msg = f"retention started, status {status}"
+    work.audit.record(msg=f"retention started, status {status}")
     # The only time the token is ever shown.
     return {"status": "ok", "exptoken": exptoken}
 
@@ -93,8 +91,7 @@ def cancel_expiration(work: Work, mode: str, identity: str) -> dict[str, Any]:
 
 
 def _consume(work: Work, exptoken: str) -> None:
-    if work.event is not None:
-        work.event.mode = "exptoken"
+    work.audit.record(mode="exptoken")
     require_uuid(exptoken)
 
 
@@ -104,8 +101,7 @@ def retain_by_link(work: Work, exptoken: str) -> dict[str, Any]:
     user_token = repo.retain_by_token(work.conn, exptoken_hash(work, exptoken))
     if user_token is None:
         raise NotFound("not found")
-    if work.event is not None:
-        work.event.user_token = user_token
+    work.audit.record(user_token=user_token)
     return {"status": "ok", "result": "done"}
 
 
@@ -115,8 +111,7 @@ def delete_by_link(work: Work, exptoken: str) -> dict[str, Any]:
     user_token = repo.expire_by_token(work.conn, exptoken_hash(work, exptoken))
     if user_token is None:
         raise NotFound("not found")
-    if work.event is not None:
-        work.event.user_token = user_token
+    work.audit.record(user_token=user_token)
     _erase(work, user_token)
     return {"status": "ok", "result": "done"}
 

@@ -15,7 +15,6 @@ from typing import Any
 from databunker.crypto import DataKey, is_uuid, value_context
 from databunker.errors import AccessDenied, NotFound
 from databunker.services import documents
-from databunker.services.audit import save_event
 from databunker.services.context import AuditEvent, Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import plain_text, require_uuid
@@ -72,13 +71,11 @@ def _person_key(work: Work, user_token: str | None) -> DataKey | None:
 
 
 def _file_event(work: Work, session: str, row: repo.SessionRow | None) -> None:
-    event = work.event
-    if event is None:
+    if not work.audited:
         return
-    event.mode = "session"
-    event.who = session
+    work.audit.record(mode="session", who=session)
     if row is not None and row.user_token is not None:
-        event.subject(row.user_token, _person_key(work, row.user_token))
+        work.audit.record(subject=(row.user_token, _person_key(work, row.user_token)))
 
 
 def _live(work: Work, row: repo.SessionRow | None) -> repo.SessionRow | None:
@@ -108,11 +105,17 @@ def upsert_session(work: Work, session: str, data: JSONObject) -> JSONObject:
         expires=expires,
     )
     if person is not None and not work.settings.generic.disable_audit:
-        event = AuditEvent(title="create session", mode="session", who=session)
-        event.accessor = work.principal.accessor
         wrapped = person.data_key
-        event.subject(person.token, work.keyring.unwrap(wrapped, person.token) if wrapped else None)
-        save_event(work.conn, event, work.now)
+        work.audit.also(
+            AuditEvent(
+                title="create session",
+                mode="session",
+                who=session,
+                accessor=work.principal.accessor,
+                user_token=person.token,
+                data_key=work.keyring.unwrap(wrapped, person.token) if wrapped else None,
+            )
+        )
     return {"status": "ok", "session": session}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from databunker.crypto import DataKey, new_token
+from databunker.crypto import DataKey
 from databunker.errors import AccessDenied, BadRequest, NotFound
 from databunker.services.apps import APP_NAME, open_app_record
 from databunker.services.context import Work
@@ -138,7 +138,7 @@ def create_shared_record(
         body.get("expiration"),
         work.settings.policy.max_shareable_record_retention_seconds,
     )
-    record = new_token()
+    record = work.random.token()
     repo.insert_shared_record(
         work.conn,
         repo.ShareableRecord(
@@ -152,23 +152,19 @@ def create_shared_record(
             expires=expires,
         ),
     )
-    if work.event is not None:
-        work.event.msg = "shared record created"
+    work.audit.record(msg="shared record created")
     return {"status": "ok", "record": record}
 
 
 def get_shared_record(work: Work, record: str) -> dict[str, Any]:
     """The anonymous read: whoever holds the record token sees what it names, until expiry."""
-    if work.event is not None:
-        work.event.mode = "record"
+    work.audit.record(mode="record")
     require_uuid(record)
     shared = repo.find_shared_record(work.conn, record_hash(work, record))
     # Unknown and expired look the same: a guesser learns nothing.
     if shared is None or shared.expires <= work.now:
         raise AccessDenied()
-    if work.event is not None:
-        work.event.user_token = shared.user_token
-        work.event.app = shared.app
+    work.audit.record(user_token=shared.user_token, app=shared.app)
     user = users_repo.get_user(work.conn, shared.user_token)
     if user is None or user.erased is not None:
         raise AccessDenied()

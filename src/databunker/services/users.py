@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from databunker.crypto import DataKey, new_token, value_context
 from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
-from databunker.notify.outbox import enqueue_webhook
 from databunker.services import documents
 from databunker.services.access import may_access_user, require_root
 from databunker.services.context import Work
@@ -23,6 +22,7 @@ from databunker.services.identity import (
     profile_indexes,
     require_uuid,
 )
+from databunker.services.outbox import enqueue_webhook
 from databunker.services.requests import open_request
 from databunker.services.text import has_control_characters
 from databunker.storage import repositories as repo
@@ -71,20 +71,15 @@ def resolve_user(
     the record is missing or belongs to someone else.
     """
     row = find_user(work, mode, identity, for_update=for_update)
-    event = work.event
-    if event is not None:
-        event.mode = mode
-        if row is not None:
-            event.who = identity
-    if row is not None and event is not None:
-        event.user_token = row.token
+    work.audit.record(mode=mode)
+    if row is not None:
+        work.audit.record(user_token=row.token, who=identity)
     if not may_access_user(work.principal, row.token if row else None):
         raise AccessDenied()
     if row is None:
         raise NotFound("not found")
     key, profile = open_user(work, row)
-    if event is not None:
-        event.data_key = key
+    work.audit.record(subject=(row.token, key))
     return row, key, profile
 
 
@@ -99,8 +94,8 @@ def _check_unique(work: Work, indexes: dict[str, bytes | None], owner: str | Non
 
 
 def create_user(work: Work, profile: Profile) -> dict[str, Any]:
-    if work.vault.schema is not None:
-        work.vault.schema.check_new(profile)
+    if work.context.schema is not None:
+        work.context.schema.check_new(profile)
     indexes = profile_indexes(profile, work.keyring, work.settings.sms.default_country)
     _check_unique(work, indexes, owner=None)
     if not any(indexes.values()):
@@ -122,9 +117,7 @@ def create_user(work: Work, profile: Profile) -> dict[str, Any]:
     from databunker.services.agreements import bind_to_new_user
 
     bind_to_new_user(work, token, key, indexes)
-    if work.event is not None:
-        work.event.subject(token, key)
-        work.event.after = documents.encode(profile)
+    work.audit.record(subject=(token, key), after=documents.encode(profile))
     enqueue_webhook(work, {"action": "profilenew", "identity": token, "mode": "token"})
     return {"status": "ok", "token": token}
 
@@ -139,7 +132,7 @@ def change_user(work: Work, mode: str, identity: str, change: Any) -> dict[str, 
     if row.erased is not None or key is None:
         raise NotFound("user record not found")
     new = documents.apply_change(old, change)
-    schema = work.vault.schema
+    schema = work.context.schema
     if schema is not None:
         schema.check_change(old, new)
     if work.principal.is_user:
@@ -163,9 +156,7 @@ def change_user(work: Work, mode: str, identity: str, change: Any) -> dict[str, 
         raise Conflict("duplicate index") from repo.translate_unique_violation(exc)
     if not applied:
         raise Conflict("the record was changed at the same time; try again")
-    if work.event is not None:
-        work.event.before = documents.encode(old)
-        work.event.after = documents.encode(new)
+    work.audit.record(before=documents.encode(old), after=documents.encode(new))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     enqueue_webhook(
         work,
@@ -186,10 +177,7 @@ def erase_user(work: Work, mode: str, identity: str) -> dict[str, Any]:
     if work.principal.is_user and not work.settings.selfservice.forget_me:
         return _request(work, row.token, key, "forget-me", None)
     shred(work, row, key, profile)
-    if work.event is not None:
-        # The event outlives the person: it keeps no identity and no values.
-        work.event.who = None
-        work.event.data_key = None
+    work.audit.forget_person()
     return {"status": "ok", "result": "done"}
 
 
@@ -197,8 +185,7 @@ def _request(
     work: Work, user_token: str, key: DataKey | None, action: str, change: Any
 ) -> dict[str, Any]:
     """A person's own change or erasure that waits for an administrator's approval."""
-    if work.event is not None:
-        work.event.title = f"user {action} request"
+    work.audit.record(title=f"user {action} request")
     return open_request(work, user_token=user_token, action=action, key=key, change=change)
 
 
@@ -208,7 +195,7 @@ def shred(work: Work, row: UserRow, key: DataKey | None, profile: Profile) -> No
     Fields the schema marks ``preserve`` survive, sealed under the same key, and so do the
     lookup indexes of preserved identities.
     """
-    schema = work.vault.schema
+    schema = work.context.schema
     kept = schema.preserved_part(profile) if schema is not None and key is not None else {}
     if kept and key is not None:
         indexes = profile_indexes(kept, work.keyring, work.settings.sms.default_country)

@@ -1,4 +1,8 @@
-"""Queries of the outbox's delivery side: claim due rows under a lease, record the outcome.
+"""The outbox's rows: queued in the transaction of the change they report, then claimed
+under a lease by a deliverer, which records the outcome.
+
+A rollback therefore sends nothing, and a crash after commit loses nothing. Payloads are
+encrypted under the ``outbox`` service key, since they may outlive the person they concern.
 
 Invariant: a row is handed to at most one deliverer at a time. A claim sets ``locked_until``
 (the lease) in a short transaction; on PostgreSQL concurrent claimers skip each other's
@@ -10,24 +14,37 @@ again, which is why delivery is at-least-once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.crypto import DataKey, value_context
 from databunker.storage.tables import outbox
+
+WEBHOOK = "webhook"
+EMAIL = "email"
+SMS = "sms"
 
 # The width of ``outbox.last_error``.
 MAX_ERROR_LENGTH = 200
 
 __all__ = [
+    "EMAIL",
+    "SMS",
+    "WEBHOOK",
     "ClaimedRow",
     "claim_due",
     "delete_delivered_before",
     "delete_row",
     "delete_stale",
+    "enqueue",
     "mark_delivered",
     "mark_failed",
     "next_due",
+    "open_payload",
+    "payload_context",
     "release",
 ]
 
@@ -149,3 +166,39 @@ def delete_stale(conn: Connection, *, kinds: list[str], created_before: int) -> 
         )
     )
     return int(result.rowcount)
+
+
+def payload_context(row_id: int | str) -> bytes:
+    return value_context("outbox", "payload", str(row_id), "outbox")
+
+
+def enqueue(
+    conn: Connection,
+    key: DataKey,
+    kind: str,
+    payload: dict[str, Any],
+    now: int,
+    *,
+    void: bool = False,
+) -> int:
+    """Insert a sealed row; a ``void`` one is written as delivered, so it is never sent."""
+    # The row id is part of the associated data, so the row is inserted first and sealed after.
+    row_id = conn.execute(
+        outbox.insert()
+        .values(
+            kind=kind,
+            payload=b"",
+            created=now,
+            next_attempt=now,
+            delivered=now if void else None,
+        )
+        .returning(outbox.c.id)
+    ).scalar_one()
+    sealed = key.encrypt(orjson.dumps(payload), payload_context(row_id))
+    conn.execute(sa.update(outbox).where(outbox.c.id == row_id).values(payload=sealed))
+    return int(row_id)
+
+
+def open_payload(key: DataKey, row_id: int, sealed: bytes) -> dict[str, Any]:
+    payload: dict[str, Any] = orjson.loads(key.decrypt(sealed, payload_context(row_id)))
+    return payload

@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.runtime import Payload
 from databunker.errors import BadRequest, DatabunkerError, RateLimited
 from databunker.services import admin_sessions, audit, documents, legal
 from databunker.services import requests as user_requests
+from databunker.services.access import NO_CREDENTIAL
 from databunker.services.context import Work
+from databunker.units import Access
 from databunker.web import admin_catalogue, admin_people, pages
 from databunker.web.admin_base import (
     HOME,
@@ -36,6 +37,7 @@ from databunker.web.admin_base import (
     redirect,
     render,
 )
+from databunker.web.pages import Payload
 
 STATUSES = user_requests.STATUSES
 
@@ -79,6 +81,8 @@ async def sign_in(request: Request) -> Response:
         answer = await pages.call(
             request,
             lambda work: admin_sessions.sign_in(work, presented, address, previous=previous),
+            access=Access.PUBLIC,
+            credential=NO_CREDENTIAL,
             title="admin sign in",
         )
     except RateLimited:

@@ -17,11 +17,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databunker.api.auth import Access
-from databunker.api.runtime import Payload
 from databunker.errors import AccessDenied, DatabunkerError
+from databunker.services.access import Credential, Source
 from databunker.services.context import Work
+from databunker.units import Access
 from databunker.web import pages
+from databunker.web.pages import Payload
 
 Page = Callable[[Request], Awaitable[Response]]
 SESSION = pages.ADMIN
@@ -78,9 +79,8 @@ async def as_admin(
             request,
             admitted_operation,
             access=Access.ROOT,
-            presented=token,
+            credential=Credential(token, Source.ADMIN_COOKIE),
             title=title,
-            admin_session=True,
         )
     except AccessDenied as exc:
         if not admitted:

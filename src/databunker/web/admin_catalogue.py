@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.runtime import Payload
 from databunker.errors import Conflict, NotFound
 from databunker.services import legal
 from databunker.services.context import Work
 from databunker.web.admin_base import as_admin, form, page, redirect, render
+from databunker.web.pages import Payload
 
 BASIS_TYPES = (
     "consent",

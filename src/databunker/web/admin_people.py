@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.runtime import Payload
 from databunker.errors import BadRequest, NotFound
 from databunker.services import agreements, apps, audit, sessions, users
 from databunker.services import requests as user_requests
@@ -28,6 +27,7 @@ from databunker.web.admin_base import (
     redirect,
     render,
 )
+from databunker.web.pages import Payload
 
 LOOKUP = "/admin/users"
 # Shown masked, as the original admin UI did.

@@ -11,33 +11,28 @@ Safety rules kept here, in one place:
   (``CookieSession``), and an admin session counts only from the admin cookie;
 * every form is POST and carries a CSRF token: a keyed hash of the session token once signed
   in, or the value of a random double-submit cookie before that;
-* pages reach the domain only through a ``UnitOfWork`` (one transaction, audited), as the
-  API does.
+* pages reach the domain only through a unit of work (``databunker.units``: one
+  transaction, audited), as the API does, each declaring the access it needs.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.runtime import (
-    Operation,
-    Payload,
-    UnitOfWork,
-    keeping_what_was_spent,
-    vault_of,
-)
 from databunker.errors import AccessDenied, DatabunkerError, NotFound
+from databunker.services.access import Credential
+from databunker.services.context import Context, Work
+from databunker.units import Access, run_unit
 
 HERE = Path(__file__).parent
 PAGE_CSP = (
@@ -85,7 +80,7 @@ def csrf_token(request: Request, session: CookieSession = PERSON) -> str:
     """The token this browser's forms must carry (see the module docstring)."""
     token = session_token(request, session)
     if token is not None:
-        digest = vault_of(request).keyring.hash_secret(session.csrf_purpose, token)
+        digest = context_of(request).keyring.hash_secret(session.csrf_purpose, token)
         return digest.hex()
     existing = request.cookies.get(PRESESSION_COOKIE)
     if existing and len(existing) == 43:
@@ -131,7 +126,7 @@ def render(
     status: int = 200,
     session: CookieSession = PERSON,
 ) -> Response:
-    settings = vault_of(request).settings
+    settings = context_of(request).settings
     values: dict[str, Any] = {
         "ui": settings.ui,
         "csrf": csrf_token(request, session),
@@ -157,7 +152,7 @@ def start_session(
 ) -> None:
     """Set the session cookie; a person's lives as long as their token, within the bound."""
     if lifetime is None:
-        lifetime = vault_of(request).settings.policy.user_token_seconds
+        lifetime = context_of(request).settings.policy.user_token_seconds
     response.set_cookie(
         session.cookie,
         xtoken,
@@ -181,37 +176,43 @@ def attachment(request: Request, body: bytes, filename: str, media_type: str) ->
     return _finish(request, response)
 
 
+def context_of(request: Request) -> Context:
+    context: Context = request.app.state.vault
+    return context
+
+
+T = TypeVar("T")
+# What a page operation hands back to be rendered.
+Payload = Any
+
+
 async def call(
     request: Request,
-    operation: Operation,
+    operation: Callable[[Work], T],
     *,
-    access: Access = Access.PUBLIC,
-    presented: str | None = None,
+    access: Access,
+    credential: Credential,
     title: str | None = None,
-    admin_session: bool = False,
     keep_spent: bool = False,
-) -> Payload:
+) -> T:
     """Run ``operation`` as the API does: one transaction, the caller authenticated by
-    ``presented``, the route's access enforced, the audit event written.
+    ``credential``, the page's access enforced, the audit event written. With
+    ``keep_spent``, a refusal still commits what the attempt spent, then is raised here."""
 
-    With ``admin_session``, ``presented`` came from the admin cookie and is authenticated
-    as such (see ``services.access.authenticate``). With ``keep_spent``, a refusal still
-    commits what the attempt spent (see ``keeping_what_was_spent``), then is raised here."""
-    if keep_spent:
-        operation = keeping_what_was_spent(operation, lambda exc: {_REFUSED: exc})
-    unit = UnitOfWork(
-        vault_of(request), presented, access, operation, title, admin_session=admin_session
+    def wake() -> None:
+        dispatcher = getattr(request.app.state, "webhooks", None)
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    return await run_unit(
+        context_of(request),
+        credential,
+        access,
+        operation,
+        title=title,
+        keep_spent=keep_spent,
+        wake=wake,
     )
-    result = await unit.run_async()
-    webhooks = getattr(request.app.state, "webhooks", None)
-    if unit.queued and webhooks is not None:
-        webhooks.wake()
-    if isinstance(result, dict) and isinstance(result.get(_REFUSED), DatabunkerError):
-        raise result[_REFUSED]
-    return result
-
-
-_REFUSED = "databunker.refused"
 
 
 def error_page(request: Request, exc: DatabunkerError) -> Response:

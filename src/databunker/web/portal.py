@@ -18,13 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.runtime import Payload, vault_of
 from databunker.errors import BadRequest
 from databunker.services import agreements, captcha, export, legal, login, users
 from databunker.services import requests as user_requests
+from databunker.services.access import NO_CREDENTIAL
 from databunker.services.context import Work
 from databunker.services.documents import encode
+from databunker.units import Access
 from databunker.web import pages, portal_records
+from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     SECRET_KEYS,
     SignedOut,
@@ -40,7 +42,7 @@ __all__ = ["SignedOut", "as_person", "page", "routes"]
 
 
 async def _new_captcha(request: Request) -> str | None:
-    if not vault_of(request).settings.generic.login_captcha:
+    if not pages.context_of(request).settings.generic.login_captcha:
         return None
     address = request.client.host if request.client else "unknown"
 
@@ -48,7 +50,9 @@ async def _new_captcha(request: Request) -> str | None:
         login.limit_captchas(work, address)
         return captcha.create_captcha(work)
 
-    created = await pages.call(request, operation, keep_spent=True)
+    created = await pages.call(
+        request, operation, access=Access.PUBLIC, credential=NO_CREDENTIAL, keep_spent=True
+    )
     assert isinstance(created, dict)
     return str(created["captcha"])
 
@@ -95,6 +99,8 @@ async def send_code(request: Request) -> Response:
             fields.get("captcha", ""),
             address,
         ),
+        access=Access.PUBLIC,
+        credential=NO_CREDENTIAL,
         title=f"user prelogin by {mode}",
         keep_spent=True,
     )
@@ -118,6 +124,8 @@ async def enter_code(request: Request) -> Response:
         answer = await pages.call(
             request,
             lambda work: login.login(work, mode, identity, code, address),
+            access=Access.PUBLIC,
+            credential=NO_CREDENTIAL,
             title=f"user login by {mode if mode in login.LOGIN_MODES else 'unknown mode'}",
             keep_spent=True,
         )

@@ -16,11 +16,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databunker.api.auth import Access
-from databunker.api.runtime import Payload
 from databunker.errors import AccessDenied, DatabunkerError
+from databunker.services.access import Credential, Source
 from databunker.services.context import Work
+from databunker.units import Access
 from databunker.web import pages
+from databunker.web.pages import Payload
 
 Page = Callable[[Request], Awaitable[Response]]
 
@@ -76,7 +77,11 @@ async def as_person(
 
     try:
         return await pages.call(
-            request, guarded, access=Access.AUTHENTICATED, presented=xtoken, title=title
+            request,
+            guarded,
+            access=Access.AUTHENTICATED,
+            credential=Credential(xtoken, Source.PORTAL_COOKIE),
+            title=title,
         )
     except AccessDenied as exc:
         if signed_in:

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.runtime import Payload
 from databunker.errors import BadRequest
 from databunker.services import apps, audit, documents, sessions
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.web import pages
+from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     as_person,
     is_secret,
@@ -56,8 +56,7 @@ def _apps_view(work: Work, user_token: str) -> Payload:
         }
         for name in sorted(names)
     ]
-    if work.event is not None:
-        work.event.app = None  # one event for the list, not filed under its last app
+    work.audit.record(app=None)  # one event for the list, not filed under its last app
     return {"records": records}
 
 

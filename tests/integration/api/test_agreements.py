@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from conftest import VaultFactory
 from databunker.jobs import run_jobs
-from databunker.notify.outbox import open_payload
-from databunker.services.context import Vault
+from databunker.services.context import Context
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import agreements, metadata, outbox
 from support.vaults import Clock, client_for, issue_user_token
 from support.vaults import create_user as create
@@ -96,13 +96,13 @@ def statuses(api: TestClient, token: str) -> dict[str, str]:
     return {row["brief"]: row["status"] for row in listed(api, token)}
 
 
-def raw_agreements(vault: Vault) -> list[dict[str, Any]]:
+def raw_agreements(vault: Context) -> list[dict[str, Any]]:
     with vault.database.transaction() as conn:
         result = conn.execute(sa.select(agreements).order_by(agreements.c.id))
         return [dict(row._mapping) for row in result]
 
 
-def webhooks(vault: Vault) -> list[dict[str, Any]]:
+def webhooks(vault: Context) -> list[dict[str, Any]]:
     """Every queued webhook payload, decrypted, oldest first."""
     key = vault.keyring.service_key("outbox")
     with vault.database.transaction() as conn:
@@ -110,12 +110,12 @@ def webhooks(vault: Vault) -> list[dict[str, Any]]:
     return [open_payload(key, int(row.id), bytes(row.payload)) for row in rows]
 
 
-def consent_changes(vault: Vault) -> list[dict[str, Any]]:
+def consent_changes(vault: Context) -> list[dict[str, Any]]:
     return [p for p in webhooks(vault) if p.get("action") == "consentchange"]
 
 
 @pytest.fixture
-def api(vault: Vault) -> Iterator[TestClient]:
+def api(vault: Context) -> Iterator[TestClient]:
     """Root client of a vault whose catalogue holds BRIEF, LOCKED and OTHER_BRIEF."""
     with client_for(vault) as client:
         define_catalogue(client)
@@ -123,7 +123,7 @@ def api(vault: Vault) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def hooked(make_vault: VaultFactory) -> Vault:
+def hooked(make_vault: VaultFactory) -> Context:
     """A vault that sends webhooks, with the catalogue defined.
 
     Its clients are used without ``with``: no server lifespan, so no dispatcher delivers
@@ -171,7 +171,7 @@ def test_root_accepts_by_every_mode(api: TestClient, clock: Clock, mode: str) ->
     assert listed(api, ann) == [agreement(api, ann)]
 
 
-def test_owner_accepts_with_their_user_token(api: TestClient, vault: Vault) -> None:
+def test_owner_accepts_with_their_user_token(api: TestClient, vault: Context) -> None:
     ann = create(api, ANN)
     with client_for(vault, issue_user_token(vault, ann)) as owner:
         assert_ok(accept(owner, BRIEF, "token", ann))
@@ -324,7 +324,7 @@ def test_brief_in_the_path_is_lower_cased(api: TestClient) -> None:
     ("mode", "identity"), [("email", "not-an-email"), ("email", "a@"), ("phone", "12")]
 )
 def test_accept_with_an_invalid_identity_is_refused(
-    api: TestClient, anonymous: TestClient, vault: Vault, mode: str, identity: str
+    api: TestClient, anonymous: TestClient, vault: Context, mode: str, identity: str
 ) -> None:
     response = accept(api, BRIEF, mode, identity)
     assert response.status_code == 400, response.text
@@ -407,7 +407,7 @@ def test_consent_of_someone_else_is_not_bound(api: TestClient, anonymous: TestCl
 
 @pytest.mark.parametrize("latest", ["email", "phone"])
 def test_when_email_and_phone_both_answered_the_latest_answer_wins(
-    api: TestClient, anonymous: TestClient, vault: Vault, clock: Clock, latest: str
+    api: TestClient, anonymous: TestClient, vault: Context, clock: Clock, latest: str
 ) -> None:
     first = "phone" if latest == "email" else "email"
     assert_ok(accept(anonymous, BRIEF, first, ANN[first], {"status": "yes"}))
@@ -483,7 +483,7 @@ def test_anonymous_accept_by_token_login_or_custom_is_denied(
 
 @pytest.mark.parametrize("token", ["not-a-token", "DEMO", "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"])
 def test_accept_with_a_bad_token_header_is_denied(
-    api: TestClient, vault: Vault, token: str
+    api: TestClient, vault: Context, token: str
 ) -> None:
     ann = create(api, ANN)
     with client_for(vault, token) as client:
@@ -497,7 +497,7 @@ def test_accept_with_a_bad_token_header_is_denied(
 
 
 def test_accept_with_an_expired_token_is_denied(
-    api: TestClient, vault: Vault, clock: Clock
+    api: TestClient, vault: Context, clock: Clock
 ) -> None:
     ann = create(api, ANN)
     token = issue_user_token(vault, ann, ttl=60)
@@ -547,7 +547,7 @@ def test_root_withdraws(api: TestClient, clock: Clock, mode: str) -> None:
     assert data["mode"] == mode
 
 
-def test_owner_withdraws_a_consent_under_their_control(api: TestClient, vault: Vault) -> None:
+def test_owner_withdraws_a_consent_under_their_control(api: TestClient, vault: Context) -> None:
     ann = create(api, ANN)
     assert_ok(accept(api, BRIEF, "token", ann))
     assert_ok(accept(api, OTHER_BRIEF, "token", ann))
@@ -560,7 +560,7 @@ def test_owner_withdraws_a_consent_under_their_control(api: TestClient, vault: V
 
 
 def test_owner_withdrawal_of_a_locked_consent_becomes_a_request(
-    api: TestClient, vault: Vault
+    api: TestClient, vault: Context
 ) -> None:
     ann = create(api, ANN)
     assert_ok(accept(api, LOCKED, "token", ann))
@@ -583,7 +583,7 @@ def test_owner_withdrawal_of_a_locked_consent_becomes_a_request(
     assert agreement(api, ann, LOCKED) == before
 
 
-def test_other_person_cannot_withdraw(api: TestClient, vault: Vault) -> None:
+def test_other_person_cannot_withdraw(api: TestClient, vault: Context) -> None:
     ann = create(api, ANN)
     bob = create(api, BOB)
     assert_ok(accept(api, BRIEF, "token", ann))
@@ -593,7 +593,7 @@ def test_other_person_cannot_withdraw(api: TestClient, vault: Vault) -> None:
     assert statuses(api, ann) == {BRIEF: "yes"}
 
 
-def test_withdrawing_a_missing_agreement_creates_nothing(api: TestClient, vault: Vault) -> None:
+def test_withdrawing_a_missing_agreement_creates_nothing(api: TestClient, vault: Context) -> None:
     ann = create(api, ANN)
     assert_ok(withdraw(api, BRIEF, "token", ann))
     assert_ok(withdraw(api, BRIEF, "email", "carol@example.com"))
@@ -653,7 +653,7 @@ def test_revoke_errors(api: TestClient) -> None:
 
 
 # -- webhooks --------------------------------------------------------------------------------
-def test_withdraw_queues_one_consent_change_webhook(hooked: Vault) -> None:
+def test_withdraw_queues_one_consent_change_webhook(hooked: Context) -> None:
     api = client_for(hooked)
     ann = create(api, ANN)
     assert_ok(accept(api, BRIEF, "token", ann))
@@ -688,7 +688,7 @@ def test_withdraw_queues_one_consent_change_webhook(hooked: Vault) -> None:
 
 @pytest.mark.parametrize(("mode", "identity"), [("email", EMAIL), ("phone", PHONE)])
 def test_withdrawing_an_anonymous_consent_names_the_identity(
-    hooked: Vault, mode: str, identity: str
+    hooked: Context, mode: str, identity: str
 ) -> None:
     anonymous = client_for(hooked, None)
     assert_ok(accept(anonymous, BRIEF, mode, identity))
@@ -705,7 +705,7 @@ def test_withdrawing_an_anonymous_consent_names_the_identity(
     ]
 
 
-def test_no_webhook_for_nothing_to_withdraw_or_a_request(hooked: Vault) -> None:
+def test_no_webhook_for_nothing_to_withdraw_or_a_request(hooked: Context) -> None:
     api = client_for(hooked)
     ann = create(api, ANN)
     assert_ok(accept(api, LOCKED, "token", ann))
@@ -716,7 +716,9 @@ def test_no_webhook_for_nothing_to_withdraw_or_a_request(hooked: Vault) -> None:
     assert consent_changes(hooked) == []
 
 
-def test_no_webhook_without_a_notification_url(api: TestClient, vault: Vault, clock: Clock) -> None:
+def test_no_webhook_without_a_notification_url(
+    api: TestClient, vault: Context, clock: Clock
+) -> None:
     ann = create(api, ANN)
     assert_ok(accept(api, BRIEF, "token", ann, {"expiration": "1h"}))
     assert_ok(accept(api, OTHER_BRIEF, "token", ann))
@@ -731,7 +733,7 @@ def test_no_webhook_without_a_notification_url(api: TestClient, vault: Vault, cl
 
 
 # -- expiry ----------------------------------------------------------------------------------
-def test_expiry_job_expires_due_consents_once(hooked: Vault, clock: Clock) -> None:
+def test_expiry_job_expires_due_consents_once(hooked: Context, clock: Clock) -> None:
     api = client_for(hooked)
     ann = create(api, ANN)
     assert_ok(accept(api, BRIEF, "token", ann, {"expiration": "1h"}))
@@ -759,7 +761,7 @@ def test_expiry_job_expires_due_consents_once(hooked: Vault, clock: Clock) -> No
     assert webhooks(hooked)[queued:] == [expected]
 
 
-def test_expiry_of_an_anonymous_consent_names_the_identity(hooked: Vault, clock: Clock) -> None:
+def test_expiry_of_an_anonymous_consent_names_the_identity(hooked: Context, clock: Clock) -> None:
     anonymous = client_for(hooked, None)
     assert_ok(accept(anonymous, BRIEF, "email", EMAIL, {"expiration": "1h"}))
     clock.advance(3601)
@@ -779,7 +781,7 @@ def test_expiry_of_an_anonymous_consent_names_the_identity(hooked: Vault, clock:
 
 
 def test_withdrawn_or_refused_consents_do_not_expire(
-    api: TestClient, vault: Vault, clock: Clock
+    api: TestClient, vault: Context, clock: Clock
 ) -> None:
     ann = create(api, ANN)
     assert_ok(accept(api, BRIEF, "token", ann, {"expiration": "1h", "status": "no"}))
@@ -800,7 +802,7 @@ def _cells(row: dict[str, Any]) -> Iterator[str]:
 
 
 def test_no_email_or_phone_is_stored_in_clear(
-    api: TestClient, anonymous: TestClient, vault: Vault
+    api: TestClient, anonymous: TestClient, vault: Context
 ) -> None:
     needles = [
         "ann@example.com",
@@ -856,7 +858,7 @@ def test_no_table_holds_an_anonymous_identity_in_clear(
 
 
 def test_identity_encryption_is_randomised(
-    api: TestClient, anonymous: TestClient, vault: Vault
+    api: TestClient, anonymous: TestClient, vault: Context
 ) -> None:
     assert_ok(accept(anonymous, BRIEF, "email", EMAIL))
     assert_ok(accept(anonymous, OTHER_BRIEF, "email", EMAIL))

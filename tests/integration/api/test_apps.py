@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from databunker.crypto import value_context
 from databunker.jobs import SYSTEM
 from databunker.services import apps, documents
-from databunker.services.context import Vault, Work
+from databunker.services.context import Context, Work
 from databunker.storage import repositories as user_repo
 from databunker.storage import requests as request_repo
 from support.vaults import ROOT_TOKEN, client_for, create_user, issue_user_token
@@ -119,7 +119,7 @@ def test_records_of_different_apps_and_people_are_separate(api: TestClient, ann:
     assert record_of(api, bob, "shop") == {"who": "bob-shop"}
 
 
-def test_records_are_encrypted_at_rest(vault: Vault, api: TestClient, ann: str) -> None:
+def test_records_are_encrypted_at_rest(vault: Context, api: TestClient, ann: str) -> None:
     post_app(api, ann, "shop", {"secret": "plaintext-marker-4711"})
     with vault.database.transaction() as conn:
         stored = conn.exec_driver_sql("SELECT data FROM user_apps").scalar_one()
@@ -246,7 +246,7 @@ def test_put_of_a_missing_record_is_not_found(api: TestClient, ann: str) -> None
     assert_error(api.get(app_path(ann, "shop")), 404, "not found")
 
 
-def test_concurrent_changes_are_never_lost(vault: Vault, api: TestClient, ann: str) -> None:
+def test_concurrent_changes_are_never_lost(vault: Context, api: TestClient, ann: str) -> None:
     post_app(api, ann, "shop", {"start": 0})
 
     def change(number: int) -> tuple[int, int]:
@@ -449,7 +449,7 @@ def test_a_person_creates_self_service_records_directly(make_vault: Any) -> None
 
 
 def test_a_person_creating_a_record_of_another_app_asks_for_approval(
-    vault: Vault, api: TestClient, ann: str, user_client: Any
+    vault: Context, api: TestClient, ann: str, user_client: Any
 ) -> None:
     post_app(api, ann, "shop", {"old": True, "kept": "no"})
     client = user_client(ann)

@@ -13,7 +13,7 @@ import pytest
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import Clock, client_for, issue_user_token
 from support.vaults import create_user as create
 
@@ -228,7 +228,7 @@ def test_disabled_audit_writes_no_events(make_vault: Any) -> None:
 
 
 # -- a person reading their own trail --------------------------------------------------------
-def test_a_user_token_reads_only_its_own_trail_and_events(api: TestClient, vault: Vault) -> None:
+def test_a_user_token_reads_only_its_own_trail_and_events(api: TestClient, vault: Context) -> None:
     ann = create(api, ANN)
     bob = create(api, {"login": "bob", "email": "bob@example.com"})
     assert api.put(f"/v1/user/token/{ann}", json={"name": "Ann"}).is_success
@@ -250,7 +250,7 @@ def test_a_user_token_reads_only_its_own_trail_and_events(api: TestClient, vault
 
 
 def test_another_users_denied_reads_show_in_the_persons_own_trail(
-    api: TestClient, vault: Vault
+    api: TestClient, vault: Context
 ) -> None:
     ann = create(api, {"email": "ann@example.com"})
     bob = create(api, {"email": "bob@example.com"})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import client_for, create_user
 
 PHONE = "+447700900123"
@@ -46,7 +46,7 @@ def test_failed_changes_are_filed_under_the_person(api: TestClient) -> None:
     "credential", [None, "not-a-token", "00000000-0000-4000-8000-000000000000"]
 )
 def test_a_denied_request_naming_the_person_is_filed_under_them(
-    api: TestClient, vault: Vault, credential: str | None
+    api: TestClient, vault: Context, credential: str | None
 ) -> None:
     ann = create_user(api, {"login": "ann"})
     with client_for(vault, credential) as stranger:

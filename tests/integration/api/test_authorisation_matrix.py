@@ -27,9 +27,9 @@ from starlette.testclient import TestClient
 
 from databunker import web
 from databunker.app import build_app
-from databunker.notify.outbox import open_payload
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.services.identity import MODES
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
 from support.vaults import ROOT_TOKEN, Clock, client_for, issue_user_token
 
@@ -98,7 +98,7 @@ SELF_SERVICE = {"selfservice": {"user_record_change": True, "forget_me": True}}
 class Scene:
     """One fresh vault holding A (Ann) and B (Bob), and a client that sends no token."""
 
-    vault: Vault
+    vault: Context
     clock: Clock
     client: TestClient
     ann: str
@@ -172,7 +172,7 @@ def _create(client: TestClient, profile: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def stage(make_vault: Callable[..., Vault], clock: Clock) -> Iterator[SceneFactory]:
+def stage(make_vault: Callable[..., Context], clock: Clock) -> Iterator[SceneFactory]:
     """``stage(settings)``: a vault with those settings, holding A and B."""
     with ExitStack() as stack:
 
@@ -958,7 +958,7 @@ def test_authorisation_matrix(stage: SceneFactory, entry: Entry, caller: str) ->
         entry.unchanged(scene)
 
 
-def test_every_route_has_a_matrix_entry(vault: Vault) -> None:
+def test_every_route_has_a_matrix_entry(vault: Context) -> None:
     served: set[tuple[str, str]] = set()
     # The portal's HTML pages (databunker.web) take no X-Bunker-Token: they run on a cookie
     # session, and their own access rules are tested in tests/integration/web/.

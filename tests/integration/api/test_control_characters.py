@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from conftest import VaultFactory
 from databunker.app import build_app
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.stored import stored_state
 from support.vaults import client_for, create_user, issue_user_token
 
@@ -41,7 +41,7 @@ ANN: dict[str, Any] = {
 
 @dataclass
 class Scene:
-    vault: Vault
+    vault: Context
     root: TestClient
     anonymous: TestClient
     ann_client: TestClient
@@ -270,7 +270,7 @@ ALIKE_FOR_ANYONE = {
 }
 
 
-def api_routes(vault: Vault) -> list[Route]:
+def api_routes(vault: Context) -> list[Route]:
     routes = build_app(vault).starlette.routes
     return [
         r for r in routes if isinstance(r, Route) and r.path.startswith("/v1/") and "{" in r.path

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.storage.tables import user_apps, users
 from support.vaults import create_user
 
@@ -28,7 +28,7 @@ def _decryption_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord
 
 
 def test_a_swapped_profile_answers_cannot_be_decrypted(
-    api: TestClient, vault: Vault, caplog: pytest.LogCaptureFixture
+    api: TestClient, vault: Context, caplog: pytest.LogCaptureFixture
 ) -> None:
     ann = create_user(api, {"login": "ann", "name": "Ann Secret"})
     bob = create_user(api, {"login": "bob", "name": "Bob"})
@@ -55,7 +55,7 @@ def test_a_swapped_profile_answers_cannot_be_decrypted(
 
 
 def test_a_corrupted_data_key_and_app_record_are_named(
-    api: TestClient, vault: Vault, caplog: pytest.LogCaptureFixture
+    api: TestClient, vault: Context, caplog: pytest.LogCaptureFixture
 ) -> None:
     ann = create_user(api, {"login": "ann"})
     assert api.post(f"/v1/userapp/token/{ann}/shop", json={"cart": 1}).status_code == 200

@@ -21,7 +21,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from conftest import VaultFactory
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from databunker.storage.tables import sessions, shared_records
 from support.stored import stored_state
 from support.vaults import ROOT_TOKEN, Clock, client_for, create_user, issue_user_token
@@ -55,7 +55,7 @@ def too_far(now: int) -> list[Any]:
 
 @dataclass
 class Scene:
-    vault: Vault
+    vault: Context
     clock: Clock
     root: TestClient
     anonymous: TestClient
@@ -156,7 +156,7 @@ def test_an_agreement_may_run_for_exactly_a_hundred_years(scene: Scene) -> None:
     assert scene.root.post(path, json={"expiration": "36600d"}).is_success
 
 
-def _expiry_of(vault: Vault, table: sa.Table) -> list[int]:
+def _expiry_of(vault: Context, table: sa.Table) -> list[int]:
     with vault.database.transaction() as conn:
         return [row.expires for row in conn.execute(sa.select(table.c.expires))]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import client_for, issue_user_token
 from support.vaults import create_user as create
 
@@ -25,7 +25,7 @@ def people(api: TestClient) -> tuple[str, str]:
 
 
 @pytest.fixture
-def as_ann(vault: Vault, people: tuple[str, str]) -> Iterator[TestClient]:
+def as_ann(vault: Context, people: tuple[str, str]) -> Iterator[TestClient]:
     with client_for(vault, issue_user_token(vault, people[0])) as client:
         yield client
 
@@ -99,7 +99,7 @@ def test_an_erased_person_exports_nothing_personal(
 
 
 def test_only_root_and_the_person_may_export(
-    vault: Vault, anonymous: TestClient, api: TestClient, people: tuple[str, str]
+    vault: Context, anonymous: TestClient, api: TestClient, people: tuple[str, str]
 ) -> None:
     ann, bob = people
     with client_for(vault, issue_user_token(vault, bob)) as as_bob:

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from databunker.jobs import run_jobs
-from databunker.notify.outbox import open_payload
-from databunker.notify.webhooks import WebhookDispatcher
+from databunker.notify.dispatcher import OutboxDispatcher
 from databunker.services import captcha
-from databunker.services.context import ANONYMOUS, Vault, Work
+from databunker.services.context import ANONYMOUS, Context, Work
+from databunker.storage.outbox import open_payload
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, login_codes, outbox
 from support.vaults import ROOT_TOKEN, Clock, client_for, issue_user_token
@@ -46,7 +46,7 @@ SKIP = "000000/none"  # captcha segments, ignored when login_captcha is off
 class Site:
     """A vault with Ann and Bob, an anonymous client and a root client."""
 
-    def __init__(self, vault: Vault, stack: ExitStack) -> None:
+    def __init__(self, vault: Context, stack: ExitStack) -> None:
         self.vault = vault
         self.client = stack.enter_context(client_for(vault, None))
         self.root = stack.enter_context(client_for(vault, ROOT_TOKEN))
@@ -118,7 +118,7 @@ SiteFactory = Callable[..., Site]
 
 
 @pytest.fixture
-def site_for(make_vault: Callable[..., Vault]) -> Iterator[SiteFactory]:
+def site_for(make_vault: Callable[..., Context]) -> Iterator[SiteFactory]:
     """``site_for(demo=False, **sections)``: a site whose vault can queue email and SMS."""
     with ExitStack() as stack:
 
@@ -501,14 +501,14 @@ class _Statements:
     ],
 )
 def test_a_prelogin_does_the_same_work_whether_or_not_the_identity_exists(
-    make_vault: Callable[..., Vault],
+    make_vault: Callable[..., Context],
     monkeypatch: pytest.MonkeyPatch,
     mode: str,
     known: str,
     unknowns: list[str],
 ) -> None:
     # Only the requests' own statements: no delivery rounds and no periodic jobs meanwhile.
-    monkeypatch.setattr(WebhookDispatcher, "for_vault", classmethod(lambda _cls, _vault: None))
+    monkeypatch.setattr(OutboxDispatcher, "for_deployment", classmethod(lambda _cls, _vault: None))
     vault = make_vault(**DELIVERY, **NO_CAPTCHA, server={"jobs_interval": 3600})
     statements = _Statements(monkeypatch)
     try:

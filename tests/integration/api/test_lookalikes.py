@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from databunker.notify.outbox import open_payload
-from databunker.services.context import Vault
+from databunker.services.context import Context
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
 from support.vaults import ROOT_TOKEN, VaultFactory, client_for
 
@@ -65,7 +65,7 @@ SAME = [
 
 
 class Vaulted:
-    def __init__(self, vault: Vault, root: TestClient, anonymous: TestClient) -> None:
+    def __init__(self, vault: Context, root: TestClient, anonymous: TestClient) -> None:
         self.vault, self.root, self.anonymous = vault, root, anonymous
         self.kim = self.create({"email": KIM, "name": "Kim"})
 

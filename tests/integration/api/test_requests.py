@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from databunker.notify.outbox import open_payload
-from databunker.services.context import Vault
+from databunker.services.context import Context
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
 from support.vaults import client_for, issue_user_token
 from support.vaults import create_user as create
@@ -33,7 +33,7 @@ LOCKED_BRIEF = "terms"
 
 @dataclass
 class Scene:
-    vault: Vault
+    vault: Context
     root: TestClient
     ann: str
     bob: str
@@ -42,7 +42,7 @@ class Scene:
 
 
 @pytest.fixture
-def stage(make_vault: Callable[..., Vault]) -> Iterator[Callable[..., Scene]]:
+def stage(make_vault: Callable[..., Context]) -> Iterator[Callable[..., Scene]]:
     """``stage(**settings)``: a vault holding Ann and Bob, with root, Ann and Bob clients."""
     with ExitStack() as stack:
 

@@ -19,8 +19,8 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.jobs import registered_jobs, run_jobs
-from databunker.notify.outbox import open_payload
-from databunker.services.context import Vault
+from databunker.services.context import Context
+from databunker.storage.outbox import open_payload
 from support.vaults import Clock, client_for, create_user, issue_user_token
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -57,7 +57,7 @@ def status_of(client: TestClient, token: str) -> dict[str, Any]:
     return body
 
 
-def expire_users(vault: Vault) -> int:
+def expire_users(vault: Context) -> int:
     """One round of the server's registered expiry job (and of no other job)."""
     [job] = [job for job in registered_jobs() if job.name == EXPIRE]
     return run_jobs(vault, [job])[EXPIRE]
@@ -81,7 +81,7 @@ def assert_intact(api: TestClient, token: str, profile: dict[str, Any]) -> None:
     }
 
 
-def forgotten(vault: Vault) -> list[str]:
+def forgotten(vault: Context) -> list[str]:
     """The people named by queued ``forgetme`` webhooks."""
     key = vault.keyring.service_key("outbox")
     with vault.database.transaction() as conn:
@@ -96,13 +96,13 @@ def forgotten(vault: Vault) -> list[str]:
 WEBHOOKS = {"notification": {"notification_url": "http://127.0.0.1:9/hook"}}
 
 
-def without_lifespan(vault: Vault) -> closing[TestClient]:
+def without_lifespan(vault: Context) -> closing[TestClient]:
     return closing(client_for(vault))
 
 
 # -- start and status ------------------------------------------------------------------------
 def test_root_starts_a_retention_and_the_status_shows_it_without_the_token(
-    api: TestClient, clock: Clock, vault: Vault
+    api: TestClient, clock: Clock, vault: Context
 ) -> None:
     token = create_user(api, ANN)
     assert status_of(api, token) == {"status": "ok", "exptime": 0, "expstatus": ""}
@@ -162,7 +162,7 @@ def test_bad_values_are_rejected(api: TestClient, body: dict[str, Any], message:
     assert status_of(api, token) == {"status": "ok", "exptime": 0, "expstatus": ""}
 
 
-def test_a_user_token_cannot_start_a_retention(api: TestClient, vault: Vault) -> None:
+def test_a_user_token_cannot_start_a_retention(api: TestClient, vault: Context) -> None:
     token = create_user(api, ANN)
     with client_for(vault, issue_user_token(vault, token)) as own:
         response = start(own, token, {"expiration": "1h"})
@@ -201,7 +201,7 @@ def test_root_cancels_a_retention_and_its_links_stop_working(
     assert_intact(api, token, ANN)
 
 
-def test_the_person_cannot_cancel_a_retention_root_started(api: TestClient, vault: Vault) -> None:
+def test_the_person_cannot_cancel_a_retention_root_started(api: TestClient, vault: Context) -> None:
     token = create_user(api, ANN)
     with client_for(vault, issue_user_token(vault, token)) as own:
         nothing_started = own.delete(f"/v1/exp/cancel/token/{token}")
@@ -330,7 +330,7 @@ def test_servers_running_the_job_at_once_erase_each_person_once(
     barrier = threading.Barrier(2)
     handled: list[int] = []
 
-    def run(vault: Vault) -> None:
+    def run(vault: Context) -> None:
         barrier.wait()
         handled.append(expire_users(vault))
 
@@ -374,7 +374,7 @@ def test_every_operation_is_audited_under_the_person_without_the_token(
     assert deleted not in admin
 
 
-def test_the_exptoken_is_stored_only_as_a_keyed_hash(api: TestClient, vault: Vault) -> None:
+def test_the_exptoken_is_stored_only_as_a_keyed_hash(api: TestClient, vault: Context) -> None:
     token = create_user(api, ANN)
     exptoken = start_ok(api, token)
 

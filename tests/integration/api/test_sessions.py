@@ -15,7 +15,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.jobs import run_jobs
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import Clock, client_for, create_user
 
 JSON = {"Content-Type": "application/json"}
@@ -161,7 +161,7 @@ def test_a_missing_session_is_not_found_for_root(api: TestClient) -> None:
     assert_error(get_session(api, new_id()), 404, NOT_FOUND)
 
 
-def test_session_data_is_encrypted_at_rest(vault: Vault, api: TestClient) -> None:
+def test_session_data_is_encrypted_at_rest(vault: Context, api: TestClient) -> None:
     put_session(api, new_id(), {"secret": "plaintext-marker-4711"})
     with vault.database.transaction() as conn:
         stored = conn.exec_driver_sql("SELECT data FROM sessions").scalar_one()
@@ -227,7 +227,7 @@ def test_a_session_expires_after_the_policy_maximum(
 
 
 def test_expired_sessions_are_purged_by_the_periodic_job(
-    vault: Vault, api: TestClient, clock: Clock
+    vault: Context, api: TestClient, clock: Clock
 ) -> None:
     expired, live = new_id(), new_id()
     put_session(api, expired, {"a": 1})

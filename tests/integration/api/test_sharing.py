@@ -17,7 +17,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.jobs import run_jobs
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import Clock, client_for, create_user, issue_user_token
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -129,7 +129,7 @@ def test_a_form_body_and_a_whole_object_field_are_accepted(
 
 
 def test_the_person_shares_their_own_record_with_their_token(
-    api: TestClient, anonymous: TestClient, vault: Vault
+    api: TestClient, anonymous: TestClient, vault: Context
 ) -> None:
     token = create_user(api, ANN)
     with client_for(vault, issue_user_token(vault, token)) as own:
@@ -139,7 +139,7 @@ def test_the_person_shares_their_own_record_with_their_token(
 
 
 def test_a_record_token_reads_whatever_header_the_reader_sends(
-    api: TestClient, vault: Vault
+    api: TestClient, vault: Context
 ) -> None:
     token = create_user(api, ANN)
     bob = create_user(api, BOB)
@@ -218,7 +218,7 @@ def test_the_persons_session_is_shared(api: TestClient, anonymous: TestClient) -
 
 @pytest.mark.parametrize("caller", ["root", "owner"])
 def test_a_session_of_someone_else_cannot_be_shared(
-    api: TestClient, vault: Vault, caller: str
+    api: TestClient, vault: Context, caller: str
 ) -> None:
     token = create_user(api, ANN)
     create_user(api, BOB)
@@ -377,7 +377,7 @@ def test_creating_and_reading_are_audited_without_the_record_token(
     assert "get shareable record by token" in [row["title"] for row in trail]
 
 
-def test_the_record_token_is_stored_only_as_a_keyed_hash(api: TestClient, vault: Vault) -> None:
+def test_the_record_token_is_stored_only_as_a_keyed_hash(api: TestClient, vault: Context) -> None:
     token = create_user(api, ANN)
     record = share_ok(api, token, {"partner": "acme", "fields": "name"})
 

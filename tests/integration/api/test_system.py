@@ -16,7 +16,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import ROOT_TOKEN, client_for
 from support.vaults import create_user as create
 
@@ -223,7 +223,7 @@ def test_security_headers_on_every_kind_of_response(api: TestClient, anonymous: 
         _assert_security_headers(response)
 
 
-def test_hsts_only_over_https(vault: Vault) -> None:
+def test_hsts_only_over_https(vault: Context) -> None:
     headers = {"X-Bunker-Token": ROOT_TOKEN}
     app = build_app(vault)
     with TestClient(app, base_url="https://testserver", headers=headers) as client:
@@ -330,13 +330,13 @@ def test_odd_path_segments_never_cause_a_server_error(api: TestClient, segment: 
 @pytest.mark.parametrize(
     "presented", ["", "x" * 5000, "DEMO", "0b6f4ca2-7f0e-4c4e-9c55-3d7cbbd0f1a9", "%00", "😀"]
 )
-def test_odd_tokens_are_simply_denied(vault: Vault, presented: str) -> None:
+def test_odd_tokens_are_simply_denied(vault: Context, presented: str) -> None:
     with client_for(vault, None) as client:
         response = client.get("/v1/audit/admin", headers={"X-Bunker-Token": presented.encode()})
     assert_error(response, 403, "access denied")
 
 
-def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Vault) -> None:
+def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Context) -> None:
     # Full collections walking every module and table under load stall every request.
     gc.unfreeze()
     assert gc.get_freeze_count() == 0

@@ -14,7 +14,7 @@ import pytest
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.vaults import client_for, issue_user_token
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -240,7 +240,7 @@ def test_lookup_errors_for_root(
 
 
 def test_other_callers_cannot_tell_a_missing_record_from_a_foreign_one(
-    api: TestClient, anonymous: TestClient, vault: Vault
+    api: TestClient, anonymous: TestClient, vault: Context
 ) -> None:
     ann = create(api, ANN)
     bob = create(api, {"login": "bob"})

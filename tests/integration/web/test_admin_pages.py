@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from databunker.app import build_app
 from databunker.jobs import run_jobs
 from databunker.services.audit import save_event
-from databunker.services.context import AuditEvent, Vault
+from databunker.services.context import AuditEvent, Context
 from databunker.web import admin
 from support.vaults import ROOT_TOKEN, Clock, client_for, create_user, issue_user_token
 
@@ -27,12 +27,12 @@ SESSION_SECONDS = 30 * 60
 
 
 @pytest.fixture
-def admin_vault(make_vault) -> Vault:  # type: ignore[no-untyped-def]
+def admin_vault(make_vault) -> Context:  # type: ignore[no-untyped-def]
     return make_vault(generic={"login_captcha": False})
 
 
 @pytest.fixture
-def api(admin_vault: Vault) -> Iterator[TestClient]:
+def api(admin_vault: Context) -> Iterator[TestClient]:
     with client_for(admin_vault) as client:
         yield client
 
@@ -43,7 +43,7 @@ def ann(api: TestClient) -> str:
 
 
 @pytest.fixture
-def browser(admin_vault: Vault) -> Iterator[TestClient]:
+def browser(admin_vault: Context) -> Iterator[TestClient]:
     with client_for(admin_vault, None) as client:
         client.follow_redirects = False
         yield client
@@ -85,7 +85,7 @@ def audit_rows(api: TestClient) -> list[dict[str, str]]:
     return rows
 
 
-def open_request(api: TestClient, admin_vault: Vault, person: str, change: object = None) -> str:
+def open_request(api: TestClient, admin_vault: Context, person: str, change: object = None) -> str:
     """A person's request awaiting approval: a profile change, or erasure if ``change`` is None."""
     with client_for(admin_vault, issue_user_token(admin_vault, person)) as own:
         if change is None:
@@ -129,7 +129,7 @@ def test_sign_in_with_the_root_token_gives_a_strict_session_cookie(
     assert event["identity"] == "root"
 
 
-def test_the_session_cookie_is_secure_over_https(admin_vault: Vault) -> None:
+def test_the_session_cookie_is_secure_over_https(admin_vault: Context) -> None:
     with TestClient(build_app(admin_vault), base_url="https://testserver") as client:
         client.follow_redirects = False
         cookie = admin_cookie(sign_in(client))
@@ -137,7 +137,7 @@ def test_the_session_cookie_is_secure_over_https(admin_vault: Vault) -> None:
 
 
 def test_a_wrong_token_signs_nobody_in(
-    browser: TestClient, api: TestClient, admin_vault: Vault, ann: str
+    browser: TestClient, api: TestClient, admin_vault: Context, ann: str
 ) -> None:
     wrong = [str(uuid.uuid4()), "not a token", "", issue_user_token(admin_vault, ann)]
     pages = []
@@ -166,7 +166,7 @@ def test_failed_sign_ins_are_rate_limited_per_address(browser: TestClient, clock
     assert sign_in(browser).status_code == 303
 
 
-def test_an_admin_session_is_no_api_token(dpo: TestClient, admin_vault: Vault, ann: str) -> None:
+def test_an_admin_session_is_no_api_token(dpo: TestClient, admin_vault: Context, ann: str) -> None:
     session = dpo.cookies["databunker_admin"]
     with client_for(admin_vault, session) as client:
         assert client.get("/v1/requests").status_code == 403
@@ -176,7 +176,9 @@ def test_an_admin_session_is_no_api_token(dpo: TestClient, admin_vault: Vault, a
         assert root.get("/v1/requests").status_code == 200
 
 
-def test_api_tokens_are_no_admin_session(browser: TestClient, admin_vault: Vault, ann: str) -> None:
+def test_api_tokens_are_no_admin_session(
+    browser: TestClient, admin_vault: Context, ann: str
+) -> None:
     for token in (ROOT_TOKEN, issue_user_token(admin_vault, ann)):
         browser.cookies.set("databunker_admin", token, path="/admin")
         response = browser.get("/admin/requests")
@@ -187,7 +189,7 @@ def test_api_tokens_are_no_admin_session(browser: TestClient, admin_vault: Vault
 
 
 def test_a_person_session_gives_no_admin_access(
-    browser: TestClient, admin_vault: Vault, ann: str
+    browser: TestClient, admin_vault: Context, ann: str
 ) -> None:
     browser.cookies.set("databunker_session", issue_user_token(admin_vault, ann))
     for path in ("/admin/requests", "/admin/audit", f"/admin/user/{ann}"):
@@ -268,7 +270,7 @@ def test_an_expired_admin_session_signs_out(dpo: TestClient, clock: Clock) -> No
 
 
 def test_expired_admin_sessions_are_purged(
-    dpo: TestClient, admin_vault: Vault, clock: Clock
+    dpo: TestClient, admin_vault: Context, clock: Clock
 ) -> None:
     assert run_jobs(admin_vault)["purge expired admin sessions"] == 0
     clock.advance(SESSION_SECONDS)
@@ -300,7 +302,7 @@ def test_a_new_sign_in_revokes_the_previous_session(browser: TestClient) -> None
 
 
 def test_approve_a_profile_change_shown_as_a_diff(
-    dpo: TestClient, api: TestClient, admin_vault: Vault, ann: str
+    dpo: TestClient, api: TestClient, admin_vault: Context, ann: str
 ) -> None:
     rtoken = open_request(api, admin_vault, ann, {"name": "Annie", "city": "Berlin"})
     dashboard = dpo.get("/admin").text
@@ -339,7 +341,7 @@ def test_approve_a_profile_change_shown_as_a_diff(
 
 
 def test_approving_forget_me_erases_the_person(
-    dpo: TestClient, api: TestClient, admin_vault: Vault, ann: str
+    dpo: TestClient, api: TestClient, admin_vault: Context, ann: str
 ) -> None:
     rtoken = open_request(api, admin_vault, ann)
     detail = dpo.get(f"/admin/requests/{rtoken}").text
@@ -352,7 +354,7 @@ def test_approving_forget_me_erases_the_person(
 
 
 def test_cancel_a_request_with_a_reason(
-    dpo: TestClient, api: TestClient, admin_vault: Vault, ann: str
+    dpo: TestClient, api: TestClient, admin_vault: Context, ann: str
 ) -> None:
     rtoken = open_request(api, admin_vault, ann)
     page = f"/admin/requests/{rtoken}"
@@ -506,7 +508,7 @@ def test_activity_create_link_delete(dpo: TestClient, api: TestClient) -> None:
 
 @pytest.mark.parametrize(("mode", "value"), [("email", "ANN@example.com"), ("phone", ANN["phone"])])
 def test_look_up_a_person(
-    dpo: TestClient, api: TestClient, ann: str, admin_vault: Vault, mode: str, value: str
+    dpo: TestClient, api: TestClient, ann: str, admin_vault: Context, mode: str, value: str
 ) -> None:
     api.post("/v1/lbasis/newsletter", json={"shortdesc": "Newsletter"})
     api.post(f"/v1/agreement/newsletter/token/{ann}")
@@ -568,7 +570,7 @@ def test_an_audit_event_shows_its_values(dpo: TestClient, api: TestClient, ann: 
 
 
 def test_stored_markup_renders_as_text(
-    dpo: TestClient, api: TestClient, admin_vault: Vault
+    dpo: TestClient, api: TestClient, admin_vault: Context
 ) -> None:
     person = create_user(api, {"email": "eve@example.com", "nickname": XSS})
     changed = open_request(api, admin_vault, person, {"nickname": XSS + "!"})

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from conftest import VaultFactory
 from databunker.app import build_app
-from databunker.services.context import Vault
+from databunker.services.context import Context
 from support.stored import stored_state
 from support.vaults import ROOT_TOKEN, client_for, create_user, issue_user_token
 
@@ -33,7 +33,7 @@ ACTIVITY_TEXTS = ("title", "script", "fulldesc", "applicableto")
 
 @dataclass
 class Portals:
-    vault: Vault
+    vault: Context
     api: TestClient
     dpo: TestClient  # signed in to the admin portal
     person: TestClient  # Ann, signed in to the privacy portal
@@ -52,7 +52,7 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def browser(vault: Vault) -> TestClient:
+def browser(vault: Context) -> TestClient:
     client = client_for(vault, None)
     client.follow_redirects = False
     return client
@@ -222,7 +222,7 @@ def _signed_form(client: TestClient, url: str) -> dict[str, str]:
     return {"csrf": csrf_of(home.text)}
 
 
-def page_routes(vault: Vault) -> list[Route]:
+def page_routes(vault: Context) -> list[Route]:
     routes = build_app(vault).starlette.routes
     return [r for r in routes if isinstance(r, Route) and not r.path.startswith("/v1/")]
 

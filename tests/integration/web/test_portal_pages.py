@@ -14,13 +14,13 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from databunker.notify.outbox import open_payload
 from databunker.services import captcha, login
 from databunker.services.audit import save_event
-from databunker.services.context import ANONYMOUS, AuditEvent, Vault, Work
+from databunker.services.context import ANONYMOUS, AuditEvent, Context, Work
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
 from databunker.web.portal_base import when
-from support.vaults import ROOT_TOKEN, Clock, client_for, create_user, issue_user_token
+from support.vaults import ROOT_TOKEN, Clock, FixedDigits, client_for, create_user, issue_user_token
 
 CODE = "123456"
 XSS = "<script>alert(1)</script>"
@@ -30,12 +30,17 @@ BOB = {"email": "bob@example.com", "name": "Bob"}
 
 
 @pytest.fixture
-def portal_vault(make_vault) -> Vault:  # type: ignore[no-untyped-def]
-    return make_vault(generic={"login_captcha": False}, selfservice={"user_record_change": True})
+def portal_vault(make_vault) -> Context:  # type: ignore[no-untyped-def]
+    # Login codes are always CODE here; captcha answers too.
+    return make_vault(
+        random=FixedDigits(CODE),
+        generic={"login_captcha": False},
+        selfservice={"user_record_change": True},
+    )
 
 
 @pytest.fixture
-def ann(portal_vault: Vault) -> str:
+def ann(portal_vault: Context) -> str:
     with client_for(portal_vault) as root:
         response = root.post("/v1/user", json=ANN)
     assert response.status_code == 200, response.text
@@ -44,14 +49,14 @@ def ann(portal_vault: Vault) -> str:
 
 
 @pytest.fixture
-def browser(portal_vault: Vault) -> Iterator[TestClient]:
+def browser(portal_vault: Context) -> Iterator[TestClient]:
     with client_for(portal_vault, None) as client:
         client.follow_redirects = False
         yield client
 
 
 @pytest.fixture
-def signed_in(portal_vault: Vault, ann: str, browser: TestClient) -> TestClient:
+def signed_in(portal_vault: Context, ann: str, browser: TestClient) -> TestClient:
     browser.cookies.set("databunker_session", issue_user_token(portal_vault, ann))
     return browser
 
@@ -78,7 +83,6 @@ def test_pages_carry_a_csp_without_unsafe_inline(browser: TestClient) -> None:
 def test_sign_in_with_a_code_sets_a_strict_httponly_cookie(
     browser: TestClient, ann: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(login, "new_code", lambda: CODE)
     start = browser.get("/")
     assert 'name="identity"' in start.text
     assert "/v1/captcha/" not in start.text  # the captcha is switched off here
@@ -115,7 +119,6 @@ def test_sign_in_with_a_code_sets_a_strict_httponly_cookie(
 def test_wrong_codes_entered_on_the_page_use_up_the_code(
     browser: TestClient, ann: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(login, "new_code", lambda: CODE)
     start = browser.get("/")
     form = {"csrf": csrf_of(start.text), "mode": "email", "identity": ANN["email"]}
     browser.post("/signin", data=form)
@@ -161,7 +164,7 @@ def test_a_root_token_is_no_portal_session(browser: TestClient) -> None:
 
 
 def test_forms_without_the_right_csrf_token_are_refused(
-    signed_in: TestClient, portal_vault: Vault, ann: str
+    signed_in: TestClient, portal_vault: Context, ann: str
 ) -> None:
     for data in ({"field:name": "Mallory"}, {"field:name": "Mallory", "csrf": "forged"}):
         response = signed_in.post("/profile/save", data=data)
@@ -184,7 +187,7 @@ def test_stored_markup_renders_as_text(signed_in: TestClient) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_profile_edit_and_pending_change(make_vault, ann: str, portal_vault: Vault) -> None:  # type: ignore[no-untyped-def]
+def test_profile_edit_and_pending_change(make_vault, ann: str, portal_vault: Context) -> None:  # type: ignore[no-untyped-def]
     strict = make_vault(generic={"login_captcha": False})  # changes wait for approval
     with client_for(strict, None) as client:
         client.follow_redirects = False
@@ -207,7 +210,7 @@ def test_profile_edit_applies_at_once_with_self_service(signed_in: TestClient) -
     assert "Your profile was saved." in page
 
 
-def test_consents_give_and_withdraw(signed_in: TestClient, portal_vault: Vault, ann: str) -> None:
+def test_consents_give_and_withdraw(signed_in: TestClient, portal_vault: Context, ann: str) -> None:
     with client_for(portal_vault) as root:
         root.post(
             "/v1/lbasis/newsletter",
@@ -273,7 +276,7 @@ def test_forget_me_needs_confirmation_then_erases(make_vault, ann: str) -> None:
         assert root.get(f"/v1/user/token/{ann}").json()["data"] == {}
 
 
-def test_sign_out_revokes_the_token(portal_vault: Vault, ann: str, browser: TestClient) -> None:
+def test_sign_out_revokes_the_token(portal_vault: Context, ann: str, browser: TestClient) -> None:
     xtoken = issue_user_token(portal_vault, ann)
     browser.cookies.set("databunker_session", xtoken)
     csrf = csrf_of(browser.get("/profile").text)
@@ -329,14 +332,14 @@ def diff_rows(page: str) -> list[tuple[str, str, str]]:
     return [(as_text(a), as_text(b), as_text(c)) for a, b, c in rows]
 
 
-def as_root(vault: Vault, method: str, path: str, body: Any = None) -> Any:
+def as_root(vault: Context, method: str, path: str, body: Any = None) -> Any:
     with client_for(vault) as root:
         response = root.request(method, path, json=body)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def as_user(vault: Vault, user_token: str, method: str, path: str, body: Any = None) -> Any:
+def as_user(vault: Context, user_token: str, method: str, path: str, body: Any = None) -> Any:
     with client_for(vault, issue_user_token(vault, user_token)) as client:
         response = client.request(method, path, json=body)
     assert response.status_code == 200, response.text
@@ -397,7 +400,7 @@ def test_the_navigation_reaches_every_page(signed_in: TestClient) -> None:
 
 
 def test_every_form_control_is_labelled(
-    signed_in: TestClient, portal_vault: Vault, ann: str
+    signed_in: TestClient, portal_vault: Context, ann: str
 ) -> None:
     asked = as_user(portal_vault, ann, "DELETE", f"/v1/user/token/{ann}")
     as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/shop", {"plan": "gold"})
@@ -418,7 +421,9 @@ def test_every_form_control_is_labelled(
 # --- application records -------------------------------------------------------------------
 
 
-def test_apps_page_shows_each_record(signed_in: TestClient, portal_vault: Vault, ann: str) -> None:
+def test_apps_page_shows_each_record(
+    signed_in: TestClient, portal_vault: Context, ann: str
+) -> None:
     assert "No application keeps a record about you." in signed_in.get("/apps").text
     shop = {
         "plan": "gold",
@@ -449,7 +454,7 @@ def test_apps_page_shows_each_record(signed_in: TestClient, portal_vault: Vault,
     assert "get user app list by token" in signed_in.get("/audit").text
 
 
-def create_user_in(vault: Vault, profile: dict[str, Any]) -> str:
+def create_user_in(vault: Context, profile: dict[str, Any]) -> str:
     with client_for(vault) as root:
         return create_user(root, profile)
 
@@ -458,7 +463,7 @@ def create_user_in(vault: Vault, profile: dict[str, Any]) -> str:
 
 
 def test_sessions_page_shows_sessions(
-    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+    signed_in: TestClient, portal_vault: Context, ann: str, clock: Clock
 ) -> None:
     assert "You have no open sessions." in signed_in.get("/sessions").text
     session = str(uuid.uuid4())
@@ -493,13 +498,13 @@ def test_sessions_page_shows_sessions(
 
 
 @pytest.fixture
-def strict_vault(make_vault, portal_vault: Vault) -> Vault:  # type: ignore[no-untyped-def]
+def strict_vault(make_vault, portal_vault: Context) -> Context:  # type: ignore[no-untyped-def]
     """The same database with self-service off: a person's changes wait for approval."""
     return make_vault(generic={"login_captcha": False})  # type: ignore[no-any-return]
 
 
 def test_request_detail_shows_the_change_field_by_field(
-    signed_in: TestClient, strict_vault: Vault, portal_vault: Vault, ann: str
+    signed_in: TestClient, strict_vault: Context, portal_vault: Context, ann: str
 ) -> None:
     change = {"name": "Annie", "city": "Oslo", "note": None, "password": "s3cret"}
     asked = as_user(strict_vault, ann, "PUT", f"/v1/user/token/{ann}", change)
@@ -538,7 +543,7 @@ def test_request_detail_shows_the_change_field_by_field(
 
 
 def test_request_detail_of_an_app_change_and_of_a_forget_me(
-    signed_in: TestClient, strict_vault: Vault, portal_vault: Vault, ann: str
+    signed_in: TestClient, strict_vault: Context, portal_vault: Context, ann: str
 ) -> None:
     as_root(portal_vault, "POST", f"/v1/userapp/token/{ann}/shop", {"plan": "gold", "n": 1})
     patch = [{"op": "replace", "path": "/plan", "value": {"tier": "platinum"}}]
@@ -563,7 +568,7 @@ def test_request_detail_of_an_app_change_and_of_a_forget_me(
 
 
 def test_another_persons_request_looks_like_a_missing_one(
-    signed_in: TestClient, portal_vault: Vault
+    signed_in: TestClient, portal_vault: Context
 ) -> None:
     bob = create_user_in(portal_vault, BOB)
     bobs = as_user(portal_vault, bob, "DELETE", f"/v1/user/token/{bob}")["rtoken"]
@@ -586,14 +591,17 @@ def test_another_persons_request_looks_like_a_missing_one(
 # --- history -------------------------------------------------------------------------------
 
 
-def add_events(vault: Vault, clock: Clock, user_token: str, count: int) -> None:
+def add_events(vault: Context, clock: Clock, user_token: str, count: int) -> None:
     """``count`` events titled ``event 00``... one second apart; ``event 05`` carries markup."""
     for number in range(count):
         clock.advance(1)
-        event = AuditEvent(title=f"event {number:02d}", mode="token", user_token=user_token)
-        event.accessor = "root"
-        if number == 5:
-            event.msg = XSS
+        event = AuditEvent(
+            title=f"event {number:02d}",
+            mode="token",
+            user_token=user_token,
+            accessor="root",
+            msg=XSS if number == 5 else None,
+        )
         with vault.database.transaction() as conn:
             save_event(conn, event, clock.now)
 
@@ -603,7 +611,7 @@ def history_titles(page: str) -> list[str]:
 
 
 def test_history_pages_by_fifty(
-    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+    signed_in: TestClient, portal_vault: Context, ann: str, clock: Clock
 ) -> None:
     add_events(portal_vault, clock, ann, 60)  # with "create user record": 61 events
 
@@ -638,7 +646,7 @@ def test_history_pages_by_fifty(
 
 
 def test_history_escapes_titles_and_messages(
-    signed_in: TestClient, portal_vault: Vault, ann: str, clock: Clock
+    signed_in: TestClient, portal_vault: Context, ann: str, clock: Clock
 ) -> None:
     event = AuditEvent(title=XSS, mode="token", user_token=ann, msg=XSS)
     with portal_vault.database.transaction() as conn:
@@ -658,7 +666,7 @@ def captcha_of(page: str) -> str:
     return found.group(1)
 
 
-def answer_of(vault: Vault, captcha_id: str) -> str:
+def answer_of(vault: Context, captcha_id: str) -> str:
     """The digits the captcha's picture shows (read as the server reads them)."""
     with vault.database.transaction() as conn:
         answer = captcha.live_answer(Work(vault, conn, ANONYMOUS, vault.clock()), captcha_id)
@@ -666,7 +674,7 @@ def answer_of(vault: Vault, captcha_id: str) -> str:
     return answer
 
 
-def emails(vault: Vault) -> list[dict[str, Any]]:
+def emails(vault: Context) -> list[dict[str, Any]]:
     key = vault.keyring.service_key("outbox")
     with vault.database.transaction() as conn:
         rows = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databunker.api.responses import endpoint_missing, error
+from databunker.api.v1.responses import endpoint_missing, error
 from databunker.crypto import DecryptionError
 from databunker.errors import DatabunkerError
 

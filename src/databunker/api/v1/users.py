@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import RequestBody, page, read_request_body
-from databunker.api.runtime import Handler, path_route, perform
+from databunker.api.v1.body import RequestBody, page, read_request_body
+from databunker.api.v1.runtime import Access, Handler, path_route, perform
 from databunker.errors import BadRequest
 from databunker.services import users
 from databunker.services.context import Work

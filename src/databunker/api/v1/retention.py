@@ -15,10 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import RequestBody
-from databunker.api.runtime import Handler, path_route, perform
-from databunker.api.users import record_route
+from databunker.api.v1.body import RequestBody
+from databunker.api.v1.runtime import Access, Handler, path_route, perform
+from databunker.api.v1.users import record_route
 from databunker.services import retention
 from databunker.services.context import Work
 

@@ -9,10 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import RequestBody, read_request_body
-from databunker.api.runtime import path_route, perform
-from databunker.api.users import Handler, audit_title, record_route
+from databunker.api.v1.body import RequestBody, read_request_body
+from databunker.api.v1.runtime import Access, path_route, perform
+from databunker.api.v1.users import Handler, audit_title, record_route
 from databunker.errors import BadRequest
 from databunker.services import apps
 from databunker.services.context import Work

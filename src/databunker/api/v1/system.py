@@ -10,15 +10,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker import __version__
-from databunker.api.auth import Access
-from databunker.api.responses import error, ok
-from databunker.api.runtime import perform, vault_of
+from databunker.api.v1.responses import error, ok
+from databunker.api.v1.runtime import Access, context_of, perform
 from databunker.metrics import CONTENT_TYPE_LATEST
 from databunker.services.context import Work
 
 
 async def status(request: Request) -> Response:
-    if await run_in_threadpool(vault_of(request).database.ping):
+    if await run_in_threadpool(context_of(request).database.ping):
         return ok({"status": "ok", "version": __version__})
     return error(503, "database unavailable")
 
@@ -29,7 +28,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def ui_configuration(request: Request) -> Response:
-    return ok({"status": "ok", "ui": vault_of(request).settings.ui_configuration()})
+    return ok({"status": "ok", "ui": context_of(request).settings.ui_configuration()})
 
 
 async def configuration(request: Request) -> Response:

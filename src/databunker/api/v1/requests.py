@@ -7,9 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import page, read_request_body
-from databunker.api.runtime import path_route, perform
+from databunker.api.v1.body import page, read_request_body
+from databunker.api.v1.runtime import Access, path_route, perform
 from databunker.services import requests
 
 

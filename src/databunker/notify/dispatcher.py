@@ -1,9 +1,9 @@
 """Outbox delivery: webhooks POSTed to ``notification.notification_url``, and emails and
 text messages handed to ``notify.email`` (SMTP) and ``notify.sms`` (HTTP gateway).
 
-Rows are written by ``notify.outbox`` in the transaction of the change they report, so only
+Rows are written by ``services.outbox`` in the transaction of the change they report, so only
 committed changes are ever sent. Delivery happens after commit, from two places that share
-the same claim-and-lease protocol (``storage.outbox``): the ``WebhookDispatcher`` task of each
+the same claim-and-lease protocol (``storage.outbox``): the ``OutboxDispatcher`` task of each
 server process, woken right after a request commits and otherwise sleeping until the next row
 is due, and the periodic job ``deliver_due``, which retries even if no dispatcher runs.
 
@@ -31,32 +31,54 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2 as httpx
 import orjson
 from starlette.concurrency import run_in_threadpool
 
 from databunker import __version__
+from databunker.config import Settings
+from databunker.crypto import Keyring
 from databunker.notify import email, sms
-from databunker.notify.outbox import EMAIL, SMS, WEBHOOK, open_payload
-from databunker.services.context import Vault, Work
-from databunker.storage import outbox as store
+from databunker.storage import Database
+from databunker.storage import outbox as outbox_rows
+from databunker.storage.outbox import EMAIL, SMS, WEBHOOK, open_payload
 
 __all__ = [
     "DELIVERY_HEADER",
+    "KEEP_DELIVERED_SECONDS",
+    "MESSAGE_KINDS",
     "MESSAGE_LIFETIME_SECONDS",
     "SIGNATURE_HEADER",
-    "WebhookDispatcher",
+    "Deployment",
+    "OutboxDispatcher",
     "configured_kinds",
     "deliver_due",
     "new_http_client",
-    "purge_delivered",
     "retry_delay",
     "sign",
 ]
 
 log = logging.getLogger("databunker.webhooks")
+
+
+class Deployment(Protocol):
+    """What delivery needs of the running vault (``services.context.Context`` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def database(self) -> Database: ...
+
+    @property
+    def keyring(self) -> Keyring: ...
+
+    @property
+    def clock(self) -> Callable[[], int]: ...
+
+
 # The HTTP client logs every request's full URL at INFO, and a webhook URL may carry
 # credentials (user:password@, ?key=...): only its warnings may reach the log.
 for _client_logger in ("httpx2", "httpcore2"):
@@ -104,7 +126,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def deliver_due(vault: Vault, now: int, http_client: httpx.Client | None = None) -> int:
+def deliver_due(vault: Deployment, now: int, http_client: httpx.Client | None = None) -> int:
     """Send every queued notification due at ``now``; return how many were delivered.
 
     Webhooks, emails and text messages alike, each only when its channel is configured
@@ -119,7 +141,7 @@ def deliver_due(vault: Vault, now: int, http_client: httpx.Client | None = None)
         return _deliver_all(vault, now, client, None)
 
 
-def configured_kinds(vault: Vault) -> list[str]:
+def configured_kinds(vault: Deployment) -> list[str]:
     """The outbox kinds this vault can deliver, by its settings."""
     settings = vault.settings
     kinds = []
@@ -132,24 +154,17 @@ def configured_kinds(vault: Vault) -> list[str]:
     return kinds
 
 
-def purge_delivered(work: Work) -> int:
-    """Delete webhooks acknowledged more than ``KEEP_DELIVERED_SECONDS`` ago, and emails and
-    text messages still undelivered after ``MESSAGE_LIFETIME_SECONDS`` (their codes are void)."""
-    purged = store.delete_delivered_before(work.conn, work.now - KEEP_DELIVERED_SECONDS)
-    return purged + store.delete_stale(
-        work.conn, kinds=list(MESSAGE_KINDS), created_before=work.now - MESSAGE_LIFETIME_SECONDS
-    )
-
-
 # Sends one opened payload; returns None when delivered, else a description without values.
-_Send = Callable[[store.ClaimedRow, dict[str, Any], int], "str | None"]
+_Send = Callable[[outbox_rows.ClaimedRow, dict[str, Any], int], "str | None"]
 
 
-def _sender(vault: Vault, kind: str, client: httpx.Client) -> _Send:
+def _sender(vault: Deployment, kind: str, client: httpx.Client) -> _Send:
     settings = vault.settings
     if kind == EMAIL:
 
-        def send_mail(row: store.ClaimedRow, payload: dict[str, Any], sent_at: int) -> str | None:
+        def send_mail(
+            row: outbox_rows.ClaimedRow, payload: dict[str, Any], sent_at: int
+        ) -> str | None:
             try:
                 email.send_email(settings.smtp, payload, now=sent_at)
             except Exception as exc:  # any failure of the network or the server is retried
@@ -163,7 +178,9 @@ def _sender(vault: Vault, kind: str, client: httpx.Client) -> _Send:
     return lambda row, payload, sent_at: _attempt(vault, url, row, payload, sent_at, client)
 
 
-def _deliver_all(vault: Vault, now: int, client: httpx.Client, stop: threading.Event | None) -> int:
+def _deliver_all(
+    vault: Deployment, now: int, client: httpx.Client, stop: threading.Event | None
+) -> int:
     started = time.monotonic()
 
     def current() -> int:
@@ -180,7 +197,7 @@ def _deliver_all(vault: Vault, now: int, client: httpx.Client, stop: threading.E
 
 
 def _deliver(
-    vault: Vault,
+    vault: Deployment,
     kind: str,
     send: _Send,
     current: Callable[[], int],
@@ -192,10 +209,10 @@ def _deliver(
         claimed_at = current()
         with vault.database.transaction() as conn:
             if message:
-                store.delete_stale(
+                outbox_rows.delete_stale(
                     conn, kinds=[kind], created_before=claimed_at - MESSAGE_LIFETIME_SECONDS
                 )
-            rows = store.claim_due(
+            rows = outbox_rows.claim_due(
                 conn,
                 kind=kind,
                 now=claimed_at,
@@ -205,24 +222,24 @@ def _deliver(
         for position, row in enumerate(rows):
             if stop is not None and stop.is_set():
                 with vault.database.transaction() as conn:
-                    store.release(conn, [later.id for later in rows[position:]])
+                    outbox_rows.release(conn, [later.id for later in rows[position:]])
                 return delivered
             error = _send_row(vault, row, send, current())
             dropped = False
             with vault.database.transaction() as conn:
                 if error is None:
                     if message:  # it carries a login code: nothing is kept
-                        store.delete_row(conn, row.id)
+                        outbox_rows.delete_row(conn, row.id)
                     else:
-                        store.mark_delivered(conn, row.id, now=current())
+                        outbox_rows.mark_delivered(conn, row.id, now=current())
                     delivered += 1
                 else:
                     retry_at = current() + retry_delay(row.attempts + 1)
                     dropped = message and retry_at >= row.created + MESSAGE_LIFETIME_SECONDS
                     if dropped:
-                        store.delete_row(conn, row.id)
+                        outbox_rows.delete_row(conn, row.id)
                     else:
-                        store.mark_failed(conn, row.id, next_attempt=retry_at, error=error)
+                        outbox_rows.mark_failed(conn, row.id, next_attempt=retry_at, error=error)
             if error is not None:
                 log.warning(
                     "%s delivery failed, %s",
@@ -234,7 +251,9 @@ def _deliver(
             return delivered
 
 
-def _send_row(vault: Vault, row: store.ClaimedRow, send: _Send, sent_at: int) -> str | None:
+def _send_row(
+    vault: Deployment, row: outbox_rows.ClaimedRow, send: _Send, sent_at: int
+) -> str | None:
     try:
         payload = open_payload(vault.keyring.service_key("outbox"), row.id, row.payload)
     except Exception as exc:  # a corrupt or foreign row must not stop the others
@@ -243,9 +262,9 @@ def _send_row(vault: Vault, row: store.ClaimedRow, send: _Send, sent_at: int) ->
 
 
 def _attempt(
-    vault: Vault,
+    vault: Deployment,
     url: str,
-    row: store.ClaimedRow,
+    row: outbox_rows.ClaimedRow,
     payload: dict[str, Any],
     sent_at: int,
     client: httpx.Client,
@@ -270,7 +289,7 @@ def _attempt(
     return None if 200 <= status < 300 else f"http {status}"
 
 
-class WebhookDispatcher:
+class OutboxDispatcher:
     """Delivers this process's (and any abandoned) webhooks in the background.
 
     ``wake()`` after a commit starts a round at once; otherwise the dispatcher sleeps until
@@ -278,7 +297,7 @@ class WebhookDispatcher:
     by jobs are found too. Waking is an optimisation only: every row is in the database.
     """
 
-    def __init__(self, vault: Vault, *, idle_seconds: float) -> None:
+    def __init__(self, vault: Deployment, *, idle_seconds: float) -> None:
         self._vault = vault
         self._idle_seconds = idle_seconds
         self._wake = asyncio.Event()
@@ -286,7 +305,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_vault(cls, vault: Vault) -> WebhookDispatcher | None:
+    def for_deployment(cls, vault: Deployment) -> OutboxDispatcher | None:
         """A dispatcher if webhooks, email or text messages are configured, else None."""
         if not configured_kinds(vault):
             return None
@@ -295,7 +314,7 @@ class WebhookDispatcher:
     def start(self) -> None:
         """Start the background task; call from the running event loop."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="webhook dispatcher")
+            self._task = asyncio.create_task(self._run(), name="outbox dispatcher")
 
     def wake(self) -> None:
         """Look for due rows now (call from the event loop, after a commit)."""
@@ -341,7 +360,7 @@ class WebhookDispatcher:
         if self._stopping.is_set():
             return 0.0
         with vault.database.transaction() as conn:
-            times = [store.next_due(conn, kind=kind) for kind in configured_kinds(vault)]
+            times = [outbox_rows.next_due(conn, kind=kind) for kind in configured_kinds(vault)]
         due = min((at for at in times if at is not None), default=None)
         if due is None:
             return self._idle_seconds

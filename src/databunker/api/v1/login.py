@@ -11,9 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import TOKEN_HEADER, Access
-from databunker.api.responses import error
-from databunker.api.runtime import Operation, Payload, keeping_what_was_spent, path_route, perform
+from databunker.api.v1.runtime import (
+    TOKEN_HEADER,
+    Access,
+    Payload,
+    path_route,
+    perform,
+)
 from databunker.services import captcha, login
 from databunker.services.context import Work
 
@@ -28,10 +32,6 @@ def _title(template: str, mode: str) -> str:
     return template.format(mode=mode if mode in login.LOGIN_MODES else "unknown mode")
 
 
-def _keeping_what_was_spent(operation: Operation) -> Operation:
-    return keeping_what_was_spent(operation, lambda exc: error(exc.status_code, exc.message))
-
-
 async def new_captcha(request: Request) -> Response:
     address = _client_address(request)
 
@@ -39,7 +39,7 @@ async def new_captcha(request: Request) -> Response:
         login.limit_captchas(work, address)
         return {"status": "ok", **captcha.create_captcha(work)}
 
-    return await perform(request, Access.PUBLIC, _keeping_what_was_spent(operation))
+    return await perform(request, Access.PUBLIC, operation, keep_spent=True)
 
 
 async def captcha_image(request: Request) -> Response:
@@ -61,10 +61,9 @@ async def prelogin(request: Request) -> Response:
     return await perform(
         request,
         Access.PUBLIC,
-        _keeping_what_was_spent(
-            lambda work: login.prelogin(work, mode, identity, answer, captcha_id, address)
-        ),
+        lambda work: login.prelogin(work, mode, identity, answer, captcha_id, address),
         title=_title("user prelogin by {mode}", mode),
+        keep_spent=True,
     )
 
 
@@ -75,8 +74,9 @@ async def login_with_code(request: Request) -> Response:
     return await perform(
         request,
         Access.PUBLIC,
-        _keeping_what_was_spent(lambda work: login.login(work, mode, identity, code, address)),
+        lambda work: login.login(work, mode, identity, code, address),
         title=_title("user login by {mode}", mode),
+        keep_spent=True,
     )
 
 

@@ -12,9 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databunker.api.auth import Access
-from databunker.api.body import page, read_request_body
-from databunker.api.runtime import path_route, perform
+from databunker.api.v1.body import page, read_request_body
+from databunker.api.v1.runtime import Access, path_route, perform
 from databunker.errors import BadRequest
 from databunker.services import sessions
 from databunker.services.context import Work

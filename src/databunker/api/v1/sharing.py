@@ -11,10 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import RequestBody
-from databunker.api.runtime import path_route, perform
-from databunker.api.users import record_route
+from databunker.api.v1.body import RequestBody
+from databunker.api.v1.runtime import Access, path_route, perform
+from databunker.api.v1.users import record_route
 from databunker.services import sharing
 from databunker.services.context import Work
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from databunker.api.runtime import path_route
-from databunker.api.users import record_route
+from databunker.api.v1.runtime import path_route
+from databunker.api.v1.users import record_route
 from databunker.services import export
 
 routes = [

@@ -6,9 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access
-from databunker.api.body import page
-from databunker.api.runtime import perform
+from databunker.api.v1.body import page
+from databunker.api.v1.runtime import Access, perform
 from databunker.services import audit
 
 

@@ -1,4 +1,4 @@
-"""Consent routes: legal bases, processing activities, cookie settings and agreements."""
+"""Consent routes: a person's agreements to the legal bases."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.auth import Access, authenticated_unless_anonymous
-from databunker.api.body import RequestBody, read_request_body
-from databunker.api.runtime import Handler, path_route, perform
+from databunker.api.v1.body import RequestBody, read_request_body
+from databunker.api.v1.runtime import (
+    Access,
+    Handler,
+    authenticated_unless_anonymous,
+    path_route,
+    perform,
+)
 from databunker.services import agreements, legal
 from databunker.services.context import Work
 from databunker.services.identity import MODES
@@ -35,10 +40,6 @@ def _root_route(action: Callable[[Work, dict[str, Any], RequestBody], dict[str, 
 
 def _body(body: RequestBody) -> dict[str, Any]:
     return body.object() or {}
-
-
-async def cookie_settings(request: Request) -> Response:
-    return await perform(request, Access.PUBLIC, legal.cookie_settings)
 
 
 async def accept(request: Request) -> Response:
@@ -88,38 +89,6 @@ async def list_agreements(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/sys/cookiesettings", cookie_settings, methods=["GET"]),
-    Route("/v1/lbasis", _root_route(lambda work, _p, _b: legal.list_bases(work)), methods=["GET"]),
-    path_route(
-        "/v1/lbasis/{brief}",
-        {
-            "POST": _root_route(lambda w, p, b: legal.save_basis(w, p["brief"], _body(b))),
-            "DELETE": _root_route(lambda w, p, _b: legal.delete_basis(w, p["brief"])),
-        },
-    ),
-    Route(
-        "/v1/pactivity",
-        _root_route(lambda work, _p, _b: legal.list_activities(work)),
-        methods=["GET"],
-    ),
-    path_route(
-        "/v1/pactivity/{activity}",
-        {
-            "POST": _root_route(lambda w, p, b: legal.save_activity(w, p["activity"], _body(b))),
-            "DELETE": _root_route(lambda w, p, _b: legal.delete_activity(w, p["activity"])),
-        },
-    ),
-    path_route(
-        "/v1/pactivity/{activity}/{brief}",
-        {
-            "POST": _root_route(
-                lambda w, p, _b: legal.link_activity(w, p["activity"], p["brief"], linked=True)
-            ),
-            "DELETE": _root_route(
-                lambda w, p, _b: legal.link_activity(w, p["activity"], p["brief"], linked=False)
-            ),
-        },
-    ),
     path_route(
         "/v1/agreement/{brief}/{mode}/{identity}",
         {"POST": accept, "DELETE": withdraw, "GET": get_agreement},

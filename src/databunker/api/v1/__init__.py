@@ -1,0 +1,1 @@
+"""Databunker's v1 wire: routes and JSON answers over the domain services."""
