@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -200,3 +201,31 @@ def test_postgresql_units_wait_for_a_pooled_connection_rather_than_open_more(
         assert len(opened) <= 2
     finally:
         database.dispose()
+
+
+def test_the_loop_does_not_wait_while_a_thread_holds_the_writer_lock(database: Database) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def job() -> None:  # a periodic job writing on its own thread
+        with database.transaction() as conn:
+            conn.execute(notes.insert(), {"text": "job"})
+            held.set()
+            release.wait(TIMEOUT)
+
+    async def scenario() -> tuple[str, int]:
+        worker = threading.Thread(target=job)
+        worker.start()
+        assert held.wait(TIMEOUT)
+        submitted = asyncio.ensure_future(database.run_async(note("request")))
+        ticks = 0
+        for _ in range(5):  # the loop keeps serving while the unit waits for the lock
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert not submitted.done()
+        release.set()
+        result = await asyncio.wait_for(submitted, TIMEOUT)
+        worker.join(TIMEOUT)
+        return result, ticks
+
+    assert asyncio.run(scenario()) == ("request", 5)
+    assert stored(database) == ["job", "request"]

@@ -18,13 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from databunker.storage.group_commit import GroupCommit
+from databunker.storage.runners import ThreadedRunner, UnitRunner
 
 DEFAULT_URL = "sqlite:///databunker.db"
 T = TypeVar("T")
@@ -49,7 +48,8 @@ def normalise_url(url: str) -> sa.URL:
 
 
 class Database:
-    """A connection pool and the transactions opened on it."""
+    """A connection pool, the transactions opened on it, and the way units of work run on
+    it (``runner``, chosen once here by the database: see ``storage/runners.py``)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
@@ -64,20 +64,20 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
-        self._writer_lock: threading.RLock | None = None
-        self._file_lock: _FileLock | None = None
-        self._group_commit: GroupCommit | None = None
-        # Units running at once on worker threads (PostgreSQL): no more than the pool holds,
-        # so a burst queues here instead of opening and closing overflow connections.
-        self._units_at_once = pool_size
-        self._limiter: anyio.CapacityLimiter | None = None
+        self.writer: WriterLock | None = None
+        self.runner: UnitRunner
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
-            self._writer_lock = threading.RLock()
             database_file = self.url.database
+            lock_file = None
             if database_file and database_file != ":memory:":
-                self._file_lock = _FileLock(Path(database_file).resolve().as_posix() + "-lock")
-            self._group_commit = GroupCommit(self.transaction)
+                lock_file = Path(database_file).resolve().as_posix() + "-lock"
+            self.writer = WriterLock(lock_file)
+            self.runner = GroupCommit(self.transaction, self.writer)
+        else:
+            # No more units at once than the pool holds, so a burst queues here instead of
+            # opening and closing overflow connections.
+            self.runner = ThreadedRunner(self.transaction, units_at_once=pool_size)
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,38 +85,26 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One unit of work: committed when the block ends, rolled back on any exception."""
-        if self._writer_lock is None:
+        """One unit of work: committed when the block ends, rolled back on any exception.
+
+        SQLite has one writer at a time. Queueing writers on a lock (this process's threads
+        on a mutex, processes on a lock file) is far cheaper than letting them poll SQLite's
+        busy handler, whose sleeps grow with each retry."""
+        if self.writer is None:
             with self.engine.begin() as conn:
                 yield conn
             return
-        # SQLite has one writer at a time. Queueing writers on locks (this process's threads
-        # on a mutex, processes on a lock file) is far cheaper than letting them poll
-        # SQLite's busy handler, whose sleeps grow with each retry.
-        with self._writer_lock:
-            if self._file_lock is None:
-                with self.engine.begin() as conn:
-                    yield conn
-                return
-            with self._file_lock, self.engine.begin() as conn:
-                yield conn
+        with self.writer, self.engine.begin() as conn:
+            yield conn
 
     def run(self, unit: Callable[[Connection], T]) -> T:
-        """Run ``unit`` as one unit of work: its changes are committed when this returns, and
-        rolled back (alone) if it raises. On SQLite, units share transactions (group commit,
-        see ``storage/group_commit.py``); on PostgreSQL each has a transaction of its own."""
-        if self._group_commit is None:
-            with self.transaction() as conn:
-                return unit(conn)
-        return self._group_commit.run(unit)
+        """Run ``unit`` as one unit of work, on the calling thread: its changes are
+        committed when this returns, and rolled back (alone) if it raises."""
+        return self.runner.run(unit)
 
     async def run_async(self, unit: Callable[[Connection], T]) -> T:
-        """``run`` for the event loop: the unit runs off the loop, which waits for it."""
-        if self._group_commit is None:
-            if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(self._units_at_once)
-            return await anyio.to_thread.run_sync(self.run, unit, limiter=self._limiter)
-        return await self._group_commit.submit_async(unit)
+        """``run`` for the event loop, which never blocks on a lock or a query meanwhile."""
+        return await self.runner.run_async(unit)
 
     def ping(self) -> bool:
         try:
@@ -127,37 +115,66 @@ class Database:
         return True
 
     def dispose(self) -> None:
-        if self._file_lock is not None:
-            self._file_lock.close()
+        if self.writer is not None:
+            self.writer.close()
         self.engine.dispose()
 
 
-class _FileLock:
-    """An exclusive ``flock`` on a file beside the database, shared by every process that
-    writes to it; re-entrant within the (already serialised) holder. The lock file holds
-    nothing and may be deleted while no server runs."""
+class WriterLock:
+    """SQLite's writer lock: a mutex for this process's threads, then an exclusive
+    ``flock`` on a file beside the database for every process that writes to it.
 
-    def __init__(self, path: str) -> None:
+    Re-entrant on the thread that holds it. ``try_acquire`` never waits, so the event loop
+    can take it without blocking (see ``GroupCommit``). The lock file holds nothing and may
+    be deleted while no server runs."""
+
+    def __init__(self, path: str | None) -> None:
         self.path = path
+        self._mutex = threading.RLock()
         self._fd: int | None = None
-        self._depth = 0
+        self._depth = 0  # guarded by the mutex
 
-    def __enter__(self) -> None:
-        if self._depth == 0:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def _take_file(self, blocking: bool) -> bool:
+        if self.path is None:
+            return True
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _acquire(self, blocking: bool) -> bool:
+        if not self._mutex.acquire(blocking=blocking):
+            return False
+        if self._depth == 0 and not self._take_file(blocking):
+            self._mutex.release()
+            return False
         self._depth += 1
+        return True
 
-    def __exit__(self, *_exc: object) -> None:
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now (or already this thread's); never waits."""
+        return self._acquire(blocking=False)
+
+    def release(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._mutex.release()
+
+    def __enter__(self) -> None:
+        self._acquire(blocking=True)
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
     def close(self) -> None:
-        if self._fd is not None and self._depth == 0:
-            os.close(self._fd)
-            self._fd = None
+        with self._mutex:
+            if self._fd is not None and self._depth == 0:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _configure_sqlite(engine: Engine) -> None:

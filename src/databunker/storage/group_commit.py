@@ -6,8 +6,9 @@ each request a transaction of its own spends most of its time in ``BEGIN IMMEDIA
 Here the event loop runs the units itself: the units submitted while it handles one turn of
 network events are run together, each under a savepoint of one transaction, then committed.
 A unit is a short run of Python and SQLite calls (no network), so the loop is busy with it
-no longer than with any other request work; it does wait while another thread or process
-holds the write lock, as any writer must.
+no longer than with any other request work. The loop never waits for the writer lock: if
+another thread (a job) or process holds it, the batch is handed to a worker thread, which
+waits for the lock instead, and its callers are answered from there.
 
 What each caller sees does not change:
 
@@ -29,7 +30,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -42,18 +43,28 @@ Unit = Callable[[Connection], Any]
 # Called once with (result, None) or (None, error), after the unit's transaction ended.
 Deliver = Callable[[Any, BaseException | None], None]
 Transaction = Callable[[], AbstractContextManager[Connection]]
+Outcome = tuple[Deliver, Any, BaseException | None]
+
+
+class Lock(Protocol):
+    """The writer lock the transaction takes (``storage.database.WriterLock``)."""
+
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 class GroupCommit:
     """Runs units of work in shared transactions (see the module docstring)."""
 
-    def __init__(self, transaction: Transaction) -> None:
+    def __init__(self, transaction: Transaction, writer: Lock) -> None:
         self._transaction = transaction
+        self._writer = writer
         # Units waiting for the next flush, per event loop (each loop flushes its own).
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Unit, Deliver]]] = {}
         self._running = threading.local()
 
-    def submit_async(self, unit: Callable[[Connection], T]) -> asyncio.Future[T]:
+    def run_async(self, unit: Callable[[Connection], T]) -> asyncio.Future[T]:
         """Queue ``unit`` for this turn's batch; the future resolves once it is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -76,7 +87,10 @@ class GroupCommit:
     def run(self, unit: Callable[[Connection], T]) -> T:
         """Run ``unit`` now, in a transaction of its own, on the calling thread."""
         outcome: list[Any] = []
-        self._run_batch([(unit, lambda value, error: outcome.extend((value, error)))])
+        batch: list[tuple[Unit, Deliver]] = [
+            (unit, lambda value, error: outcome.extend((value, error)))
+        ]
+        _deliver(self._run_batch(batch))
         value, error = outcome
         if error is not None:
             raise error
@@ -84,14 +98,30 @@ class GroupCommit:
         return result
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._run_batch(self._pending.pop(loop, []))
-
-    def _run_batch(self, batch: list[tuple[Unit, Deliver]]) -> None:
+        batch = self._pending.pop(loop, [])
         if not batch:
             return
+        if self._writer.try_acquire():
+            try:
+                outcomes = self._run_batch(batch)
+            finally:
+                self._writer.release()
+            _deliver(outcomes)
+            return
+        # The writer lock is taken (a job's thread, another process): wait for it on a
+        # worker thread, not on the loop, and answer the callers back on the loop.
+
+        def in_thread() -> None:
+            outcomes = self._run_batch(batch)
+            loop.call_soon_threadsafe(_deliver, outcomes)
+
+        loop.run_in_executor(None, in_thread)
+
+    def _run_batch(self, batch: list[tuple[Unit, Deliver]]) -> list[Outcome]:
+        """Run the batch in one transaction; what each caller is to be told."""
         if getattr(self._running, "batch", False):
             raise RuntimeError("a unit of work cannot wait for another one")
-        outcomes: list[tuple[Deliver, Any, BaseException | None]] = []
+        outcomes: list[Outcome] = []
         self._running.batch = True
         try:
             with self._transaction() as conn:
@@ -105,10 +135,12 @@ class GroupCommit:
                         outcomes.append((deliver, value, None))
         except Exception as exc:  # BEGIN or COMMIT failed: no unit of the batch stands
             log.error("a group commit failed", extra={"error_type": type(exc).__name__})
-            for _unit, deliver in batch:
-                deliver(None, exc)
-            return
+            return [(deliver, None, exc) for _unit, deliver in batch]
         finally:
             self._running.batch = False
-        for deliver, value, error in outcomes:
-            deliver(value, error)
+        return outcomes
+
+
+def _deliver(outcomes: list[Outcome]) -> None:
+    for deliver, value, error in outcomes:
+        deliver(value, error)

@@ -1,0 +1,51 @@
+"""How units of work run: one Protocol, one implementation per database, chosen once by
+``Database`` when it is built.
+
+* SQLite: ``GroupCommit`` (``storage/group_commit.py``): the units of one event-loop turn
+  share a transaction, each under a savepoint.
+* PostgreSQL: ``ThreadedRunner``: each unit has a transaction of its own on a worker thread,
+  no more at once than the connection pool holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.engine import Connection
+
+T = TypeVar("T")
+Transaction = Callable[[], AbstractContextManager[Connection]]
+
+
+class UnitRunner(Protocol):
+    """Runs a unit of work: committed when it returns, rolled back (alone) if it raises."""
+
+    def run(self, unit: Callable[[Connection], T]) -> T:
+        """Run now on the calling thread (jobs, commands)."""
+        ...
+
+    def run_async(self, unit: Callable[[Connection], T]) -> Awaitable[T]:
+        """Run for the event loop, which does not block meanwhile."""
+        ...
+
+
+class ThreadedRunner:
+    """A transaction per unit, on a worker thread (PostgreSQL)."""
+
+    def __init__(self, transaction: Transaction, *, units_at_once: int) -> None:
+        self._transaction = transaction
+        self._units_at_once = units_at_once
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def run(self, unit: Callable[[Connection], T]) -> T:
+        with self._transaction() as conn:
+            return unit(conn)
+
+    async def run_async(self, unit: Callable[[Connection], T]) -> T:
+        if self._limiter is None:  # made on first use: it belongs to the running loop
+            self._limiter = anyio.CapacityLimiter(self._units_at_once)
+        return await anyio.to_thread.run_sync(self.run, unit, limiter=self._limiter)
