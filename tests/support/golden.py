@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,13 @@ class Transcript:
         shown_request: str | None = None,
         volatile_body: bool = False,
         all_headers: bool = False,
+        shown_body: Callable[[str], str] | None = None,
     ) -> Response:
         """Send one request and record it. ``shown_path`` / ``shown_request`` replace what
         the transcript shows of the path / request body (secrets, huge bodies);
         ``volatile_body`` keeps only the answer's status and content type; ``all_headers``
-        shows every header of the answer, in the order sent."""
+        shows every header of the answer, in the order sent; ``shown_body`` picks the part
+        of a partly volatile body that the transcript shows."""
         self.clock.advance(1)
         self.sent.append((method, path))
         sent = dict(headers or {})
@@ -128,7 +131,8 @@ class Transcript:
         if volatile_body:
             lines.append(f"<volatile body: {'empty' if not response.content else 'not shown'}>")
         else:
-            lines.append(self._one_line(self.placeholders(response.content.decode())))
+            body = response.content.decode()
+            lines.append(self._body(self.placeholders(shown_body(body) if shown_body else body)))
         self.blocks.append("\n".join(lines))
         return response
 
@@ -149,10 +153,20 @@ class Transcript:
 
     @staticmethod
     def _one_line(text: str) -> str:
-        # JSON bodies are one line; anything else is shown escaped so steps stay one block.
         if "\n" in text or "\r" in text:
-            return "<text> " + text.encode("unicode_escape").decode()
-        return text if text else "<empty>"
+            return "<escaped> " + text.encode("unicode_escape").decode()
+        return text
+
+    @classmethod
+    def _body(cls, text: str) -> str:
+        # JSON bodies are one line. A text body keeps its lines unless a blank line, a
+        # carriage return or a final line break would blur where it ends: then it is
+        # shown escaped.
+        if not text:
+            return "<empty>"
+        if "\n\n" in text or "\r" in text or text.endswith("\n"):
+            return cls._one_line(text)
+        return text
 
     def text(self) -> str:
         return "\n\n".join(self.blocks) + "\n"
@@ -211,39 +225,51 @@ def _blocks(text: str) -> list[str]:
     return [block.strip("\n") for block in text.split("\n\n" + STEP_MARK)]
 
 
-def compare_with_golden(name: str, transcript: Transcript) -> None:
-    """Fail at the first step that differs from ``tests/golden/<name>``; with
-    ``GOLDEN_UPDATE=1`` write the transcript there instead."""
-    path = GOLDEN_DIR / name
-    got = transcript.text()
-    if os.environ.get(UPDATE_VARIABLE) == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(got, encoding="utf-8")
-        return
-    if not path.exists():
-        raise AssertionError(f"{path} is missing: run the test once with {UPDATE_VARIABLE}=1")
-    expected = path.read_text(encoding="utf-8")
-    if got == expected:
-        return
+def first_difference(expected: str, got: str) -> str:
+    """The first step (or closing block) where two transcripts differ, as a unified diff
+    of that block under its heading (method, path and caller)."""
     want, have = _blocks(expected), _blocks(got)
     for index in range(max(len(want), len(have))):
         old = want[index] if index < len(want) else "<no step>"
         new = have[index] if index < len(have) else "<no step>"
         if old != new:
             heading = (old if index < len(want) else new).split("\n", 1)[0]
-            diff = "\n".join(
-                difflib.unified_diff(
-                    old.split("\n"),
-                    new.split("\n"),
-                    "expected",
-                    "got",
-                    lineterm="",
-                    n=max(old.count("\n"), new.count("\n")) + 1,
-                )
+            diff = difflib.unified_diff(
+                old.split("\n"),
+                new.split("\n"),
+                "expected",
+                "got",
+                lineterm="",
+                n=max(old.count("\n"), new.count("\n")) + 1,
             )
+            return f"step {heading.removeprefix(STEP_MARK)}\n" + "\n".join(diff)
+    return "only in the spacing between steps"
+
+
+# What GOLDEN_UPDATE=1 wrote in this run, by file: the other database must answer the same.
+_written: dict[str, str] = {}
+
+
+def compare_with_golden(name: str, transcript: Transcript) -> None:
+    """Fail at the first step that differs from ``tests/golden/<name>``; with
+    ``GOLDEN_UPDATE=1`` write the transcript there instead (and fail if another database
+    wrote a different one earlier in the same run)."""
+    path = GOLDEN_DIR / name
+    got = transcript.text()
+    if os.environ.get(UPDATE_VARIABLE) == "1":
+        earlier = _written.setdefault(name, got)
+        if earlier != got:
             raise AssertionError(
-                f"the v1 wire differs from {path.name} at step {heading.removeprefix(STEP_MARK)}"
-                f"\n{diff}\n"
-                f"(if the change is intended, rerun with {UPDATE_VARIABLE}=1 and review the diff)"
+                f"{name}: the databases answer differently, at {first_difference(earlier, got)}"
             )
-    raise AssertionError(f"{path.name} differs only in spacing between steps")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got, encoding="utf-8")
+        return
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run the test once with {UPDATE_VARIABLE}=1")
+    expected = path.read_text(encoding="utf-8")
+    if got != expected:
+        raise AssertionError(
+            f"the v1 wire differs from {name} at {first_difference(expected, got)}\n"
+            f"(if the change is intended, rerun with {UPDATE_VARIABLE}=1 and review the diff)"
+        )

@@ -134,6 +134,13 @@ def stage(make_vault: VaultFactory, clock: Clock) -> Iterator[StageFactory]:
         yield build
 
 
+def request_counts(metrics: str) -> str:
+    """The metric names and the request counts by method, route template and status: the
+    rest (latencies, creation times) changes from run to run."""
+    kept = ("# HELP", "# TYPE", "databunker_http_requests_total")
+    return "\n".join(line for line in metrics.splitlines() if line.startswith(kept))
+
+
 def token_of(response: Response, key: str = "token") -> str:
     assert response.status_code == 200, response.text
     return str(response.json()[key])
@@ -560,6 +567,7 @@ def test_default_settings(stage: StageFactory) -> None:
     call(ROOT, "PUT", "/v1/requests")
     call(ROOT, "GET", "/v1/logout")
 
+    call(ANONYMOUS_CALLER, "GET", "/v1/metrics", shown_body=request_counts)
     app = s.transcript.client.app
     assert isinstance(app, Application)
     assert routes_not_driven(app.starlette.router.routes, s.transcript.sent) == []
