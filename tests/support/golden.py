@@ -2,8 +2,9 @@
 with a committed file.
 
 A transcript holds, for every step, the caller, method and path, the request body, the
-status, content type (and ``Allow`` when sent) and the **raw** answer body, as the server
-wrote it: key order and spacing are part of the wire. Values that differ from run to run
+status, content type (and ``Allow`` when sent; sorted on a 405, whose order Starlette takes
+from a set) and the **raw** answer body, as the server wrote it: key order and spacing are
+part of the wire. Values that differ from run to run
 are replaced on that raw text, by regular expressions, so the bytes around them are kept:
 
 - every UUID (user, request, audit, record and expiration tokens, captcha ids) becomes
@@ -124,6 +125,9 @@ class Transcript:
         lines.append(f"< {response.status_code} {answer_type}")
         if all_headers:
             for name, value in response.headers.multi_items():
+                if name == "allow":
+                    lines.append(self._allow(response))
+                    continue
                 shown = "<volatile>" if volatile_body and name == "content-length" else value
                 lines.append(f"< {name}: {shown}")
         elif "allow" in response.headers:
@@ -170,10 +174,6 @@ class Transcript:
 
     def text(self) -> str:
         return "\n\n".join(self.blocks) + "\n"
-
-    @property
-    def steps(self) -> int:
-        return sum(1 for block in self.blocks if block[len(STEP_MARK)].isdigit())
 
 
 def audit_trail_rows(client: TestClient, root: Caller) -> list[str]:
