@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from databunker.notify import dispatcher
 from databunker.services import (
@@ -88,4 +88,4 @@ def run_jobs(vault: Context, jobs: Sequence[Job | NetworkJob] | None = None) -> 
 async def run_periodically(vault: Context, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await run_in_threadpool(run_jobs, vault)
+        await anyio.to_thread.run_sync(run_jobs, vault)

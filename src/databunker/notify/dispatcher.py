@@ -33,9 +33,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import anyio.to_thread
 import httpx2 as httpx
 import orjson
-from starlette.concurrency import run_in_threadpool
 
 from databunker import __version__
 from databunker.config import Settings
@@ -343,7 +343,7 @@ class OutboxDispatcher:
             self._wake.clear()
             pause = self._idle_seconds
             try:
-                pause = await run_in_threadpool(self._round)
+                pause = await anyio.to_thread.run_sync(self._round)
             except Exception as exc:  # e.g. the database is unreachable: try again later
                 log.error(
                     "webhook dispatcher round failed",
