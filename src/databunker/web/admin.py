@@ -58,8 +58,8 @@ def _dashboard(work: Work) -> Payload:
     return {
         "open_total": waiting["total"],
         "latest": waiting["rows"],
-        "bases": legal.list_bases(work)["total"],
-        "activities": legal.list_activities(work)["total"],
+        "bases": legal.list_bases(work).total,
+        "activities": legal.list_activities(work).total,
     }
 
 

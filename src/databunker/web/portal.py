@@ -212,9 +212,9 @@ def _consents_view(work: Work, user_token: str) -> Payload:
         row["brief"]: row for row in agreements.list_agreements(work, "token", user_token)["rows"]
     }
     rows = []
-    for basis in legal.list_bases(work)["rows"]:
-        agreement = given.pop(basis["brief"], None)
-        if basis["status"] != legal.ACTIVE and agreement is None:
+    for basis in legal.list_bases(work).rows:
+        agreement = given.pop(basis.brief, None)
+        if basis.status != legal.ACTIVE and agreement is None:
             continue
         rows.append({"basis": basis, "agreement": agreement})
     for brief, agreement in given.items():
