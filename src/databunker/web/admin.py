@@ -209,9 +209,9 @@ async def audit_page(request: Request) -> Response:
     else:
         view = await as_admin(request, lambda work: audit.list_all_events(work, offset, PAGE_SIZE))
     context = {
-        "rows": view["rows"],
+        "rows": view.rows,
         "token": user_token,
-        "paging": paging(number, view["total"]),
+        "paging": paging(number, view.total),
     }
     return render(request, "admin/audit.html", context)
 
@@ -219,11 +219,10 @@ async def audit_page(request: Request) -> Response:
 @page
 async def audit_event_page(request: Request) -> Response:
     atoken = request.path_params["atoken"]
-    answer = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
-    event = answer["event"]
+    event = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
     changes = (
-        field_changes(event.get("before"), event.get("after"))
-        if "before" in event or "after" in event
+        field_changes(event.before, event.after)
+        if event.before is not None or event.after is not None
         else []
     )
     context = {"atoken": atoken, "event": event, "changes": changes}

@@ -112,8 +112,8 @@ async def person(request: Request) -> Response:
         "apps": app_names["apps"],
         "sessions": live_sessions.total,
         "waiting": waiting["rows"],
-        "trail": trail["rows"],
-        "paging": paging(number, trail["total"]),
+        "trail": trail.rows,
+        "paging": paging(number, trail.total),
     }
     return render(request, "admin/person.html", context)
 

@@ -196,7 +196,7 @@ async def audit_page(request: Request) -> Response:
         lambda work, token: audit.list_user_events(work, token, offset, HISTORY_PAGE),
         "view audit events",
     )
-    rows, total = view["rows"], view["total"]
+    rows, total = view.rows, view.total
     shown_to = offset + len(rows)
     context = {
         "rows": rows,
