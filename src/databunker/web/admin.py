@@ -88,13 +88,10 @@ async def sign_in(request: Request) -> Response:
     except RateLimited:
         message = "Too many sign-in attempts from this address. Try again later."
         return _signin_page(request, message, status=429)
-    assert isinstance(answer, dict)
-    if answer.get("result") == admin_sessions.WRONG_TOKEN:
+    if answer is admin_sessions.SignInRefused.WRONG_TOKEN:
         return _signin_page(request, "This token is not valid.", status=403)
     response = redirect(request, HOME)
-    pages.start_session(
-        request, response, str(answer["session"]), SESSION, lifetime=int(answer["lifetime"])
-    )
+    pages.start_session(request, response, answer.session, SESSION, lifetime=answer.lifetime)
     return response
 
 
