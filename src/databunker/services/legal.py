@@ -7,7 +7,7 @@ deleted: its agreements are revoked and it is marked ``deleted``, keeping the ev
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -93,32 +93,58 @@ class CookieSettings:
     scripts: tuple[CookieScript, ...]
 
 
+def _check_texts(change: BasisChange | ActivityChange) -> None:
+    """Every text a change brings is kept in clear: none may hold a control character
+    (the free texts may hold tabs and line breaks). Errors name the field."""
+    for field in fields(change):
+        value = getattr(change, field.name)
+        if isinstance(value, str):
+            clean_text(field.name, value, multiline=field.name in FREE_TEXTS)
+
+
+@dataclass(frozen=True, slots=True)
+class BasisChange:
+    """What saving a legal basis sets; ``None`` keeps the current value (a new basis's
+    default). ``brief`` renames the basis."""
+
+    brief: str | None = None
+    status: str | None = None
+    requiredflag: bool | None = None
+    requiredmsg: str | None = None
+    module: str | None = None
+    shortdesc: str | None = None
+    fulldesc: str | None = None
+    basistype: str | None = None
+    usercontrol: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityChange:
+    """What saving a processing activity sets; ``None`` keeps the current value.
+    ``activity`` renames it."""
+
+    activity: str | None = None
+    title: str | None = None
+    script: str | None = None
+    fulldesc: str | None = None
+    applicableto: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
+
+def _kept(value: str | bool | None, current: Any) -> Any:
+    return current if value is None else value
+
+
 def parse_brief(value: str, message: str = "bad brief format") -> str:
     brief = value.lower()
     if not BRIEF_PATTERN.fullmatch(brief):
         raise BadRequest(message)
     return brief
-
-
-def _flag(body: dict[str, Any], name: str, current: bool) -> bool:
-    """A boolean field: a JSON boolean, or ``true``/``false`` text from a form."""
-    if name not in body:
-        return current
-    value = body[name]
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise BadRequest(f"{name} must be true or false")
-
-
-def _text(body: dict[str, Any], name: str, current: str) -> str:
-    if name not in body or body[name] is None:
-        return current
-    value = body[name]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadRequest(f"{name} must be text")
-    return clean_text(name, str(value), multiline=name in FREE_TEXTS)
 
 
 def seed(conn: Connection, now: int) -> None:
@@ -147,23 +173,21 @@ def _basis(row: LegalBasisRow) -> LegalBasis:
     )
 
 
-def save_basis(work: Work, brief: str, body: dict[str, Any]) -> None:
+def save_basis(work: Work, brief: str, change: BasisChange) -> None:
     brief = parse_brief(brief)
     current = catalogue_rows.get_basis(work.conn, brief, for_update=True)
     base = current or LegalBasisRow(brief, ACTIVE, "", "", "", "", "", False, False, work.now)
-    new_brief = parse_brief(_text(body, "brief", brief)) if body.get("brief") else brief
-    status = _text(body, "status", base.status)
-    requiredflag = _flag(body, "requiredflag", base.requiredflag)
-    requiredmsg = _text(body, "requiredmsg", base.requiredmsg)
+    new_brief = parse_brief(change.brief) if change.brief else brief
+    requiredflag: bool = _kept(change.requiredflag, base.requiredflag)
     row = LegalBasisRow(
         brief=new_brief,
-        status=DISABLED if status == DISABLED else ACTIVE,
-        module=_text(body, "module", base.module),
-        shortdesc=_text(body, "shortdesc", base.shortdesc),
-        fulldesc=_text(body, "fulldesc", base.fulldesc),
-        basistype=_text(body, "basistype", base.basistype),
-        requiredmsg=requiredmsg if requiredflag else "",
-        usercontrol=_flag(body, "usercontrol", base.usercontrol),
+        status=DISABLED if _kept(change.status, base.status) == DISABLED else ACTIVE,
+        module=_kept(change.module, base.module),
+        shortdesc=_kept(change.shortdesc, base.shortdesc),
+        fulldesc=_kept(change.fulldesc, base.fulldesc),
+        basistype=_kept(change.basistype, base.basistype),
+        requiredmsg=_kept(change.requiredmsg, base.requiredmsg) if requiredflag else "",
+        usercontrol=_kept(change.usercontrol, base.usercontrol),
         requiredflag=requiredflag,
         created=base.created,
     )
@@ -215,19 +239,17 @@ def parse_activity(value: str) -> str:
     return parse_brief(value, "bad activity format")
 
 
-def save_activity(work: Work, activity: str, body: dict[str, Any]) -> None:
+def save_activity(work: Work, activity: str, change: ActivityChange) -> None:
     activity = parse_activity(activity)
     current = catalogue_rows.get_activity(work.conn, activity)
     base = current or ActivityRow(activity, activity, "", "", "", work.now)
-    new_name = (
-        parse_activity(_text(body, "activity", activity)) if body.get("activity") else activity
-    )
+    new_name = parse_activity(change.activity) if change.activity else activity
     row = ActivityRow(
         activity=new_name,
-        title=_text(body, "title", base.title) or new_name,
-        script=_text(body, "script", base.script),
-        fulldesc=_text(body, "fulldesc", base.fulldesc),
-        applicableto=_text(body, "applicableto", base.applicableto),
+        title=_kept(change.title, base.title) or new_name,
+        script=_kept(change.script, base.script),
+        fulldesc=_kept(change.fulldesc, base.fulldesc),
+        applicableto=_kept(change.applicableto, base.applicableto),
         created=base.created,
     )
     if new_name != activity and catalogue_rows.get_activity(work.conn, new_name) is not None:

@@ -90,19 +90,24 @@ async def save_basis(request: Request) -> Response:
     fields = await form(request)
     original = fields.get("original", "")
     brief = fields.get("brief", "").strip()
-    body: dict[str, Any] = {name: fields.get(name, "") for name in BASIS_TEXTS}
-    body["status"] = fields.get("status", legal.ACTIVE)
-    # An unticked box is absent from the form: it means false here, not "keep".
-    body["usercontrol"] = "true" if fields.get("usercontrol") else "false"
-    body["requiredflag"] = "true" if fields.get("requiredflag") else "false"
+
+    def change(rename: str | None) -> legal.BasisChange:
+        return legal.BasisChange(
+            brief=rename or None,
+            status=fields.get("status", legal.ACTIVE),
+            # An unticked box is absent from the form: it means false here, not "keep".
+            requiredflag=bool(fields.get("requiredflag")),
+            usercontrol=bool(fields.get("usercontrol")),
+            **{name: fields.get(name, "") for name in BASIS_TEXTS},
+        )
 
     def operation(work: Work) -> None:
         if original:
-            legal.save_basis(work, original, {**body, "brief": brief})
+            legal.save_basis(work, legal.parse_brief(original), change(brief))
             return
         if legal.known_basis(work, legal.parse_brief(brief)) is not None:
             raise Conflict("a legal basis with this brief exists already")
-        legal.save_basis(work, brief, body)
+        legal.save_basis(work, brief, change(None))
 
     await as_admin(request, operation)
     return redirect(request, CATALOGUE + "?done=basis-saved")
@@ -164,17 +169,18 @@ async def save_activity(request: Request) -> Response:
     ticked = (await request.form()).getlist("legalbasis")
     original = fields.get("original", "")
     name = fields.get("activity", "").strip()
-    body: dict[str, Any] = {field: fields.get(field, "") for field in ACTIVITY_TEXTS}
+    texts = {field: fields.get(field, "") for field in ACTIVITY_TEXTS}
     wanted = {v for v in ticked if isinstance(v, str)}
 
     def operation(work: Work) -> None:
         activity = legal.parse_activity(name)
         if original:
-            legal.save_activity(work, original, {**body, "activity": activity})
+            change = legal.ActivityChange(activity=activity, **texts)
+            legal.save_activity(work, legal.parse_activity(original), change)
         else:
             if _linked(work, activity) is not None:
                 raise Conflict("a processing activity with this name exists already")
-            legal.save_activity(work, activity, body)
+            legal.save_activity(work, activity, legal.ActivityChange(**texts))
         linked = _linked(work, activity) or set()
         for brief in sorted(wanted - linked):
             legal.link_activity(work, activity, brief, linked=True)

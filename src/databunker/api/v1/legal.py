@@ -11,9 +11,16 @@ from starlette.routing import Route
 
 from databunker.api.v1.body import RequestBody, read_request_body
 from databunker.api.v1.runtime import Access, Handler, path_route, perform
+from databunker.errors import BadRequest
 from databunker.services import legal
 from databunker.services.context import Work
-from databunker.services.legal import CookieSettings, LegalBasis, ProcessingActivity
+from databunker.services.legal import (
+    ActivityChange,
+    BasisChange,
+    CookieSettings,
+    LegalBasis,
+    ProcessingActivity,
+)
 from databunker.services.results import Page
 
 Action = Callable[[Work, dict[str, Any], RequestBody], dict[str, Any]]
@@ -68,6 +75,18 @@ def _cookie_settings_body(settings: CookieSettings) -> dict[str, Any]:
     }
 
 
+def _save_basis(work: Work, params: dict[str, Any], request_body: RequestBody) -> None:
+    body = request_body.object() or {}
+    brief = legal.parse_brief(params["brief"])
+    legal.save_basis(work, brief, _basis_change(body))
+
+
+def _save_activity(work: Work, params: dict[str, Any], request_body: RequestBody) -> None:
+    body = request_body.object() or {}
+    activity = legal.parse_activity(params["activity"])
+    legal.save_activity(work, activity, _activity_change(body))
+
+
 def _root_route(action: Action) -> Handler:
     """A catalogue route: root only, not audited (the catalogue holds no personal data)."""
 
@@ -89,8 +108,50 @@ def _root_change(change: Callable[[Work, dict[str, Any], RequestBody], None]) ->
     return _root_route(action)
 
 
-def _body(body: RequestBody) -> dict[str, Any]:
-    return body.object() or {}
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    """A boolean field: a JSON boolean, or ``true``/``false`` text (as a form sends)."""
+    if name not in body:
+        return None
+    value = body[name]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadRequest(f"{name} must be true or false")
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    """A text field; a number counts as its text."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadRequest(f"{name} must be text")
+    return str(value)
+
+
+def _basis_change(body: dict[str, Any]) -> BasisChange:
+    return BasisChange(
+        brief=_text(body, "brief") if body.get("brief") else None,
+        status=_text(body, "status"),
+        requiredflag=_flag(body, "requiredflag"),
+        requiredmsg=_text(body, "requiredmsg"),
+        module=_text(body, "module"),
+        shortdesc=_text(body, "shortdesc"),
+        fulldesc=_text(body, "fulldesc"),
+        basistype=_text(body, "basistype"),
+        usercontrol=_flag(body, "usercontrol"),
+    )
+
+
+def _activity_change(body: dict[str, Any]) -> ActivityChange:
+    return ActivityChange(
+        activity=_text(body, "activity") if body.get("activity") else None,
+        title=_text(body, "title"),
+        script=_text(body, "script"),
+        fulldesc=_text(body, "fulldesc"),
+        applicableto=_text(body, "applicableto"),
+    )
 
 
 async def cookie_settings(request: Request) -> Response:
@@ -109,7 +170,7 @@ routes = [
     path_route(
         "/v1/lbasis/{brief}",
         {
-            "POST": _root_change(lambda w, p, b: legal.save_basis(w, p["brief"], _body(b))),
+            "POST": _root_change(_save_basis),
             "DELETE": _root_change(lambda w, p, _b: legal.delete_basis(w, p["brief"])),
         },
     ),
@@ -121,7 +182,7 @@ routes = [
     path_route(
         "/v1/pactivity/{activity}",
         {
-            "POST": _root_change(lambda w, p, b: legal.save_activity(w, p["activity"], _body(b))),
+            "POST": _root_change(_save_activity),
             "DELETE": _root_change(lambda w, p, _b: legal.delete_activity(w, p["activity"])),
         },
     ),
