@@ -7,7 +7,7 @@ outcome) stays readable for the DPO.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -25,8 +25,40 @@ from databunker.services import documents
 from databunker.services.access import require_root, require_user_access
 from databunker.services.context import AuditEvent, Context, Work
 from databunker.services.identity import MODES, lookup_index, require_uuid
-from databunker.storage import repositories as repo
+from databunker.services.results import Page
+from databunker.storage import repositories as audit_rows
+from databunker.storage import repositories as user_rows
 from databunker.storage.prepared import savepoint
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event of the trail as it is listed. ``who`` is the identity the caller named,
+    readable only while the person's data key exists; ``accessor`` is who acted ("root" or
+    a hash of a user's access token); ``has_values`` says the event kept before/after
+    values (or debug text) to be read with ``get_event``."""
+
+    atoken: str
+    when: int
+    title: str
+    status: str
+    who: str | None
+    mode: str | None
+    accessor: str | None
+    user_token: str | None
+    app: str | None
+    msg: str | None
+    has_values: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditValues:
+    """What one event kept of the change it records: the person's values before and after
+    (None when not kept or no longer readable), and debug text."""
+
+    before: Any | None
+    after: Any | None
+    debug: str | None
 
 
 def save_event_apart(conn: Connection, event: AuditEvent, now: int) -> str:
@@ -48,7 +80,7 @@ def attribute_failure(
         return event
     with savepoint(conn, "attribute"):
         if event.user_token is not None:  # found, but refused before its key was opened
-            row = repo.get_user(conn, event.user_token)
+            row = user_rows.get_user(conn, event.user_token)
         else:
             row = _named_person(conn, vault, mode, identity)
     if row is None:
@@ -65,13 +97,13 @@ def attribute_failure(
 
 def _named_person(
     conn: Connection, vault: Context, mode: str, identity: str
-) -> repo.UserRow | None:
+) -> user_rows.UserRow | None:
     if mode == "token":
-        row = repo.get_user(conn, identity) if is_uuid(identity) else None
+        row = user_rows.get_user(conn, identity) if is_uuid(identity) else None
     else:
         default_country = vault.settings.sms.default_country
         digest = lookup_index(mode, identity, vault.keyring, default_country)
-        row = repo.find_user_by_index(conn, mode, digest) if digest is not None else None
+        row = user_rows.find_user_by_index(conn, mode, digest) if digest is not None else None
     return row
 
 
@@ -85,9 +117,9 @@ def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
             return None
         return key.encrypt(plaintext, value_context("audit", column, atoken, owner))
 
-    repo.insert_audit(
+    audit_rows.insert_audit(
         conn,
-        repo.AuditRow(
+        audit_rows.AuditRow(
             atoken=atoken,
             created=now,
             user_token=owner,
@@ -116,7 +148,7 @@ class _KeyCache:
 
     def preload(self, tokens: list[str]) -> None:
         wanted = [t for t in tokens if t not in self._keys]
-        for token, wrapped in repo.wrapped_keys(self._conn, wanted).items():
+        for token, wrapped in user_rows.wrapped_keys(self._conn, wanted).items():
             self._keys[token] = self._keyring.unwrap(wrapped, token) if wrapped else None
 
     def get(self, token: str | None) -> DataKey | None:
@@ -127,7 +159,7 @@ class _KeyCache:
         return self._keys.get(token)
 
 
-def _open(key: DataKey | None, row: repo.AuditRow, column: str, blob: bytes | None) -> Any:
+def _open(key: DataKey | None, row: audit_rows.AuditRow, column: str, blob: bytes | None) -> Any:
     if key is None or blob is None or row.user_token is None:
         return None
     try:
@@ -137,36 +169,31 @@ def _open(key: DataKey | None, row: repo.AuditRow, column: str, blob: bytes | No
     return plaintext.decode() if column == "who" else documents.decode(plaintext)
 
 
-def _row_payload(row: repo.AuditRow, keys: _KeyCache) -> dict[str, Any]:
-    payload: dict[str, Any] = {"atoken": row.atoken, "when": row.created}
-    who = _open(keys.get(row.user_token), row, "who", row.who)
-    if who is not None:
-        payload["who"] = who
-    if row.mode:
-        payload["mode"] = row.mode
-    if row.accessor:
-        payload["identity"] = row.accessor
-    if row.user_token:
-        payload["record"] = row.user_token
-    if row.app:
-        payload["app"] = row.app
-    payload["title"] = row.title
-    payload["status"] = row.status
-    if row.msg:
-        payload["msg"] = row.msg
-    payload["more"] = bool(row.before or row.after or row.debug)
-    return payload
+def _entry(row: audit_rows.AuditRow, keys: _KeyCache) -> AuditEntry:
+    return AuditEntry(
+        atoken=row.atoken,
+        when=row.created,
+        title=row.title,
+        status=row.status,
+        who=_open(keys.get(row.user_token), row, "who", row.who),
+        mode=row.mode,
+        accessor=row.accessor,
+        user_token=row.user_token,
+        app=row.app,
+        msg=row.msg,
+        has_values=bool(row.before or row.after or row.debug),
+    )
 
 
-def _page(work: Work, user_token: str | None, offset: int, limit: int) -> dict[str, Any]:
-    total = repo.count_audit(work.conn, user_token=user_token)
-    rows = repo.list_audit(work.conn, user_token=user_token, offset=offset, limit=limit)
+def _page(work: Work, user_token: str | None, offset: int, limit: int) -> Page[AuditEntry]:
+    total = audit_rows.count_audit(work.conn, user_token=user_token)
+    rows = audit_rows.list_audit(work.conn, user_token=user_token, offset=offset, limit=limit)
     keys = _KeyCache(work.conn, work.keyring)
     keys.preload([r.user_token for r in rows if r.user_token])
-    return {"status": "ok", "total": total, "rows": [_row_payload(r, keys) for r in rows]}
+    return Page(total=total, rows=[_entry(r, keys) for r in rows])
 
 
-def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> dict[str, Any]:
+def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> Page[AuditEntry]:
     require_uuid(user_token)
     # Filed under the person even when denied: they see who tried to read their trail.
     work.audit.record(mode="token", user_token=user_token)
@@ -174,14 +201,14 @@ def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> di
     return _page(work, user_token, offset, limit)
 
 
-def list_all_events(work: Work, offset: int, limit: int) -> dict[str, Any]:
-    require_root(work.principal)
+def list_all_events(work: Work, offset: int, limit: int) -> Page[AuditEntry]:
+    """The whole trail (its routes and pages are root's)."""
     return _page(work, None, offset, limit)
 
 
-def get_event(work: Work, atoken: str) -> dict[str, Any]:
+def get_event(work: Work, atoken: str) -> AuditValues:
     require_uuid(atoken)
-    row = repo.get_audit(work.conn, atoken)
+    row = audit_rows.get_audit(work.conn, atoken)
     if row is None:
         # A user token learns nothing about events that are not theirs.
         require_root(work.principal)
@@ -189,16 +216,11 @@ def get_event(work: Work, atoken: str) -> dict[str, Any]:
     work.audit.record(user_token=row.user_token, msg=f"event {atoken}")
     require_user_access(work.principal, row.user_token)
     key = _KeyCache(work.conn, work.keyring).get(row.user_token)
-    event: dict[str, Any] = {}
-    before = _open(key, row, "before", row.before)
-    after = _open(key, row, "after", row.after)
-    if before is not None:
-        event["before"] = before
-    if after is not None:
-        event["after"] = after
-    if row.debug:
-        event["debug"] = row.debug
-    return {"status": "ok", "event": event}
+    return AuditValues(
+        before=_open(key, row, "before", row.before),
+        after=_open(key, row, "after", row.after),
+        debug=row.debug or None,
+    )
 
 
 def purge_old_events(work: Work) -> int:
@@ -206,4 +228,4 @@ def purge_old_events(work: Work) -> int:
     keep = work.settings.policy.max_audit_retention_seconds
     if keep <= 0:
         return 0
-    return repo.purge_audit_before(work.conn, work.now - keep)
+    return audit_rows.purge_audit_before(work.conn, work.now - keep)

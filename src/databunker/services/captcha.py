@@ -12,18 +12,25 @@ from __future__ import annotations
 import hmac
 import io
 import secrets
-from typing import Any
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from databunker.crypto import DataKey, DecryptionError, is_uuid, value_context
 from databunker.errors import NotFound
 from databunker.services.context import Work
-from databunker.storage import login as store
+from databunker.storage import login as captcha_rows
 
 CAPTCHA_SECONDS = 120
 ANSWER_DIGITS = 6
 WIDTH, HEIGHT = 200, 80
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCaptcha:
+    """A new captcha: the id the browser shows its image by and presents with its answer."""
+
+    captcha_id: str
 
 
 def _id_hash(work: Work, captcha_id: str) -> bytes:
@@ -39,14 +46,14 @@ def _context(id_hash: bytes) -> bytes:
     return value_context("captchas", "answer", id_hash.hex(), "captcha")
 
 
-def create_captcha(work: Work) -> dict[str, Any]:
+def create_captcha(work: Work) -> IssuedCaptcha:
     captcha_id = work.random.token()
     id_hash = _id_hash(work, captcha_id)
     sealed = _key(work).encrypt(work.random.digits(ANSWER_DIGITS).encode(), _context(id_hash))
-    store.insert_captcha(
+    captcha_rows.insert_captcha(
         work.conn, id_hash=id_hash, sealed_answer=sealed, expires=work.now + CAPTCHA_SECONDS
     )
-    return {"captcha": captcha_id}
+    return IssuedCaptcha(captcha_id)
 
 
 def _open_answer(id_hash: bytes, sealed: bytes, key: DataKey) -> str | None:
@@ -61,7 +68,7 @@ def live_answer(work: Work, captcha_id: str) -> str | None:
     if not is_uuid(captcha_id):
         return None
     id_hash = _id_hash(work, captcha_id)
-    sealed = store.find_captcha(work.conn, id_hash, work.now)
+    sealed = captcha_rows.find_captcha(work.conn, id_hash, work.now)
     return _open_answer(id_hash, sealed, _key(work)) if sealed is not None else None
 
 
@@ -78,7 +85,7 @@ def spend_captcha(work: Work, captcha_id: str, answer: str) -> bool:
     if not is_uuid(captcha_id):
         return False
     id_hash = _id_hash(work, captcha_id)
-    sealed = store.take_captcha(work.conn, id_hash, work.now)
+    sealed = captcha_rows.take_captcha(work.conn, id_hash, work.now)
     expected = _open_answer(id_hash, sealed, _key(work)) if sealed is not None else None
     if expected is None:
         return False
@@ -117,4 +124,4 @@ def _colour(rng: secrets.SystemRandom, low: int, high: int) -> tuple[int, int, i
 
 
 def purge_expired_captchas(work: Work) -> int:
-    return store.purge_expired_captchas(work.conn, work.now)
+    return captcha_rows.purge_expired_captchas(work.conn, work.now)

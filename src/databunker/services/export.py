@@ -21,6 +21,24 @@ from databunker.storage import sessions as session_repo
 JSONObject = dict[str, Any]
 
 
+def _trail_row(entry: audit.AuditEntry) -> JSONObject:
+    """An event as ``/v1/audit/list`` shows it (``api/v1/audit.audit_entry_body``)."""
+    row: JSONObject = {"atoken": entry.atoken, "when": entry.when}
+    optional = {
+        "who": entry.who,
+        "mode": entry.mode or None,
+        "identity": entry.accessor or None,
+        "record": entry.user_token or None,
+        "app": entry.app or None,
+    }
+    row.update((name, value) for name, value in optional.items() if value is not None)
+    row.update(title=entry.title, status=entry.status)
+    if entry.msg:
+        row["msg"] = entry.msg
+    row["more"] = entry.has_values
+    return row
+
+
 def export_user(work: Work, mode: str, identity: str) -> JSONObject:
     person, key, profile = resolve_user(work, mode, identity)
     token = person.token
@@ -55,5 +73,5 @@ def export_user(work: Work, mode: str, identity: str) -> JSONObject:
         "agreements": consent,
         "sessions": session_rows,
         "requests": user_requests.all_of_user(work, token, key),
-        "audit": trail["rows"],
+        "audit": [_trail_row(entry) for entry in trail.rows],
     }

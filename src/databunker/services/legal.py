@@ -7,15 +7,18 @@ deleted: its agreements are revoked and it is marked ``deleted``, keeping the ev
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from databunker.errors import BadRequest, Conflict, NotFound
 from databunker.services.context import Work
+from databunker.services.documents import JSONObject
+from databunker.services.results import Page
 from databunker.services.text import clean_text
-from databunker.storage import agreements as agreement_repo
-from databunker.storage import legal as repo
+from databunker.storage import agreements as agreement_rows
+from databunker.storage import legal as catalogue_rows
 from databunker.storage.legal import ActivityRow, LegalBasisRow
 
 BRIEF_PATTERN = re.compile(r"^[a-z][a-z0-9\-]{1,64}$")
@@ -41,6 +44,102 @@ SEEDED_BASES = tuple(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LegalBasis:
+    """One legal basis of the catalogue, as root and the person's portal see it."""
+
+    brief: str
+    status: str
+    module: str
+    shortdesc: str
+    fulldesc: str
+    basistype: str
+    requiredmsg: str
+    usercontrol: bool
+    requiredflag: bool
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingActivity:
+    """A processing activity and the legal bases it is linked to (``linked_briefs`` in link
+    order; ``bases`` those of them that still exist)."""
+
+    activity: str
+    title: str
+    script: str
+    fulldesc: str
+    applicableto: str
+    created: int
+    linked_briefs: tuple[str, ...]
+    bases: tuple[LegalBasis, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieScript:
+    """A processing activity's script, and the cookie legal bases that allow it."""
+
+    script: str
+    briefs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSettings:
+    """What a cookie banner needs: the UI settings, the active cookie legal bases and the
+    scripts they allow."""
+
+    ui: JSONObject
+    bases: tuple[LegalBasis, ...]
+    scripts: tuple[CookieScript, ...]
+
+
+def _check_texts(change: BasisChange | ActivityChange) -> None:
+    """Every text a change brings is kept in clear: none may hold a control character
+    (the free texts may hold tabs and line breaks). Errors name the field."""
+    for field in fields(change):
+        value = getattr(change, field.name)
+        if isinstance(value, str):
+            clean_text(field.name, value, multiline=field.name in FREE_TEXTS)
+
+
+@dataclass(frozen=True, slots=True)
+class BasisChange:
+    """What saving a legal basis sets; ``None`` keeps the current value (a new basis's
+    default). ``brief`` renames the basis."""
+
+    brief: str | None = None
+    status: str | None = None
+    requiredflag: bool | None = None
+    requiredmsg: str | None = None
+    module: str | None = None
+    shortdesc: str | None = None
+    fulldesc: str | None = None
+    basistype: str | None = None
+    usercontrol: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityChange:
+    """What saving a processing activity sets; ``None`` keeps the current value.
+    ``activity`` renames it."""
+
+    activity: str | None = None
+    title: str | None = None
+    script: str | None = None
+    fulldesc: str | None = None
+    applicableto: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_texts(self)
+
+
+def _kept(value: str | bool | None, current: Any) -> Any:
+    return current if value is None else value
+
+
 def parse_brief(value: str, message: str = "bad brief format") -> str:
     brief = value.lower()
     if not BRIEF_PATTERN.fullmatch(brief):
@@ -48,113 +147,88 @@ def parse_brief(value: str, message: str = "bad brief format") -> str:
     return brief
 
 
-def _flag(body: dict[str, Any], name: str, current: bool) -> bool:
-    """A boolean field: a JSON boolean, or ``true``/``false`` text from a form."""
-    if name not in body:
-        return current
-    value = body[name]
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise BadRequest(f"{name} must be true or false")
-
-
-def _text(body: dict[str, Any], name: str, current: str) -> str:
-    if name not in body or body[name] is None:
-        return current
-    value = body[name]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadRequest(f"{name} must be text")
-    return clean_text(name, str(value), multiline=name in FREE_TEXTS)
-
-
 def seed(conn: Connection, now: int) -> None:
     """The legal bases every installation starts with: consent to send login codes."""
     for basis in SEEDED_BASES:
-        if repo.get_basis(conn, basis.brief) is None:
-            repo.insert_basis(conn, LegalBasisRow(**{**_as_dict(basis), "created": now}))
+        if catalogue_rows.get_basis(conn, basis.brief) is None:
+            catalogue_rows.insert_basis(conn, LegalBasisRow(**{**_as_dict(basis), "created": now}))
 
 
 def _as_dict(row: LegalBasisRow | ActivityRow) -> dict[str, Any]:
     return {name: getattr(row, name) for name in row.__slots__}
 
 
-def basis_payload(row: LegalBasisRow) -> dict[str, Any]:
-    return {
-        "brief": row.brief,
-        "status": row.status,
-        "module": row.module,
-        "shortdesc": row.shortdesc,
-        "fulldesc": row.fulldesc,
-        "basistype": row.basistype,
-        "requiredmsg": row.requiredmsg,
-        "usercontrol": row.usercontrol,
-        "requiredflag": row.requiredflag,
-        "creationtime": row.created,
-    }
+def _basis(row: LegalBasisRow) -> LegalBasis:
+    return LegalBasis(
+        brief=row.brief,
+        status=row.status,
+        module=row.module,
+        shortdesc=row.shortdesc,
+        fulldesc=row.fulldesc,
+        basistype=row.basistype,
+        requiredmsg=row.requiredmsg,
+        usercontrol=row.usercontrol,
+        requiredflag=row.requiredflag,
+        created=row.created,
+    )
 
 
-def save_basis(work: Work, brief: str, body: dict[str, Any]) -> dict[str, Any]:
+def save_basis(work: Work, brief: str, change: BasisChange) -> None:
     brief = parse_brief(brief)
-    current = repo.get_basis(work.conn, brief, for_update=True)
+    current = catalogue_rows.get_basis(work.conn, brief, for_update=True)
     base = current or LegalBasisRow(brief, ACTIVE, "", "", "", "", "", False, False, work.now)
-    new_brief = parse_brief(_text(body, "brief", brief)) if body.get("brief") else brief
-    status = _text(body, "status", base.status)
-    requiredflag = _flag(body, "requiredflag", base.requiredflag)
-    requiredmsg = _text(body, "requiredmsg", base.requiredmsg)
+    new_brief = parse_brief(change.brief) if change.brief else brief
+    requiredflag: bool = _kept(change.requiredflag, base.requiredflag)
     row = LegalBasisRow(
         brief=new_brief,
-        status=DISABLED if status == DISABLED else ACTIVE,
-        module=_text(body, "module", base.module),
-        shortdesc=_text(body, "shortdesc", base.shortdesc),
-        fulldesc=_text(body, "fulldesc", base.fulldesc),
-        basistype=_text(body, "basistype", base.basistype),
-        requiredmsg=requiredmsg if requiredflag else "",
-        usercontrol=_flag(body, "usercontrol", base.usercontrol),
+        status=DISABLED if _kept(change.status, base.status) == DISABLED else ACTIVE,
+        module=_kept(change.module, base.module),
+        shortdesc=_kept(change.shortdesc, base.shortdesc),
+        fulldesc=_kept(change.fulldesc, base.fulldesc),
+        basistype=_kept(change.basistype, base.basistype),
+        requiredmsg=_kept(change.requiredmsg, base.requiredmsg) if requiredflag else "",
+        usercontrol=_kept(change.usercontrol, base.usercontrol),
         requiredflag=requiredflag,
         created=base.created,
     )
-    if new_brief != brief and repo.get_basis(work.conn, new_brief) is not None:
+    if new_brief != brief and catalogue_rows.get_basis(work.conn, new_brief) is not None:
         raise Conflict("a legal basis with this brief exists already")
     if current is None:
         if new_brief != brief:
             raise NotFound("not found")
-        repo.insert_basis(work.conn, row)
+        catalogue_rows.insert_basis(work.conn, row)
     else:
-        repo.update_basis(work.conn, brief, row)
+        catalogue_rows.update_basis(work.conn, brief, row)
         if new_brief != brief:
-            repo.rename_links(work.conn, brief, new_brief)
-            agreement_repo.rename_brief(work.conn, brief, new_brief)
-    return {"status": "ok"}
+            catalogue_rows.rename_links(work.conn, brief, new_brief)
+            agreement_rows.rename_brief(work.conn, brief, new_brief)
 
 
-def delete_basis(work: Work, brief: str) -> dict[str, Any]:
+def delete_basis(work: Work, brief: str) -> None:
     brief = parse_brief(brief)
-    if repo.get_basis(work.conn, brief, for_update=True) is None:
+    if catalogue_rows.get_basis(work.conn, brief, for_update=True) is None:
         raise NotFound("not found")
-    repo.unlink_brief_everywhere(work.conn, brief)
-    if agreement_repo.count_for_brief(work.conn, brief) == 0:
-        repo.delete_basis(work.conn, brief)
+    catalogue_rows.unlink_brief_everywhere(work.conn, brief)
+    if agreement_rows.count_for_brief(work.conn, brief) == 0:
+        catalogue_rows.delete_basis(work.conn, brief)
     else:
-        agreement_repo.revoke_brief(work.conn, brief, work.now)
-        repo.set_basis_status(work.conn, brief, DELETED)
-    return {"status": "ok"}
+        agreement_rows.revoke_brief(work.conn, brief, work.now)
+        catalogue_rows.set_basis_status(work.conn, brief, DELETED)
 
 
-def list_bases(work: Work) -> dict[str, Any]:
-    rows = [basis_payload(row) for row in repo.list_bases(work.conn)]
-    return {"status": "ok", "total": len(rows), "rows": rows}
+def list_bases(work: Work) -> Page[LegalBasis]:
+    rows = [_basis(row) for row in catalogue_rows.list_bases(work.conn)]
+    return Page(total=len(rows), rows=rows)
 
 
 def known_basis(work: Work, brief: str) -> LegalBasisRow | None:
     """Any legal basis, deleted ones included: their agreements remain readable evidence."""
-    return repo.get_basis(work.conn, brief)
+    return catalogue_rows.get_basis(work.conn, brief)
 
 
 def usable_basis(work: Work, brief: str) -> LegalBasisRow:
     """The legal basis an agreement refers to; a deleted one is gone for new agreements."""
-    basis = repo.get_basis(work.conn, brief)
+    basis = catalogue_rows.get_basis(work.conn, brief)
     if basis is None or basis.status == DELETED:
         raise NotFound("not found")
     return basis
@@ -165,86 +239,80 @@ def parse_activity(value: str) -> str:
     return parse_brief(value, "bad activity format")
 
 
-def save_activity(work: Work, activity: str, body: dict[str, Any]) -> dict[str, Any]:
+def save_activity(work: Work, activity: str, change: ActivityChange) -> None:
     activity = parse_activity(activity)
-    current = repo.get_activity(work.conn, activity)
+    current = catalogue_rows.get_activity(work.conn, activity)
     base = current or ActivityRow(activity, activity, "", "", "", work.now)
-    new_name = (
-        parse_activity(_text(body, "activity", activity)) if body.get("activity") else activity
-    )
+    new_name = parse_activity(change.activity) if change.activity else activity
     row = ActivityRow(
         activity=new_name,
-        title=_text(body, "title", base.title) or new_name,
-        script=_text(body, "script", base.script),
-        fulldesc=_text(body, "fulldesc", base.fulldesc),
-        applicableto=_text(body, "applicableto", base.applicableto),
+        title=_kept(change.title, base.title) or new_name,
+        script=_kept(change.script, base.script),
+        fulldesc=_kept(change.fulldesc, base.fulldesc),
+        applicableto=_kept(change.applicableto, base.applicableto),
         created=base.created,
     )
-    if new_name != activity and repo.get_activity(work.conn, new_name) is not None:
+    if new_name != activity and catalogue_rows.get_activity(work.conn, new_name) is not None:
         raise Conflict("a processing activity with this name exists already")
     if current is None:
-        repo.insert_activity(work.conn, row)
+        catalogue_rows.insert_activity(work.conn, row)
     else:
-        repo.update_activity(work.conn, activity, row)
-    return {"status": "ok"}
+        catalogue_rows.update_activity(work.conn, activity, row)
 
 
-def delete_activity(work: Work, activity: str) -> dict[str, Any]:
+def delete_activity(work: Work, activity: str) -> None:
     activity = parse_activity(activity)
-    if repo.get_activity(work.conn, activity) is None:
+    if catalogue_rows.get_activity(work.conn, activity) is None:
         raise NotFound("not found")
-    repo.delete_activity(work.conn, activity)
-    return {"status": "ok"}
+    catalogue_rows.delete_activity(work.conn, activity)
 
 
-def link_activity(work: Work, activity: str, brief: str, *, linked: bool) -> dict[str, Any]:
+def link_activity(work: Work, activity: str, brief: str, *, linked: bool) -> None:
     activity = parse_activity(activity)
     brief = parse_brief(brief)
-    if repo.get_activity(work.conn, activity) is None:
+    if catalogue_rows.get_activity(work.conn, activity) is None:
         raise NotFound("not found")
     if linked:
-        if repo.get_basis(work.conn, brief) is None:
+        if catalogue_rows.get_basis(work.conn, brief) is None:
             raise NotFound("not found")
-        repo.link(work.conn, activity, brief)
+        catalogue_rows.link(work.conn, activity, brief)
     else:
-        repo.unlink(work.conn, activity, brief)
-    return {"status": "ok"}
+        catalogue_rows.unlink(work.conn, activity, brief)
 
 
-def list_activities(work: Work) -> dict[str, Any]:
-    links = repo.linked_briefs(work.conn)
-    bases = {row.brief: row for row in repo.list_bases(work.conn)}
+def list_activities(work: Work) -> Page[ProcessingActivity]:
+    links = catalogue_rows.linked_briefs(work.conn)
+    bases = {row.brief: _basis(row) for row in catalogue_rows.list_bases(work.conn)}
     rows = []
-    for activity in repo.list_activities(work.conn):
-        briefs = links.get(activity.activity, [])
+    for activity in catalogue_rows.list_activities(work.conn):
+        briefs = tuple(links.get(activity.activity, []))
         rows.append(
-            {
-                "activity": activity.activity,
-                "title": activity.title,
-                "script": activity.script,
-                "fulldesc": activity.fulldesc,
-                "legalbasis": ",".join(briefs),
-                "applicableto": activity.applicableto,
-                "creationtime": activity.created,
-                "briefs": [basis_payload(bases[b]) for b in briefs if b in bases],
-            }
+            ProcessingActivity(
+                activity=activity.activity,
+                title=activity.title,
+                script=activity.script,
+                fulldesc=activity.fulldesc,
+                applicableto=activity.applicableto,
+                created=activity.created,
+                linked_briefs=briefs,
+                bases=tuple(bases[b] for b in briefs if b in bases),
+            )
         )
-    return {"status": "ok", "total": len(rows), "rows": rows}
+    return Page(total=len(rows), rows=rows)
 
 
-def cookie_settings(work: Work) -> dict[str, Any]:
+def cookie_settings(work: Work) -> CookieSettings:
     """What a cookie banner needs: the active cookie legal bases and their scripts."""
-    bases = repo.list_bases(work.conn, status=ACTIVE, module=COOKIE_MODULE)
+    bases = catalogue_rows.list_bases(work.conn, status=ACTIVE, module=COOKIE_MODULE)
     cookie_briefs = {row.brief for row in bases}
-    links = repo.linked_briefs(work.conn)
+    links = catalogue_rows.linked_briefs(work.conn)
     scripts = []
-    for activity in repo.list_activities(work.conn):
-        briefs = [b for b in links.get(activity.activity, []) if b in cookie_briefs]
+    for activity in catalogue_rows.list_activities(work.conn):
+        briefs = tuple(b for b in links.get(activity.activity, []) if b in cookie_briefs)
         if activity.script and briefs:
-            scripts.append({"script": activity.script, "briefs": briefs})
-    return {
-        "status": "ok",
-        "ui": work.settings.ui_configuration(),
-        "rows": [basis_payload(row) for row in bases],
-        "scripts": scripts,
-    }
+            scripts.append(CookieScript(activity.script, briefs))
+    return CookieSettings(
+        ui=work.settings.ui_configuration(),
+        bases=tuple(_basis(row) for row in bases),
+        scripts=tuple(scripts),
+    )

@@ -17,6 +17,8 @@ the counted rate-limit hit and the counted wrong attempt must outlive the refusa
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from databunker.crypto import DataKey
@@ -27,8 +29,8 @@ from databunker.services.context import Work
 from databunker.services.identity import normalise
 from databunker.services.outbox import enqueue_email, enqueue_sms
 from databunker.services.users import open_user
-from databunker.storage import login as store
-from databunker.storage import repositories as repo
+from databunker.storage import login as login_rows
+from databunker.storage import repositories as user_rows
 from databunker.storage.repositories import UserRow
 
 LOGIN_MODES = ("email", "phone")
@@ -44,6 +46,23 @@ LOGIN_LIMITS = (10, 60)
 CAPTCHA_ADDRESS_LIMIT = 120
 
 INVALID_CODE = "invalid code"
+
+
+class PreloginOutcome(Enum):
+    """How a prelogin ended. A failed captcha is a refusal that is answered, not raised, so
+    that the spent captcha stays spent."""
+
+    CODE_SENT = "done"
+    CAPTCHA_FAILED = "captcha-error"
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccess:
+    """A successful login: ``xtoken`` is the new user access token (a secret for the
+    person's client alone), ``user_token`` the person it opens."""
+
+    xtoken: str = field(repr=False)
+    user_token: str
 
 
 def parse_login_mode(mode: str) -> str:
@@ -68,7 +87,7 @@ def _code_hash(work: Work, identity_idx: bytes, code: str) -> bytes:
 def limit(work: Work, action: str, scope: str, value: str, most: int) -> None:
     """Count one hit for (action, scope, value); RateLimited beyond ``most`` per window."""
     bucket = work.keyring.hash_secret("rate-limit", f"{action}\x00{scope}\x00{value}")
-    if store.hit(work.conn, bucket, work.now, RATE_WINDOW) > most:
+    if login_rows.hit(work.conn, bucket, work.now, RATE_WINDOW) > most:
         raise RateLimited()
 
 
@@ -81,7 +100,7 @@ def _limit_both(
 
 
 def _live_user(work: Work, mode: str, identity_idx: bytes) -> UserRow | None:
-    row = repo.find_user_by_index(work.conn, mode, identity_idx)
+    row = user_rows.find_user_by_index(work.conn, mode, identity_idx)
     if row is None or row.erased or row.data_key is None:
         return None
     return row
@@ -96,7 +115,7 @@ def _audit_subject(work: Work, row: UserRow, identity: str, key: DataKey | None 
 
 def prelogin(
     work: Work, mode: str, identity: str, answer: str, captcha_id: str, address: str
-) -> dict[str, Any]:
+) -> PreloginOutcome:
     """Send a login code to an existing person; the answer never says whether one exists.
 
     Known and unknown identities take the same path, with the same statements, before the
@@ -105,8 +124,8 @@ def prelogin(
     parse_login_mode(mode)
     work.audit.record(mode=mode)
     if work.settings.generic.login_captcha and not spend_captcha(work, captcha_id, answer):
-        work.audit.refused("captcha-error")
-        return {"status": "error", "result": "captcha-error"}
+        work.audit.refused(PreloginOutcome.CAPTCHA_FAILED.value)
+        return PreloginOutcome.CAPTCHA_FAILED
     identity_idx, _normalised = _identity_index(work, mode, identity)
     _limit_both(work, "prelogin", identity_idx, address, PRELOGIN_LIMITS)
     row = _live_user(work, mode, identity_idx)
@@ -116,7 +135,7 @@ def prelogin(
         _audit_subject(work, row, identity, key)
         recipient = _stored_address(work, mode, profile)
     _issue_code(work, mode, identity_idx, row.token if row else work.random.token(), recipient)
-    return {"status": "ok", "result": "done"}
+    return PreloginOutcome.CODE_SENT
 
 
 def _stored_address(work: Work, mode: str, profile: dict[str, Any]) -> str | None:
@@ -132,7 +151,7 @@ def _issue_code(
     work: Work, mode: str, identity_idx: bytes, owner: str, recipient: str | None
 ) -> None:
     code = DEMO_CODE if work.context.demo else work.random.digits(CODE_DIGITS)
-    store.put_login_code(
+    login_rows.put_login_code(
         work.conn,
         identity_idx=identity_idx,
         user_token=owner,
@@ -148,35 +167,37 @@ def _issue_code(
         enqueue_sms(work, recipient, f"Databunker code {code}")
 
 
-def login(work: Work, mode: str, identity: str, code: str, address: str) -> dict[str, Any]:
+def login(work: Work, mode: str, identity: str, code: str, address: str) -> UserAccess:
     """Trade a valid pending code for a user access token; every failure looks the same."""
     parse_login_mode(mode)
     work.audit.record(mode=mode)
     identity_idx, normalised = _identity_index(work, mode, identity)
     _limit_both(work, "login", identity_idx, address, LOGIN_LIMITS)
-    pending = store.find_login_code(work.conn, identity_idx) if normalised is not None else None
+    pending = (
+        login_rows.find_login_code(work.conn, identity_idx) if normalised is not None else None
+    )
     if pending is None:
         raise BadRequest(INVALID_CODE)
     row = _live_user(work, mode, identity_idx)
     if pending.expires <= work.now or row is None or row.token != pending.user_token:
-        store.delete_login_code(work.conn, identity_idx)
+        login_rows.delete_login_code(work.conn, identity_idx)
         raise BadRequest(INVALID_CODE)
     _audit_subject(work, row, identity)
     presented = _code_hash(work, identity_idx, code[:MAX_CODE_LENGTH])
     right = len(code) <= MAX_CODE_LENGTH and hmac.compare_digest(presented, pending.code_hash)
     if not right:
-        if store.count_failed_attempt(work.conn, identity_idx) >= MAX_WRONG_ATTEMPTS:
-            store.delete_login_code(work.conn, identity_idx)
+        if login_rows.count_failed_attempt(work.conn, identity_idx) >= MAX_WRONG_ATTEMPTS:
+            login_rows.delete_login_code(work.conn, identity_idx)
         raise BadRequest(INVALID_CODE)
-    if not store.take_login_code(work.conn, identity_idx, pending.code_hash):
+    if not login_rows.take_login_code(work.conn, identity_idx, pending.code_hash):
         raise BadRequest(INVALID_CODE)  # spent by a concurrent login
     return _issue_user_token(work, row.token)
 
 
-def _issue_user_token(work: Work, user_token: str) -> dict[str, Any]:
+def _issue_user_token(work: Work, user_token: str) -> UserAccess:
     xtoken = work.random.token()
     token_hash = access_token_hash(work.keyring, xtoken)
-    repo.insert_access_token(
+    user_rows.insert_access_token(
         work.conn,
         token_hash=token_hash,
         kind=LOGIN_KIND,
@@ -185,22 +206,21 @@ def _issue_user_token(work: Work, user_token: str) -> dict[str, Any]:
         expires=work.now + work.settings.policy.user_token_seconds,
     )
     work.audit.record(msg=f"generated: {token_hash.hex()[:16]}")
-    return {"status": "ok", "xtoken": xtoken, "token": user_token}
+    return UserAccess(xtoken=xtoken, user_token=user_token)
 
 
-def logout(work: Work, presented: str | None) -> dict[str, Any]:
+def logout(work: Work, presented: str | None) -> None:
     """Revoke the user access token presented with this request."""
     user_token = work.principal.user_token
     if not work.principal.is_user or user_token is None or not presented:
         raise BadRequest("only a user token can log out")
     work.audit.record(user_token=user_token)
-    store.revoke_access_token(
+    login_rows.revoke_access_token(
         work.conn,
         token_hash=access_token_hash(work.keyring, presented),
         kind=LOGIN_KIND,
         user_token=user_token,
     )
-    return {"status": "ok"}
 
 
 def limit_captchas(work: Work, address: str) -> None:
@@ -209,12 +229,12 @@ def limit_captchas(work: Work, address: str) -> None:
 
 # -- periodic purges -----------------------------------------------------------------------
 def purge_expired_login_codes(work: Work) -> int:
-    return store.purge_expired_login_codes(work.conn, work.now)
+    return login_rows.purge_expired_login_codes(work.conn, work.now)
 
 
 def purge_stale_rate_limits(work: Work) -> int:
-    return store.purge_stale_rate_limits(work.conn, work.now - RATE_WINDOW)
+    return login_rows.purge_stale_rate_limits(work.conn, work.now - RATE_WINDOW)
 
 
 def purge_expired_user_tokens(work: Work) -> int:
-    return store.purge_expired_access_tokens(work.conn, LOGIN_KIND, work.now)
+    return login_rows.purge_expired_access_tokens(work.conn, LOGIN_KIND, work.now)

@@ -10,23 +10,35 @@ linked to that person, and learns nothing about any other session, not even whet
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from databunker.crypto import DataKey, is_uuid, value_context
 from databunker.errors import AccessDenied, NotFound
 from databunker.services import documents
 from databunker.services.context import AuditEvent, Work
+from databunker.services.documents import JSONObject
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import plain_text, require_uuid
+from databunker.services.results import Page
 from databunker.services.users import find_user, resolve_user
-from databunker.storage import repositories as user_repo
-from databunker.storage import sessions as repo
+from databunker.storage import repositories as user_rows
+from databunker.storage import sessions as session_rows
 from databunker.storage.repositories import UserRow
-
-JSONObject = dict[str, Any]
 
 # The body keys that link a session to a person, in the order they are tried.
 LINK_FIELDS = ("login", "email", "phone", "custom", "token")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A live session: its id, when it was created, last written and ends, and the object
+    the application stored in it."""
+
+    session: str
+    created: int
+    updated: int
+    expires: int
+    data: JSONObject
 
 
 def _key_owner(session: str) -> str:
@@ -37,7 +49,7 @@ def _context(session: str, user_token: str | None) -> bytes:
     return value_context("sessions", "data", session, user_token or "")
 
 
-def open_session_data(work: Work, row: repo.SessionRow) -> JSONObject:
+def open_session_data(work: Work, row: session_rows.SessionRow) -> JSONObject:
     """The session object as it was posted (for a live session the caller may read)."""
     key = work.keyring.unwrap(row.data_key, _key_owner(row.session))
     data: JSONObject = documents.decode(
@@ -64,13 +76,13 @@ def _linked_person(work: Work, data: JSONObject) -> UserRow | None:
 def _person_key(work: Work, user_token: str | None) -> DataKey | None:
     if user_token is None:
         return None
-    row = user_repo.get_user(work.conn, user_token)
+    row = user_rows.get_user(work.conn, user_token)
     if row is None or row.data_key is None:
         return None
     return work.keyring.unwrap(row.data_key, row.token)
 
 
-def _file_event(work: Work, session: str, row: repo.SessionRow | None) -> None:
+def _file_event(work: Work, session: str, row: session_rows.SessionRow | None) -> None:
     if not work.audited:
         return
     work.audit.record(mode="session", who=session)
@@ -78,11 +90,21 @@ def _file_event(work: Work, session: str, row: repo.SessionRow | None) -> None:
         work.audit.record(subject=(row.user_token, _person_key(work, row.user_token)))
 
 
-def _live(work: Work, row: repo.SessionRow | None) -> repo.SessionRow | None:
+def _view(work: Work, row: session_rows.SessionRow) -> SessionView:
+    return SessionView(
+        session=row.session,
+        created=row.created,
+        updated=row.updated,
+        expires=row.expires,
+        data=open_session_data(work, row),
+    )
+
+
+def _live(work: Work, row: session_rows.SessionRow | None) -> session_rows.SessionRow | None:
     return row if row is not None and row.expires > work.now else None
 
 
-def upsert_session(work: Work, session: str, data: JSONObject) -> JSONObject:
+def upsert_session(work: Work, session: str, data: JSONObject) -> None:
     """Create the session or overwrite it whole (express-session's ``set`` and ``touch``).
 
     The object is stored as posted; its ``expiration`` sets the lifetime, never beyond
@@ -95,7 +117,7 @@ def upsert_session(work: Work, session: str, data: JSONObject) -> JSONObject:
     person = _linked_person(work, data)
     user_token = person.token if person is not None else None
     key = DataKey.generate()
-    repo.upsert_session(
+    session_rows.upsert_session(
         work.conn,
         session=session,
         user_token=user_token,
@@ -116,12 +138,11 @@ def upsert_session(work: Work, session: str, data: JSONObject) -> JSONObject:
                 data_key=work.keyring.unwrap(wrapped, person.token) if wrapped else None,
             )
         )
-    return {"status": "ok", "session": session}
 
 
-def get_session(work: Work, session: str) -> JSONObject:
+def get_session(work: Work, session: str) -> SessionView:
     require_uuid(session)
-    row = repo.get_session(work.conn, session)
+    row = session_rows.get_session(work.conn, session)
     _file_event(work, session, row)
     live = _live(work, row)
     if not work.principal.is_root and (
@@ -130,22 +151,14 @@ def get_session(work: Work, session: str) -> JSONObject:
         raise AccessDenied()
     if live is None:
         raise NotFound("not found")
-    return {
-        "status": "ok",
-        "session": session,
-        "when": live.updated,
-        "data": open_session_data(work, live),
-    }
+    return _view(work, live)
 
 
-def delete_session(work: Work, session: str) -> JSONObject:
-    """Root only; deleting a session that is not there is done too."""
-    if not work.principal.is_root:
-        raise AccessDenied()
+def delete_session(work: Work, session: str) -> None:
+    """Deleting a session that is not there is done too (its route is root's)."""
     require_uuid(session)
-    removed = repo.delete_session(work.conn, session)
+    removed = session_rows.delete_session(work.conn, session)
     _file_event(work, session, removed)
-    return {"status": "ok"}
 
 
 def list_user_sessions(
@@ -154,27 +167,16 @@ def list_user_sessions(
     identity: str,
     offset: int,
     limit: int,
-    *,
-    with_lifetime: bool = False,
-) -> JSONObject:
-    """A page of the person's live sessions, most recently written first.
-
-    ``with_lifetime`` adds each session's ``created`` and ``expires`` times (the privacy
-    portal shows them; v1's rows carry neither).
-    """
+) -> Page[SessionView]:
+    """A page of the person's live sessions, most recently written first."""
     person, _key, _profile = resolve_user(work, mode, identity)
-    total = repo.count_live_user_sessions(work.conn, person.token, work.now)
-    rows = repo.live_user_sessions(work.conn, person.token, work.now, offset=offset, limit=limit)
-    listed = []
-    for r in rows:
-        entry: JSONObject = {"when": r.updated, "session": r.session}
-        if with_lifetime:
-            entry.update(created=r.created, expires=r.expires)
-        entry["data"] = open_session_data(work, r)
-        listed.append(entry)
-    return {"status": "ok", "total": total, "rows": listed}
+    total = session_rows.count_live_user_sessions(work.conn, person.token, work.now)
+    rows = session_rows.live_user_sessions(
+        work.conn, person.token, work.now, offset=offset, limit=limit
+    )
+    return Page(total=total, rows=[_view(work, row) for row in rows])
 
 
 def purge_expired_sessions(work: Work) -> int:
     """The periodic job: delete every session whose time is up."""
-    return repo.purge_expired_sessions(work.conn, work.now)
+    return session_rows.purge_expired_sessions(work.conn, work.now)

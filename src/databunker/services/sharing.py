@@ -12,6 +12,7 @@ sessions; erasing the person deletes their shared records.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from databunker.crypto import DataKey
@@ -23,10 +24,10 @@ from databunker.services.identity import require_uuid
 from databunker.services.sessions import open_session_data
 from databunker.services.text import clean_text
 from databunker.services.users import open_user, resolve_user
-from databunker.storage import apps as app_records
-from databunker.storage import repositories as users_repo
-from databunker.storage import sessions
-from databunker.storage import sharing as repo
+from databunker.storage import apps as app_rows
+from databunker.storage import repositories as user_rows
+from databunker.storage import sessions as session_rows
+from databunker.storage import sharing as shared_record_rows
 
 # The field a shared record names to reveal the person's token rather than a stored value.
 TOKEN_FIELD = "token"  # noqa: S105 - a field name, not a secret
@@ -36,6 +37,24 @@ MAX_PARTNER_LENGTH = 128
 SESSION_NOT_SHAREABLE = "the session does not belong to this user"
 
 
+@dataclass(frozen=True, slots=True)
+class SharedRecordCreated:
+    """A new shared record: ``record`` is its token, the capability to hand out."""
+
+    record: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRecordView:
+    """What a shared record reveals: the selected fields of its source (the whole source
+    when it names none), and which app record or session that source is, if not the
+    profile."""
+
+    data: Any
+    app: str | None = None
+    session: str | None = None
+
+
 def record_hash(work: Work, record: str) -> bytes:
     # UUIDs are case-insensitive; the hash is over the canonical lower-case form.
     return work.keyring.hash_secret("shared-record", record.lower())
@@ -43,13 +62,13 @@ def record_hash(work: Work, record: str) -> bytes:
 
 # -- the sources ------------------------------------------------------------------------------
 def _read_app(work: Work, user_token: str, key: DataKey, app: str) -> Any | None:
-    found = app_records.get_app_record(work.conn, user_token, app)
+    found = app_rows.get_app_record(work.conn, user_token, app)
     return open_app_record(key, found) if found is not None else None
 
 
-def _live_session(work: Work, session: str, user_token: str) -> sessions.SessionRow | None:
+def _live_session(work: Work, session: str, user_token: str) -> session_rows.SessionRow | None:
     """The session, if it is the person's and has not expired."""
-    found = sessions.get_session(work.conn, session)
+    found = session_rows.get_session(work.conn, session)
     if found is None or found.user_token != user_token or found.expires <= work.now:
         return None
     return found
@@ -114,7 +133,7 @@ def _value_at(document: Any, path: str) -> Any:
 # -- operations -------------------------------------------------------------------------------
 def create_shared_record(
     work: Work, mode: str, identity: str, body: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> SharedRecordCreated:
     row, key, _profile = resolve_user(work, mode, identity)
     if row.erased is not None or key is None:
         raise NotFound("user record not found")
@@ -122,7 +141,7 @@ def create_shared_record(
     fields = body.get("fields")
     paths = parse_fields(clean_text("fields", fields) if isinstance(fields, str) else fields)
     app = _app_name(body.get("app"))
-    if app is not None and app_records.get_app_record(work.conn, row.token, app) is None:
+    if app is not None and app_rows.get_app_record(work.conn, row.token, app) is None:
         raise NotFound("app not found")
     session = _optional_text(body, "session")
     if session is not None:
@@ -139,9 +158,9 @@ def create_shared_record(
         work.settings.policy.max_shareable_record_retention_seconds,
     )
     record = work.random.token()
-    repo.insert_shared_record(
+    shared_record_rows.insert_shared_record(
         work.conn,
-        repo.ShareableRecord(
+        shared_record_rows.ShareableRecord(
             record_hash=record_hash(work, record),
             user_token=row.token,
             partner=partner,
@@ -153,44 +172,43 @@ def create_shared_record(
         ),
     )
     work.audit.record(msg="shared record created")
-    return {"status": "ok", "record": record}
+    return SharedRecordCreated(record)
 
 
-def get_shared_record(work: Work, record: str) -> dict[str, Any]:
+def get_shared_record(work: Work, record: str) -> SharedRecordView:
     """The anonymous read: whoever holds the record token sees what it names, until expiry."""
     work.audit.record(mode="record")
     require_uuid(record)
-    shared = repo.find_shared_record(work.conn, record_hash(work, record))
+    shared = shared_record_rows.find_shared_record(work.conn, record_hash(work, record))
     # Unknown and expired look the same: a guesser learns nothing.
     if shared is None or shared.expires <= work.now:
         raise AccessDenied()
     work.audit.record(user_token=shared.user_token, app=shared.app)
-    user = users_repo.get_user(work.conn, shared.user_token)
+    user = user_rows.get_user(work.conn, shared.user_token)
     if user is None or user.erased is not None:
         raise AccessDenied()
     key, profile = open_user(work, user)
     if key is None:
         raise AccessDenied()
-    answer: dict[str, Any] = {"status": "ok"}
     source: Any
     if shared.app is not None:
         source = _read_app(work, user.token, key, shared.app)
         if source is None:
             raise NotFound("not found")
-        answer["app"] = shared.app
     elif shared.session is not None:
         found = _live_session(work, shared.session, user.token)
         if found is None:
             raise AccessDenied()
         source = open_session_data(work, found)
-        answer["session"] = shared.session
     else:
         source = profile
     paths = parse_fields(shared.fields)
-    answer["data"] = select_fields(source, paths, user.token) if paths else source
-    return answer
+    data = select_fields(source, paths, user.token) if paths else source
+    # A record names an app record or a session, never both (the app wins, as when read).
+    session = shared.session if shared.app is None else None
+    return SharedRecordView(data=data, app=shared.app, session=session)
 
 
 def purge_expired_shared_records(work: Work) -> int:
     """Periodic job: expired shared records are deleted."""
-    return repo.delete_expired_shared_records(work.conn, work.now)
+    return shared_record_rows.delete_expired_shared_records(work.conn, work.now)

@@ -11,7 +11,9 @@ from databunker.services.identity import lenient_indexes
 from databunker.services.legal import seed as seed_legal_bases
 from databunker.services.users import profile_context
 from databunker.storage import Database, migrate, schema_version
-from databunker.storage import repositories as repo
+from databunker.storage import repositories as access_token_rows
+from databunker.storage import repositories as meta_rows
+from databunker.storage import repositories as user_rows
 from databunker.storage.prepared import savepoint
 
 KEY_CHECK = "key_check"
@@ -31,11 +33,12 @@ def initialise(database: Database, keyring: Keyring, root_token: str, now: int) 
         raise VaultStateError("the root token must be a UUID")
     migrate(database)
     with database.transaction() as conn:
-        if repo.get_meta(conn, KEY_CHECK) is not None or repo.has_root_token(conn):
+        initialised = meta_rows.get_meta(conn, KEY_CHECK) is not None
+        if initialised or access_token_rows.has_root_token(conn):
             raise VaultStateError("the database is already initialised")
-        repo.set_meta(conn, KEY_CHECK, keyring.check_value())
-        repo.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
-        repo.insert_access_token(
+        meta_rows.set_meta(conn, KEY_CHECK, keyring.check_value())
+        meta_rows.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
+        access_token_rows.insert_access_token(
             conn,
             token_hash=access_token_hash(keyring, root_token),
             kind=ROOT_KIND,
@@ -49,7 +52,7 @@ def open_vault(database: Database, keyring: Keyring, default_country: str = "GB"
     """Refuse an uninitialised database or a master key that is not the database's; bring
     its schema and its lookup indexes up to date."""
     with database.transaction() as conn:
-        stored = repo.get_meta(conn, KEY_CHECK) if schema_version(conn) > 0 else None
+        stored = meta_rows.get_meta(conn, KEY_CHECK) if schema_version(conn) > 0 else None
     if stored is None:
         raise VaultStateError("the database is not initialised: run `databunker init` first")
     if not keyring.matches(stored):
@@ -67,10 +70,10 @@ def reindex_identities(database: Database, keyring: Keyring, default_country: st
     stays, reachable by its token, but no longer answers for the identity it imitates."""
     changed = 0
     with database.transaction() as conn:
-        if repo.get_meta(conn, IDENTITY_FORM) == CURRENT_IDENTITY_FORM:
+        if meta_rows.get_meta(conn, IDENTITY_FORM) == CURRENT_IDENTITY_FORM:
             return 0
         offset = 0
-        while batch := repo.list_users(conn, offset=offset, limit=REINDEX_BATCH):
+        while batch := user_rows.list_users(conn, offset=offset, limit=REINDEX_BATCH):
             offset += len(batch)
             for row in batch:
                 if row.data_key is None or row.profile is None:
@@ -78,15 +81,15 @@ def reindex_identities(database: Database, keyring: Keyring, default_country: st
                 key = keyring.unwrap(row.data_key, row.token)
                 profile = documents.decode(key.decrypt(row.profile, profile_context(row.token)))
                 indexes = lenient_indexes(profile, keyring, default_country)
-                if indexes == repo.user_indexes(conn, row.token):
+                if indexes == user_rows.user_indexes(conn, row.token):
                     continue
                 try:
                     with savepoint(conn, "reindex"):
-                        repo.set_user_indexes(conn, row.token, indexes)
+                        user_rows.set_user_indexes(conn, row.token, indexes)
                     changed += 1
                 except sa.exc.IntegrityError:
                     # Two records now share one identity (a login once stored in two Unicode
                     # forms): the one indexed first keeps it, the other keeps its old index.
                     continue
-        repo.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
+        meta_rows.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
     return changed

@@ -58,8 +58,8 @@ def _dashboard(work: Work) -> Payload:
     return {
         "open_total": waiting["total"],
         "latest": waiting["rows"],
-        "bases": legal.list_bases(work)["total"],
-        "activities": legal.list_activities(work)["total"],
+        "bases": legal.list_bases(work).total,
+        "activities": legal.list_activities(work).total,
     }
 
 
@@ -88,13 +88,10 @@ async def sign_in(request: Request) -> Response:
     except RateLimited:
         message = "Too many sign-in attempts from this address. Try again later."
         return _signin_page(request, message, status=429)
-    assert isinstance(answer, dict)
-    if answer.get("result") == admin_sessions.WRONG_TOKEN:
+    if answer is admin_sessions.SignInRefused.WRONG_TOKEN:
         return _signin_page(request, "This token is not valid.", status=403)
     response = redirect(request, HOME)
-    pages.start_session(
-        request, response, str(answer["session"]), SESSION, lifetime=int(answer["lifetime"])
-    )
+    pages.start_session(request, response, answer.session, SESSION, lifetime=answer.lifetime)
     return response
 
 
@@ -209,9 +206,9 @@ async def audit_page(request: Request) -> Response:
     else:
         view = await as_admin(request, lambda work: audit.list_all_events(work, offset, PAGE_SIZE))
     context = {
-        "rows": view["rows"],
+        "rows": view.rows,
         "token": user_token,
-        "paging": paging(number, view["total"]),
+        "paging": paging(number, view.total),
     }
     return render(request, "admin/audit.html", context)
 
@@ -219,11 +216,10 @@ async def audit_page(request: Request) -> Response:
 @page
 async def audit_event_page(request: Request) -> Response:
     atoken = request.path_params["atoken"]
-    answer = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
-    event = answer["event"]
+    event = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
     changes = (
-        field_changes(event.get("before"), event.get("after"))
-        if "before" in event or "after" in event
+        field_changes(event.before, event.after)
+        if event.before is not None or event.after is not None
         else []
     )
     context = {"atoken": atoken, "event": event, "changes": changes}

@@ -35,8 +35,8 @@ CATALOGUE = "/admin/legal"
 
 def _catalogue(work: Work) -> dict[str, Any]:
     return {
-        "bases": legal.list_bases(work)["rows"],
-        "activities": legal.list_activities(work)["rows"],
+        "bases": legal.list_bases(work).rows,
+        "activities": legal.list_activities(work).rows,
     }
 
 
@@ -58,18 +58,19 @@ async def _basis_form(request: Request, brief: str | None) -> Response:
         view = _catalogue(work)
         if brief is None:
             return {"basis": None}
-        found = next((b for b in view["bases"] if b["brief"] == brief), None)
+        found = next((b for b in view["bases"] if b.brief == brief), None)
         if found is None:
             raise NotFound()
         return {"basis": found}
 
     view = await as_admin(request, operation)
-    basis = view["basis"] or {"basistype": "consent", "module": "other", "status": "active"}
+    found: legal.LegalBasis | None = view["basis"]
+    basis_type, module = (found.basistype, found.module) if found else ("consent", "other")
     context = {
-        "basis": basis,
-        "new": view["basis"] is None,
-        "basis_types": _choices(BASIS_TYPES, basis["basistype"]),
-        "modules": _choices(MODULES, basis["module"]),
+        "basis": found or {"basistype": basis_type, "module": module, "status": legal.ACTIVE},
+        "new": found is None,
+        "basis_types": _choices(BASIS_TYPES, basis_type),
+        "modules": _choices(MODULES, module),
     }
     return render(request, "admin/basis.html", context)
 
@@ -89,18 +90,24 @@ async def save_basis(request: Request) -> Response:
     fields = await form(request)
     original = fields.get("original", "")
     brief = fields.get("brief", "").strip()
-    body: dict[str, Any] = {name: fields.get(name, "") for name in BASIS_TEXTS}
-    body["status"] = fields.get("status", legal.ACTIVE)
-    # An unticked box is absent from the form: it means false here, not "keep".
-    body["usercontrol"] = "true" if fields.get("usercontrol") else "false"
-    body["requiredflag"] = "true" if fields.get("requiredflag") else "false"
 
-    def operation(work: Work) -> Payload:
+    def change(rename: str | None) -> legal.BasisChange:
+        return legal.BasisChange(
+            brief=rename or None,
+            status=fields.get("status", legal.ACTIVE),
+            # An unticked box is absent from the form: it means false here, not "keep".
+            requiredflag=bool(fields.get("requiredflag")),
+            usercontrol=bool(fields.get("usercontrol")),
+            **{name: fields.get(name, "") for name in BASIS_TEXTS},
+        )
+
+    def operation(work: Work) -> None:
         if original:
-            return legal.save_basis(work, original, {**body, "brief": brief})
+            legal.save_basis(work, legal.parse_brief(original), change(brief))
+            return
         if legal.known_basis(work, legal.parse_brief(brief)) is not None:
             raise Conflict("a legal basis with this brief exists already")
-        return legal.save_basis(work, brief, body)
+        legal.save_basis(work, brief, change(None))
 
     await as_admin(request, operation)
     return redirect(request, CATALOGUE + "?done=basis-saved")
@@ -122,18 +129,18 @@ async def _activity_form(request: Request, activity: str | None) -> Response:
         view = _catalogue(work)
         if activity is None:
             return {"activity": None, "bases": view["bases"]}
-        found = next((a for a in view["activities"] if a["activity"] == activity), None)
+        found = next((a for a in view["activities"] if a.activity == activity), None)
         if found is None:
             raise NotFound()
         return {"activity": found, "bases": view["bases"]}
 
     view = await as_admin(request, operation)
-    current = view["activity"] or {"legalbasis": ""}
+    found: legal.ProcessingActivity | None = view["activity"]
     context = {
-        "activity": current,
-        "new": view["activity"] is None,
+        "activity": found or {},
+        "new": found is None,
         "bases": view["bases"],
-        "linked": set(filter(None, current["legalbasis"].split(","))),
+        "linked": set(found.linked_briefs) if found else set(),
     }
     return render(request, "admin/activity.html", context)
 
@@ -150,9 +157,9 @@ async def edit_activity(request: Request) -> Response:
 
 def _linked(work: Work, activity: str) -> set[str] | None:
     """The briefs linked to the activity, or None if there is no such activity."""
-    for row in legal.list_activities(work)["rows"]:
-        if row["activity"] == activity:
-            return set(filter(None, row["legalbasis"].split(",")))
+    for row in legal.list_activities(work).rows:
+        if row.activity == activity:
+            return set(row.linked_briefs)
     return None
 
 
@@ -162,23 +169,23 @@ async def save_activity(request: Request) -> Response:
     ticked = (await request.form()).getlist("legalbasis")
     original = fields.get("original", "")
     name = fields.get("activity", "").strip()
-    body: dict[str, Any] = {field: fields.get(field, "") for field in ACTIVITY_TEXTS}
+    texts = {field: fields.get(field, "") for field in ACTIVITY_TEXTS}
     wanted = {v for v in ticked if isinstance(v, str)}
 
-    def operation(work: Work) -> Payload:
+    def operation(work: Work) -> None:
         activity = legal.parse_activity(name)
         if original:
-            legal.save_activity(work, original, {**body, "activity": activity})
+            change = legal.ActivityChange(activity=activity, **texts)
+            legal.save_activity(work, legal.parse_activity(original), change)
         else:
             if _linked(work, activity) is not None:
                 raise Conflict("a processing activity with this name exists already")
-            legal.save_activity(work, activity, body)
+            legal.save_activity(work, activity, legal.ActivityChange(**texts))
         linked = _linked(work, activity) or set()
         for brief in sorted(wanted - linked):
             legal.link_activity(work, activity, brief, linked=True)
         for brief in sorted(linked - wanted):
             legal.link_activity(work, activity, brief, linked=False)
-        return {"status": "ok"}
 
     await as_admin(request, operation)
     return redirect(request, CATALOGUE + "?done=activity-saved")

@@ -110,10 +110,10 @@ async def person(request: Request) -> Response:
         "secret_keys": SECRET_KEYS,
         "consents": consents["rows"],
         "apps": app_names["apps"],
-        "sessions": live_sessions["total"],
+        "sessions": live_sessions.total,
         "waiting": waiting["rows"],
-        "trail": trail["rows"],
-        "paging": paging(number, trail["total"]),
+        "trail": trail.rows,
+        "paging": paging(number, trail.total),
     }
     return render(request, "admin/person.html", context)
 

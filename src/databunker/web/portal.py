@@ -46,15 +46,14 @@ async def _new_captcha(request: Request) -> str | None:
         return None
     address = request.client.host if request.client else "unknown"
 
-    def operation(work: Work) -> Payload:
+    def operation(work: Work) -> captcha.IssuedCaptcha:
         login.limit_captchas(work, address)
         return captcha.create_captcha(work)
 
-    created = await pages.call(
+    created: captcha.IssuedCaptcha = await pages.call(
         request, operation, access=Access.PUBLIC, credential=NO_CREDENTIAL, keep_spent=True
     )
-    assert isinstance(created, dict)
-    return str(created["captcha"])
+    return created.captcha_id
 
 
 async def _signin_page(
@@ -104,7 +103,7 @@ async def send_code(request: Request) -> Response:
         title=f"user prelogin by {mode}",
         keep_spent=True,
     )
-    if isinstance(answer, dict) and answer.get("result") == "captcha-error":
+    if answer is login.PreloginOutcome.CAPTCHA_FAILED:
         return await _signin_page(
             request,
             message="The digits did not match. Try the new picture.",
@@ -132,9 +131,8 @@ async def enter_code(request: Request) -> Response:
     except BadRequest:
         context = {"mode": mode, "identity": identity, "message": "This code is not valid."}
         return pages.render(request, "code.html", context, status=400)
-    assert isinstance(answer, dict)
     response = pages.redirect(request, "/profile")
-    pages.start_session(request, response, str(answer["xtoken"]))
+    pages.start_session(request, response, answer.xtoken)
     return response
 
 
@@ -212,9 +210,9 @@ def _consents_view(work: Work, user_token: str) -> Payload:
         row["brief"]: row for row in agreements.list_agreements(work, "token", user_token)["rows"]
     }
     rows = []
-    for basis in legal.list_bases(work)["rows"]:
-        agreement = given.pop(basis["brief"], None)
-        if basis["status"] != legal.ACTIVE and agreement is None:
+    for basis in legal.list_bases(work).rows:
+        agreement = given.pop(basis.brief, None)
+        if basis.status != legal.ACTIVE and agreement is None:
             continue
         rows.append({"basis": basis, "agreement": agreement})
     for brief, agreement in given.items():

@@ -70,19 +70,17 @@ async def apps_page(request: Request) -> Response:
 
 
 def _sessions_view(work: Work, user_token: str) -> Payload:
-    found = sessions.list_user_sessions(
-        work, "token", user_token, 0, SESSIONS_SHOWN, with_lifetime=True
-    )
+    found = sessions.list_user_sessions(work, "token", user_token, 0, SESSIONS_SHOWN)
     rows = [
         {
-            "created": row["created"],
-            "when": row["when"],
-            "expires": row["expires"],
-            "fields": shown_fields(row["data"]),
+            "created": row.created,
+            "when": row.updated,
+            "expires": row.expires,
+            "fields": shown_fields(row.data),
         }
-        for row in found["rows"]
+        for row in found.rows
     ]
-    return {"rows": rows, "total": found["total"]}
+    return {"rows": rows, "total": found.total}
 
 
 @page
@@ -198,7 +196,7 @@ async def audit_page(request: Request) -> Response:
         lambda work, token: audit.list_user_events(work, token, offset, HISTORY_PAGE),
         "view audit events",
     )
-    rows, total = view["rows"], view["total"]
+    rows, total = view.rows, view.total
     shown_to = offset + len(rows)
     context = {
         "rows": rows,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -9,6 +11,45 @@ from starlette.routing import Route
 from databunker.api.v1.body import page
 from databunker.api.v1.runtime import Access, perform
 from databunker.services import audit
+from databunker.services.audit import AuditEntry, AuditValues
+from databunker.services.results import Page
+
+
+def audit_entry_body(entry: AuditEntry) -> dict[str, Any]:
+    """One event as v1 lists it: keys without a value are left out."""
+    body: dict[str, Any] = {"atoken": entry.atoken, "when": entry.when}
+    if entry.who is not None:
+        body["who"] = entry.who
+    if entry.mode:
+        body["mode"] = entry.mode
+    if entry.accessor:
+        body["identity"] = entry.accessor
+    if entry.user_token:
+        body["record"] = entry.user_token
+    if entry.app:
+        body["app"] = entry.app
+    body["title"] = entry.title
+    body["status"] = entry.status
+    if entry.msg:
+        body["msg"] = entry.msg
+    body["more"] = entry.has_values
+    return body
+
+
+def _trail_body(found: Page[AuditEntry]) -> dict[str, Any]:
+    rows = [audit_entry_body(entry) for entry in found.rows]
+    return {"status": "ok", "total": found.total, "rows": rows}
+
+
+def _values_body(values: AuditValues) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    if values.before is not None:
+        event["before"] = values.before
+    if values.after is not None:
+        event["after"] = values.after
+    if values.debug:
+        event["debug"] = values.debug
+    return {"status": "ok", "event": event}
 
 
 async def list_user_events(request: Request) -> Response:
@@ -17,7 +58,7 @@ async def list_user_events(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: audit.list_user_events(work, token, offset, limit),
+        lambda work: _trail_body(audit.list_user_events(work, token, offset, limit)),
         title="view audit events",
         subject=("token", token),
     )
@@ -26,7 +67,9 @@ async def list_user_events(request: Request) -> Response:
 async def list_all_events(request: Request) -> Response:
     offset, limit = page(request)
     return await perform(
-        request, Access.ROOT, lambda work: audit.list_all_events(work, offset, limit)
+        request,
+        Access.ROOT,
+        lambda work: _trail_body(audit.list_all_events(work, offset, limit)),
     )
 
 
@@ -35,7 +78,7 @@ async def get_event(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: audit.get_event(work, atoken),
+        lambda work: _values_body(audit.get_event(work, atoken)),
         title="view audit event",
     )
 

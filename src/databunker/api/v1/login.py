@@ -20,8 +20,18 @@ from databunker.api.v1.runtime import (
 )
 from databunker.services import captcha, login
 from databunker.services.context import Work
+from databunker.services.login import PreloginOutcome, UserAccess
 
 PNG = "image/png"
+
+
+def _prelogin_body(outcome: PreloginOutcome) -> Payload:
+    status = "ok" if outcome is PreloginOutcome.CODE_SENT else "error"
+    return {"status": status, "result": outcome.value}
+
+
+def _login_body(access: UserAccess) -> Payload:
+    return {"status": "ok", "xtoken": access.xtoken, "token": access.user_token}
 
 
 def _client_address(request: Request) -> str:
@@ -37,7 +47,7 @@ async def new_captcha(request: Request) -> Response:
 
     def operation(work: Work) -> Payload:
         login.limit_captchas(work, address)
-        return {"status": "ok", **captcha.create_captcha(work)}
+        return {"status": "ok", "captcha": captcha.create_captcha(work).captcha_id}
 
     return await perform(request, Access.PUBLIC, operation, keep_spent=True)
 
@@ -61,7 +71,9 @@ async def prelogin(request: Request) -> Response:
     return await perform(
         request,
         Access.PUBLIC,
-        lambda work: login.prelogin(work, mode, identity, answer, captcha_id, address),
+        lambda work: _prelogin_body(
+            login.prelogin(work, mode, identity, answer, captcha_id, address)
+        ),
         title=_title("user prelogin by {mode}", mode),
         keep_spent=True,
     )
@@ -74,7 +86,7 @@ async def login_with_code(request: Request) -> Response:
     return await perform(
         request,
         Access.PUBLIC,
-        lambda work: login.login(work, mode, identity, code, address),
+        lambda work: _login_body(login.login(work, mode, identity, code, address)),
         title=_title("user login by {mode}", mode),
         keep_spent=True,
     )
@@ -82,12 +94,12 @@ async def login_with_code(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     presented = request.headers.get(TOKEN_HEADER)
-    return await perform(
-        request,
-        Access.AUTHENTICATED,
-        lambda work: login.logout(work, presented),
-        title="user logout",
-    )
+
+    def operation(work: Work) -> Payload:
+        login.logout(work, presented)
+        return {"status": "ok"}
+
+    return await perform(request, Access.AUTHENTICATED, operation, title="user logout")
 
 
 routes = [

@@ -17,6 +17,17 @@ from databunker.api.v1.runtime import Access, path_route, perform
 from databunker.errors import BadRequest
 from databunker.services import sessions
 from databunker.services.context import Work
+from databunker.services.results import Page
+from databunker.services.sessions import SessionView
+
+
+def _session_body(view: SessionView) -> dict[str, Any]:
+    return {"status": "ok", "session": view.session, "when": view.updated, "data": view.data}
+
+
+def _sessions_body(found: Page[SessionView]) -> dict[str, Any]:
+    rows = [{"when": v.updated, "session": v.session, "data": v.data} for v in found.rows]
+    return {"status": "ok", "total": found.total, "rows": rows}
 
 
 async def upsert_session(request: Request) -> Response:
@@ -27,7 +38,8 @@ async def upsert_session(request: Request) -> Response:
         data = body.object()
         if data is None:
             raise BadRequest("empty body")
-        return sessions.upsert_session(work, session, data)
+        sessions.upsert_session(work, session, data)
+        return {"status": "ok", "session": session}
 
     # Audited by the service, and only when the session is linked to a person.
     return await perform(request, Access.ROOT, operation)
@@ -38,19 +50,19 @@ async def get_session(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: sessions.get_session(work, session),
+        lambda work: _session_body(sessions.get_session(work, session)),
         title="get session",
     )
 
 
 async def delete_session(request: Request) -> Response:
     session = request.path_params["session"]
-    return await perform(
-        request,
-        Access.ROOT,
-        lambda work: sessions.delete_session(work, session),
-        title="delete session",
-    )
+
+    def operation(work: Work) -> dict[str, Any]:
+        sessions.delete_session(work, session)
+        return {"status": "ok"}
+
+    return await perform(request, Access.ROOT, operation, title="delete session")
 
 
 async def list_user_sessions(request: Request) -> Response:
@@ -59,7 +71,9 @@ async def list_user_sessions(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: sessions.list_user_sessions(work, mode, identity, offset, limit),
+        lambda work: _sessions_body(
+            sessions.list_user_sessions(work, mode, identity, offset, limit)
+        ),
         title="get all user sessions",
         subject=(mode, identity),
     )

@@ -16,10 +16,22 @@ from databunker.api.v1.runtime import Access, path_route, perform
 from databunker.api.v1.users import record_route
 from databunker.services import sharing
 from databunker.services.context import Work
+from databunker.services.sharing import SharedRecordView
+
+
+def _shared_body(view: SharedRecordView) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "ok"}
+    if view.app is not None:
+        body["app"] = view.app
+    elif view.session is not None:
+        body["session"] = view.session
+    body["data"] = view.data
+    return body
 
 
 def _create(work: Work, mode: str, identity: str, body: RequestBody) -> dict[str, Any]:
-    return sharing.create_shared_record(work, mode, identity, body.object())
+    created = sharing.create_shared_record(work, mode, identity, body.object())
+    return {"status": "ok", "record": created.record}
 
 
 async def get_shared_record(request: Request) -> Response:
@@ -27,7 +39,7 @@ async def get_shared_record(request: Request) -> Response:
     return await perform(
         request,
         Access.PUBLIC,
-        lambda work: sharing.get_shared_record(work, record),
+        lambda work: _shared_body(sharing.get_shared_record(work, record)),
         title="get shareable record by token",
     )
 
