@@ -21,9 +21,9 @@ from starlette.testclient import TestClient
 
 from conftest import VaultFactory
 from databunker.app import Application
-from databunker.notify.outbox import open_payload
+from databunker.storage.outbox import open_payload
 from databunker.services import captcha
-from databunker.services.context import ANONYMOUS, Vault, Work
+from databunker.services.context import ANONYMOUS, Context, Work
 from databunker.storage.tables import outbox
 from support.golden import (
     Caller,
@@ -83,7 +83,7 @@ class Stage:
     """A vault's app, a transcript of the exchanges with it, and ways to read what a person
     would read elsewhere (a captcha's image, a login code's email)."""
 
-    def __init__(self, vault: Vault, client: TestClient, clock: Clock) -> None:
+    def __init__(self, vault: Context, client: TestClient, clock: Clock) -> None:
         self.vault = vault
         self.transcript = Transcript(client, clock)
         self.call = self.transcript.call
