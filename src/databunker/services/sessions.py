@@ -18,7 +18,7 @@ from databunker.services import documents
 from databunker.services.context import AuditEvent, Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import plain_text, require_uuid
-from databunker.services.users import find_user, resolve_user
+from databunker.services.records import find_user, resolve_user
 from databunker.storage import repositories as user_repo
 from databunker.storage import sessions as repo
 from databunker.storage.repositories import UserRow

@@ -21,9 +21,9 @@ from starlette.testclient import TestClient
 
 from conftest import VaultFactory
 from databunker.app import Application
-from databunker.storage.outbox import open_payload
 from databunker.services import captcha
 from databunker.services.context import ANONYMOUS, Context, Work
+from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
 from support.golden import (
     Caller,
