@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from databunker.errors import DatabunkerError
 from databunker.jobs import SYSTEM
+from databunker.services import records
 from databunker.services import users as user_service
 from databunker.services.context import Context, Work
 from databunker.storage.prepared import savepoint
@@ -168,7 +169,7 @@ def export_users(
             rows = [UserRow(**row._mapping) for row in conn.execute(query)]
             work = Work(vault, conn, SYSTEM, vault.clock())
             for row in rows:
-                key, profile = user_service.open_user(work, row)
+                key, profile = records.open_user(work, row)
                 if key is None:
                     continue
                 record = {"token": row.token, "profile": profile}

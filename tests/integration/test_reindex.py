@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from databunker.services.context import Context
+from databunker.services.records import seal_profile
 from databunker.services.system import IDENTITY_FORM, open_vault
-from databunker.services.users import seal_profile
 from databunker.storage.tables import meta, users
 from support.vaults import client_for, create_user
 

@@ -11,20 +11,21 @@ but may not change an agreement that exists already, and may never withdraw.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from databunker.crypto import DataKey, DecryptionError, value_context
 from databunker.errors import AccessDenied, BadRequest, NotFound
-from databunker.services import requests as user_requests
-from databunker.services import users
-from databunker.services.access import require_root
+from databunker.services import records
 from databunker.services.context import Work
 from databunker.services.durations import requested_seconds, requested_time
 from databunker.services.identity import lookup_index, normalise, parse_mode
 from databunker.services.legal import known_basis, parse_brief, usable_basis
 from databunker.services.outbox import enqueue_webhook
+from databunker.services.request_queue import open_request
+from databunker.services.results import Page, RequestOpened
 from databunker.services.text import clean_text
-from databunker.storage import agreements as repo
+from databunker.storage import agreements as agreement_rows
 from databunker.storage.agreements import AgreementRow
 from databunker.storage.repositories import UserRow
 
@@ -61,17 +62,29 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
     return clean_text(name, str(value))
 
 
-def _terms(body: dict[str, Any], now: int) -> dict[str, Any]:
-    """What a request body says about an agreement, checked before anything is looked up: a
-    bad value is refused alike whoever calls and whether or not the agreement exists."""
-    return {
-        "status": normalise_status(body.get("status")),
-        "starttime": agreement_time(body.get("starttime"), now),
-        "endtime": agreement_time(body.get("expiration"), now),
-        "lastmodifiedby": _optional_text(body, "lastmodifiedby"),
-        "referencecode": _optional_text(body, "referencecode"),
-        "agreementmethod": _optional_text(body, "agreementmethod"),
-    }
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """What a request body says about an agreement."""
+
+    status: str
+    starttime: int
+    endtime: int
+    lastmodifiedby: str | None
+    referencecode: str | None
+    agreementmethod: str | None
+
+
+def _terms(body: dict[str, Any], now: int) -> _Terms:
+    """The terms, checked before anything is looked up: a bad value is refused alike
+    whoever calls and whether or not the agreement exists."""
+    return _Terms(
+        status=normalise_status(body.get("status")),
+        starttime=agreement_time(body.get("starttime"), now),
+        endtime=agreement_time(body.get("expiration"), now),
+        lastmodifiedby=_optional_text(body, "lastmodifiedby"),
+        referencecode=_optional_text(body, "referencecode"),
+        agreementmethod=_optional_text(body, "agreementmethod"),
+    )
 
 
 def _who_context(row_id: int, owner: str) -> bytes:
@@ -128,24 +141,41 @@ def _open_who(work: Work, row: AgreementRow, key: DataKey | None) -> str | None:
     return plain.decode()
 
 
-def payload(work: Work, row: AgreementRow, key: DataKey | None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "brief": row.brief,
-        "status": row.status,
-        "mode": row.mode,
-        "token": row.user_token or "",
-    }
-    who = _open_who(work, row, key)
-    if who is not None:
-        result["who"] = who
-    for name in ("referencecode", "lastmodifiedby", "agreementmethod"):
-        value = getattr(row, name)
-        if value is not None:
-            result[name] = value
-    result.update(
-        creationtime=row.created, starttime=row.starttime, endtime=row.endtime, when=row.updated
+@dataclass(frozen=True, slots=True)
+class AgreementView:
+    """A person's answer for one legal basis. ``token`` is empty while the agreement belongs
+    to an email or phone with no record yet; ``who`` is the identity of the latest change
+    (None when it cannot be read any more)."""
+
+    brief: str
+    status: str
+    mode: str
+    token: str
+    who: str | None
+    referencecode: str | None
+    lastmodifiedby: str | None
+    agreementmethod: str | None
+    creationtime: int
+    starttime: int
+    endtime: int
+    when: int
+
+
+def agreement_view(work: Work, row: AgreementRow, key: DataKey | None) -> AgreementView:
+    return AgreementView(
+        brief=row.brief,
+        status=row.status,
+        mode=row.mode,
+        token=row.user_token or "",
+        who=_open_who(work, row, key),
+        referencecode=row.referencecode,
+        lastmodifiedby=row.lastmodifiedby,
+        agreementmethod=row.agreementmethod,
+        creationtime=row.created,
+        starttime=row.starttime,
+        endtime=row.endtime,
+        when=row.updated,
     )
-    return result
 
 
 def _shown_identity(work: Work, mode: str, identity: str) -> str:
@@ -162,9 +192,7 @@ def _identity_index(work: Work, mode: str, identity: str) -> bytes:
     return digest
 
 
-def accept(
-    work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]
-) -> dict[str, Any]:
+def accept(work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]) -> None:
     brief = parse_brief(brief, "incorrect brief format")
     parse_mode(mode)
     terms = _terms(body, work.now)
@@ -178,25 +206,25 @@ def accept(
         if mode not in ANONYMOUS_MODES:
             raise AccessDenied()
         who_idx = _identity_index(work, mode, identity)
-        user = users.find_user(work, mode, identity)
+        user = records.find_user(work, mode, identity)
         if user is not None:
-            key, _profile = users.open_user(work, user)
+            key, _profile = records.open_user(work, user)
             work.audit.record(subject=(user.token, key))
     elif (
         mode in ANONYMOUS_MODES
         and work.principal.is_root
-        and users.find_user(work, mode, identity) is None
+        and records.find_user(work, mode, identity) is None
     ):
         # Root records consent for someone who has no record yet.
         user = None
         who_idx = _identity_index(work, mode, identity)
     else:
-        user, key, _profile = users.resolve_user(work, mode, identity, for_update=True)
+        user, key, _profile = records.resolve_user(work, mode, identity, for_update=True)
         if user.erased is not None:
             raise NotFound("user record not found")
     work.audit.record(mode=mode)
     user_token = user.token if user is not None else None
-    existing = repo.find(
+    existing = agreement_rows.find(
         work.conn,
         brief,
         user_token=user_token,
@@ -204,42 +232,44 @@ def accept(
         for_update=True,
     )
     if existing is not None and anonymous:
-        return {"status": "ok"}  # without credentials, an existing consent is not changed
-    values: dict[str, Any] = {
-        "status": terms["status"],
-        "starttime": terms["starttime"],
-        "endtime": terms["endtime"],
-        "lastmodifiedby": terms["lastmodifiedby"],
-        "updated": work.now,
-        "mode": mode,
-    }
-    if terms["referencecode"] is not None:
-        values["referencecode"] = terms["referencecode"]
+        return  # without credentials, an existing consent is not changed
+    # Column values of the agreement row.
+    values: dict[str, Any] = dict(
+        status=terms.status,
+        starttime=terms.starttime,
+        endtime=terms.endtime,
+        lastmodifiedby=terms.lastmodifiedby,
+        updated=work.now,
+        mode=mode,
+    )
+    if terms.referencecode is not None:
+        values["referencecode"] = terms.referencecode
     if existing is not None:
         # ``who`` is the identity of the latest change, the user token in token mode.
         values["who"] = _reseal_who(work, existing, shown, key, user_token)
-        repo.update(work.conn, existing.id, values)
-        return {"status": "ok"}
-    row_id = repo.insert(
+        agreement_rows.update(work.conn, existing.id, values)
+        return
+    row_id = agreement_rows.insert(
         work.conn,
         {
             **values,
             "brief": brief,
             "user_token": user_token,
             "who_idx": None if user_token else who_idx,
-            "referencecode": terms["referencecode"],
-            "agreementmethod": terms["agreementmethod"] or "api",
+            "referencecode": terms.referencecode,
+            "agreementmethod": terms.agreementmethod or "api",
             "created": work.now,
         },
     )
     sealed = _seal_who(work, row_id, shown, key=key, user_token=user_token, who_idx=who_idx)
-    repo.update(work.conn, row_id, {"who": sealed})
-    return {"status": "ok"}
+    agreement_rows.update(work.conn, row_id, {"who": sealed})
 
 
 def withdraw(
     work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]
-) -> dict[str, Any]:
+) -> RequestOpened | None:
+    """The consent is withdrawn (None), or (a person's, where the basis gives them no
+    control) the withdrawal waits for approval."""
     brief = parse_brief(brief)
     parse_mode(mode)
     lastmodifiedby = _optional_text(body, "lastmodifiedby")
@@ -250,36 +280,38 @@ def withdraw(
     if (
         mode in ANONYMOUS_MODES
         and work.principal.is_root
-        and users.find_user(work, mode, identity) is None
+        and records.find_user(work, mode, identity) is None
     ):
         who_idx = _identity_index(work, mode, identity)
     else:
-        user, key, _profile = users.resolve_user(work, mode, identity, for_update=True)
+        user, key, _profile = records.resolve_user(work, mode, identity, for_update=True)
         if user.erased is not None:
             raise NotFound("user record not found")
         user_token = user.token
         if work.principal.is_user and not basis.usercontrol:
-            return user_requests.open_request(
+            return open_request(
                 work, user_token=user_token, action="agreement-withdraw", key=key, brief=brief
             )
-    existing = repo.find(work.conn, brief, user_token=user_token, who_idx=who_idx, for_update=True)
+    existing = agreement_rows.find(
+        work.conn, brief, user_token=user_token, who_idx=who_idx, for_update=True
+    )
     if existing is None:
-        return {"status": "ok"}
+        return None
     shown = _shown_identity(work, mode, identity)
-    repo.update(
+    agreement_rows.update(
         work.conn,
         existing.id,
-        {
-            "status": "no",
-            "endtime": 0,
-            "updated": work.now,
-            "mode": mode,
-            "who": _reseal_who(work, existing, shown, key, user_token),
-            "lastmodifiedby": lastmodifiedby,
-        },
+        dict(
+            status="no",
+            endtime=0,
+            updated=work.now,
+            mode=mode,
+            who=_reseal_who(work, existing, shown, key, user_token),
+            lastmodifiedby=lastmodifiedby,
+        ),
     )
     notify_consent_change(work, existing, "no", identity=shown)
-    return {"status": "ok"}
+    return None
 
 
 def notify_consent_change(
@@ -291,39 +323,32 @@ def notify_consent_change(
         who, mode = identity or "", row.mode
     enqueue_webhook(
         work,
-        {
-            "action": "consentchange",
-            "brief": row.brief,
-            "identity": who,
-            "mode": mode,
-            "status": status,
-        },
+        dict(action="consentchange", brief=row.brief, identity=who, mode=mode, status=status),
     )
 
 
-def revoke_everywhere(work: Work, brief: str) -> dict[str, Any]:
-    require_root(work.principal)
+def revoke_everywhere(work: Work, brief: str) -> None:
+    """Every given consent for the legal basis is withdrawn (a root route)."""
     brief = parse_brief(brief)
     usable_basis(work, brief)
-    repo.revoke_brief(work.conn, brief, work.now)
-    return {"status": "ok"}
+    agreement_rows.revoke_brief(work.conn, brief, work.now)
 
 
-def get_agreement(work: Work, brief: str, mode: str, identity: str) -> dict[str, Any]:
+def get_agreement(work: Work, brief: str, mode: str, identity: str) -> AgreementView:
     brief = parse_brief(brief)
-    user, key, _profile = users.resolve_user(work, mode, identity)
+    user, key, _profile = records.resolve_user(work, mode, identity)
     if known_basis(work, brief) is None:
         raise NotFound("not found")
-    row = repo.find(work.conn, brief, user_token=user.token)
+    row = agreement_rows.find(work.conn, brief, user_token=user.token)
     if row is None:
         raise NotFound("not found")
-    return {"status": "ok", "data": payload(work, row, key)}
+    return agreement_view(work, row, key)
 
 
-def list_agreements(work: Work, mode: str, identity: str) -> dict[str, Any]:
-    user, key, _profile = users.resolve_user(work, mode, identity)
-    rows = [payload(work, row, key) for row in repo.of_user(work.conn, user.token)]
-    return {"status": "ok", "total": len(rows), "rows": rows}
+def list_agreements(work: Work, mode: str, identity: str) -> Page[AgreementView]:
+    user, key, _profile = records.resolve_user(work, mode, identity)
+    rows = [agreement_view(work, row, key) for row in agreement_rows.of_user(work.conn, user.token)]
+    return Page(len(rows), rows)
 
 
 def bind_to_new_user(
@@ -334,15 +359,15 @@ def bind_to_new_user(
     Where both the email and the phone gave an answer for the same legal basis, the most
     recent answer is kept.
     """
-    found = repo.unbound_for(
+    found = agreement_rows.unbound_for(
         work.conn, [d for f, d in indexes.items() if f in ANONYMOUS_MODES and d]
     )
     if not found:
         return
-    bound: set[str] = {row.brief for row in repo.of_user(work.conn, user_token)}
+    bound: set[str] = {row.brief for row in agreement_rows.of_user(work.conn, user_token)}
     for row in found:
         if row.brief in bound:
-            repo.delete(work.conn, row.id)
+            agreement_rows.delete(work.conn, row.id)
             continue
         identity = _open_who(work, row, None)
         sealed = (
@@ -350,13 +375,15 @@ def bind_to_new_user(
             if identity is not None
             else None
         )
-        repo.update(work.conn, row.id, {"user_token": user_token, "who_idx": None, "who": sealed})
+        agreement_rows.update(
+            work.conn, row.id, {"user_token": user_token, "who_idx": None, "who": sealed}
+        )
         bound.add(row.brief)
 
 
 def expire_agreements(work: Work) -> int:
     """Periodic job: given agreements whose end time has passed become ``expired``."""
-    expired = repo.expire_due(work.conn, work.now)
+    expired = agreement_rows.expire_due(work.conn, work.now)
     for row in expired:
         identity = _open_who(work, row, None) if row.user_token is None else None
         notify_consent_change(work, row, "expired", identity=identity)

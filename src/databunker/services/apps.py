@@ -11,22 +11,46 @@ no request action for it). Root is never routed to approval.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
-
-import sqlalchemy as sa
 
 from databunker.crypto import DataKey, value_context
 from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
 from databunker.services import documents
-from databunker.services.access import require_root
 from databunker.services.context import Work
-from databunker.services.requests import open_request
-from databunker.services.users import resolve_user
-from databunker.storage import apps as repo
+from databunker.services.records import resolve_user
+from databunker.services.request_queue import open_request
+from databunker.services.results import RequestOpened
+from databunker.storage import apps as app_rows
 from databunker.storage.repositories import UserRow
 
 JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """A person's record for one application."""
+
+    token: str
+    app: str
+    data: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecordSaved:
+    """A person's app record was written or deleted: ``token`` names the person."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserApps:
+    """The applications holding a record of the person (descending, as v1 lists them)."""
+
+    token: str
+    apps: list[str]
+
 
 APP_NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
 CHANGE_APP_DATA = "change-app-data"
@@ -58,7 +82,7 @@ def seal_app_record(key: DataKey, user_token: str, app: str, record: JSONObject)
     return key.encrypt(documents.encode(record), _context(user_token, app))
 
 
-def open_app_record(key: DataKey, row: repo.AppRecordRow) -> JSONObject:
+def open_app_record(key: DataKey, row: app_rows.AppRecordRow) -> JSONObject:
     record: JSONObject = documents.decode(key.decrypt(row.data, _context(row.user_token, row.app)))
     return record
 
@@ -78,13 +102,15 @@ def _living(row: UserRow, key: DataKey | None) -> DataKey:
     return key
 
 
-def _request_change(work: Work, user_token: str, key: DataKey, app: str, change: Any) -> JSONObject:
+def _request_change(
+    work: Work, user_token: str, key: DataKey, app: str, change: Any
+) -> RequestOpened:
     """A ``change-app-data`` request; while one is open for this app, that one is answered."""
-    answer = open_request(
+    opened = open_request(
         work, user_token=user_token, action=CHANGE_APP_DATA, key=key, app=app, change=change
     )
-    work.audit.record(msg=f"request {answer['rtoken']}")
-    return answer
+    work.audit.record(msg=f"request {opened.rtoken}")
+    return opened
 
 
 def write_app_record(
@@ -94,19 +120,17 @@ def write_app_record(
     app: str,
     record: JSONObject,
     *,
-    current: repo.AppRecordRow | None,
+    current: app_rows.AppRecordRow | None,
 ) -> None:
     """Store ``record``: a new row when ``current`` is None, else a compare-and-set on it."""
     data = seal_app_record(key, user_token, app, record)
     if current is None:
-        try:
-            repo.insert_app_record(
-                work.conn, user_token=user_token, app=app, data=data, now=work.now
-            )
-        except sa.exc.IntegrityError as exc:
-            raise Conflict("the record was changed at the same time; try again") from exc
+        # A concurrent insert of the same record is refused by storage (409).
+        app_rows.insert_app_record(
+            work.conn, user_token=user_token, app=app, data=data, now=work.now
+        )
         return
-    applied = repo.update_app_record(
+    applied = app_rows.update_app_record(
         work.conn,
         user_token=user_token,
         app=app,
@@ -132,7 +156,7 @@ def apply_app_change(
     A missing record is 404, unless ``create_missing`` (an approved ``change-app-data``
     request, whose change may be a whole new record) starts it from ``{}``.
     """
-    current = repo.get_app_record(work.conn, user_token, app, for_update=True)
+    current = app_rows.get_app_record(work.conn, user_token, app, for_update=True)
     if current is None and not create_missing:
         raise NotFound("not found")
     before = open_app_record(key, current) if current is not None else {}
@@ -143,7 +167,7 @@ def apply_app_change(
 
 def create_app_record(
     work: Work, mode: str, identity: str, name: str, record: JSONObject
-) -> JSONObject:
+) -> AppRecordSaved | RequestOpened:
     """POST: create the record or overwrite it whole."""
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app, for_update=True)
@@ -153,59 +177,60 @@ def create_app_record(
         # so the record becomes exactly what was posted.
         replace_whole = [{"op": "add", "path": "", "value": record}]
         return _request_change(work, row.token, key, app, replace_whole)
-    current = repo.get_app_record(work.conn, row.token, app, for_update=True)
+    current = app_rows.get_app_record(work.conn, row.token, app, for_update=True)
     before = open_app_record(key, current) if current is not None else None
     write_app_record(work, row.token, key, app, record, current=current)
     work.audit.record(
         before=documents.encode(before) if before is not None else None,
         after=documents.encode(record),
     )
-    return {"status": "ok", "token": row.token}
+    return AppRecordSaved(row.token)
 
 
-def get_app_record(work: Work, mode: str, identity: str, name: str) -> JSONObject:
+def get_app_record(work: Work, mode: str, identity: str, name: str) -> AppRecord:
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app)
-    found = repo.get_app_record(work.conn, row.token, app) if key is not None else None
+    found = app_rows.get_app_record(work.conn, row.token, app) if key is not None else None
     if found is None or key is None:
         raise NotFound("not found")
-    return {"status": "ok", "token": row.token, "data": open_app_record(key, found)}
+    return AppRecord(row.token, app, open_app_record(key, found))
 
 
-def change_app_record(work: Work, mode: str, identity: str, name: str, change: Any) -> JSONObject:
+def change_app_record(
+    work: Work, mode: str, identity: str, name: str, change: Any
+) -> AppRecordSaved | RequestOpened:
     """PUT: a merge patch (object) or JSON Patch (array) of an existing record."""
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app, for_update=True)
     key = _living(row, key)
     if _needs_approval(work, app):
-        current = repo.get_app_record(work.conn, row.token, app)
+        current = app_rows.get_app_record(work.conn, row.token, app)
         # A change that cannot apply is refused now, not when an administrator approves it;
         # a record that does not exist yet starts from {} (as approving it will).
         documents.apply_change(open_app_record(key, current) if current else {}, change)
         return _request_change(work, row.token, key, app, change)
     before, after = apply_app_change(work, row.token, key, app, change)
     work.audit.record(before=documents.encode(before), after=documents.encode(after))
-    return {"status": "ok", "token": row.token}
+    return AppRecordSaved(row.token)
 
 
-def delete_app_record(work: Work, mode: str, identity: str, name: str) -> JSONObject:
+def delete_app_record(work: Work, mode: str, identity: str, name: str) -> AppRecordSaved:
     """DELETE: idempotent; a person's own token may delete only self-service apps' records."""
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app, for_update=True)
     _living(row, key)
     if _needs_approval(work, app):
         raise AccessDenied("this app record can be deleted only by an administrator")
-    repo.delete_app_record(work.conn, row.token, app)
-    return {"status": "ok", "token": row.token}
+    app_rows.delete_app_record(work.conn, row.token, app)
+    return AppRecordSaved(row.token)
 
 
-def list_user_apps(work: Work, mode: str, identity: str) -> JSONObject:
+def list_user_apps(work: Work, mode: str, identity: str) -> UserApps:
     """The applications holding a record of the person (descending, as v1 answers)."""
     row, _key, _profile = resolve_user(work, mode, identity)
-    return {"status": "ok", "token": row.token, "apps": repo.user_app_names(work.conn, row.token)}
+    return UserApps(row.token, app_rows.user_app_names(work.conn, row.token))
 
 
-def list_app_names(work: Work) -> JSONObject:
-    """Every application that holds at least one record (ascending); root only."""
-    require_root(work.principal)
-    return {"status": "ok", "apps": repo.all_app_names(work.conn)}
+def list_app_names(work: Work) -> list[str]:
+    """Every application that holds at least one record (ascending); a root route."""
+    return app_rows.all_app_names(work.conn)

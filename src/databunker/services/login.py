@@ -28,7 +28,7 @@ from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
 from databunker.services.outbox import enqueue_email, enqueue_sms
-from databunker.services.users import open_user
+from databunker.services.records import open_user
 from databunker.storage import login as login_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage.repositories import UserRow

@@ -1,99 +1,96 @@
-"""User requests: a data subject's change that needs a DPO's approval is queued here.
+"""User requests, once queued (``services.request_queue``): listing, reading, approving and
+cancelling.
 
-Actions: ``forget-me``, ``change-profile``, ``change-app-data``, ``agreement-withdraw``.
-While a request for the same action (and app or brief) is open, a new one is not created:
-the caller is told ``request-exists`` with the open request's token. A new request alerts
-``generic.admin_email`` (the action only, never a personal value).
-
-Root lists every request, approves (the change is then applied as root would apply it) and
+This is the layer above the aggregates a request changes (users, apps, agreements):
+approving applies the request as root would apply it. Root lists every request, approves and
 cancels; a person sees and cancels only their own requests and never approves one. A
 request's status moves once: ``open`` to ``approved`` or ``canceled``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from databunker.crypto import DataKey, DecryptionError, value_context
+from databunker.crypto import DataKey, DecryptionError
 from databunker.errors import BadRequest, Conflict, NotFound
-from databunker.services import documents
+from databunker.services import agreements, apps, documents, users
 from databunker.services.access import require_root, require_user_access
+from databunker.services.agreements import AgreementView
 from databunker.services.context import Work
 from databunker.services.identity import require_uuid
-from databunker.services.outbox import enqueue_email
+from databunker.services.records import Profile, open_by_token, resolve_user
+from databunker.services.request_queue import ACTIONS, change_context
+from databunker.services.results import Page
 from databunker.services.text import clean_text
-from databunker.storage import requests as repo
+from databunker.storage import agreements as agreement_rows
+from databunker.storage import apps as app_rows
+from databunker.storage import requests as request_rows
 from databunker.storage.repositories import UserRow
 
-ACTIONS = ("forget-me", "change-profile", "change-app-data", "agreement-withdraw")
-STATUSES = (repo.OPEN, repo.APPROVED, repo.CANCELED)
-ALERT_SUBJECT = "Data Subject request received"
+__all__ = [
+    "ACTIONS",
+    "STATUSES",
+    "RequestDetail",
+    "RequestSummary",
+    "all_of_user",
+    "approve_request",
+    "cancel_request",
+    "get_request",
+    "list_requests",
+    "list_user_requests",
+]
+
+STATUSES = (request_rows.OPEN, request_rows.APPROVED, request_rows.CANCELED)
 
 
-def change_context(rtoken: str, user_token: str) -> bytes:
-    return value_context("requests", "change", rtoken, user_token)
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """A request as lists show it: its metadata; ``more`` says it holds a proposed change.
+    ``change`` is that change, decrypted, only where it is shown (the data export)."""
+
+    rtoken: str
+    token: str
+    action: str
+    status: str
+    app: str | None
+    brief: str | None
+    reason: str | None
+    creationtime: int
+    when: int
+    more: bool
+    change: Any = None
 
 
-def open_request(
-    work: Work,
-    *,
-    user_token: str,
-    action: str,
-    key: DataKey | None = None,
-    app: str | None = None,
-    brief: str | None = None,
-    change: Any = None,
-) -> dict[str, Any]:
-    """Queue a request; answers Databunker's ``request-created`` / ``request-exists`` shape."""
-    assert action in ACTIONS
-    existing = repo.find_open(work.conn, user_token=user_token, action=action, app=app, brief=brief)
-    if existing is not None:
-        return {"status": "ok", "result": "request-exists", "rtoken": existing}
-    rtoken = work.random.token()
-    sealed = None
-    if change is not None:
-        if key is None:
-            raise ValueError("a change is stored only under the person's key")
-        sealed = key.encrypt(documents.encode(change), change_context(rtoken, user_token))
-    repo.insert(
-        work.conn,
-        repo.RequestRow(
-            rtoken=rtoken,
-            user_token=user_token,
-            action=action,
-            status=repo.OPEN,
-            app=app,
-            brief=brief,
-            change=sealed,
-            reason=None,
-            created=work.now,
-            updated=work.now,
-        ),
+@dataclass(frozen=True, slots=True)
+class RequestDetail:
+    """One request, the current state it would change (``original``: the profile, the app
+    record or the agreement) and the change it proposes (None when there is none, or it
+    cannot be read any more)."""
+
+    request: RequestSummary
+    original: Profile | AgreementView
+    change: Any
+
+    @property
+    def action(self) -> str:
+        return self.request.action
+
+
+def _summary(row: request_rows.RequestRow, change: Any = None) -> RequestSummary:
+    return RequestSummary(
+        rtoken=row.rtoken,
+        token=row.user_token,
+        action=row.action,
+        status=row.status,
+        app=row.app,
+        brief=row.brief,
+        reason=row.reason,
+        creationtime=row.created,
+        when=row.updated,
+        more=row.change is not None,
+        change=change,
     )
-    work.audit.record(msg=f"request {rtoken}")
-    admin = work.settings.generic.admin_email
-    if admin:
-        enqueue_email(work, admin, ALERT_SUBJECT, f"Request: {action}")
-    return {"status": "ok", "result": "request-created", "rtoken": rtoken}
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def row_payload(row: repo.RequestRow) -> dict[str, Any]:
-    """A request as lists show it: its metadata, and ``more`` instead of the change itself."""
-    payload: dict[str, Any] = {
-        "rtoken": row.rtoken,
-        "token": row.user_token,
-        "action": row.action,
-        "status": row.status,
-    }
-    for name in ("app", "brief", "reason"):
-        value = getattr(row, name)
-        if value is not None:
-            payload[name] = value
-    payload.update(creationtime=row.created, when=row.updated, more=row.change is not None)
-    return payload
 
 
 def parse_status(status: str | None, default: str | None) -> str | None:
@@ -106,34 +103,33 @@ def parse_status(status: str | None, default: str | None) -> str | None:
 
 def _page(
     work: Work, *, user_token: str | None, status: str | None, offset: int, limit: int
-) -> dict[str, Any]:
-    total = repo.count(work.conn, user_token=user_token, status=status)
-    rows = repo.page(work.conn, offset=offset, limit=limit, user_token=user_token, status=status)
-    return {"status": "ok", "total": total, "rows": [row_payload(r) for r in rows]}
+) -> Page[RequestSummary]:
+    total = request_rows.count(work.conn, user_token=user_token, status=status)
+    rows = request_rows.page(
+        work.conn, offset=offset, limit=limit, user_token=user_token, status=status
+    )
+    return Page(total, [_summary(r) for r in rows])
 
 
-def list_requests(work: Work, status: str | None, offset: int, limit: int) -> dict[str, Any]:
-    """Root: every request with ``status`` (default ``open``), newest first."""
-    require_root(work.principal)
-    wanted = parse_status(status, repo.OPEN)
+def list_requests(work: Work, status: str | None, offset: int, limit: int) -> Page[RequestSummary]:
+    """Every request with ``status`` (default ``open``), newest first (a root route)."""
+    wanted = parse_status(status, request_rows.OPEN)
     return _page(work, user_token=None, status=wanted, offset=offset, limit=limit)
 
 
 def list_user_requests(
     work: Work, mode: str, identity: str, status: str | None, offset: int, limit: int
-) -> dict[str, Any]:
+) -> Page[RequestSummary]:
     """The person's requests (every status unless ``status`` is given), newest first."""
-    from databunker.services.users import resolve_user
-
     wanted = parse_status(status, None)
     row, _key, _profile = resolve_user(work, mode, identity)
     return _page(work, user_token=row.token, status=wanted, offset=offset, limit=limit)
 
 
-def _load(work: Work, rtoken: str, *, for_update: bool = False) -> repo.RequestRow:
+def _load(work: Work, rtoken: str, *, for_update: bool = False) -> request_rows.RequestRow:
     """The request, if the caller may reach it: root, or the person it belongs to."""
     require_uuid(rtoken)
-    row = repo.get(work.conn, rtoken, for_update=for_update)
+    row = request_rows.get(work.conn, rtoken, for_update=for_update)
     if row is None:
         # A person's token learns nothing about requests that are not theirs.
         require_root(work.principal)
@@ -146,20 +142,7 @@ def _load(work: Work, rtoken: str, *, for_update: bool = False) -> repo.RequestR
     return row
 
 
-def _person(
-    work: Work, user_token: str, *, for_update: bool = False
-) -> tuple[UserRow | None, DataKey | None, dict[str, Any]]:
-    from databunker.services.users import find_user, open_user
-
-    person = find_user(work, "token", user_token, for_update=for_update)
-    if person is None:
-        return None, None, {}
-    key, profile = open_user(work, person)
-    work.audit.record(subject=(person.token, key))
-    return person, key, profile
-
-
-def _open_change(key: DataKey | None, row: repo.RequestRow) -> Any:
+def _open_change(key: DataKey | None, row: request_rows.RequestRow) -> Any:
     if key is None or row.change is None:
         return None
     try:
@@ -169,40 +152,26 @@ def _open_change(key: DataKey | None, row: repo.RequestRow) -> Any:
     return documents.decode(plain)
 
 
-def _original(work: Work, row: repo.RequestRow, key: DataKey | None, profile: Any) -> Any:
+def _original(
+    work: Work, row: request_rows.RequestRow, key: DataKey | None, profile: Profile
+) -> Profile | AgreementView:
     """The current state the request would change."""
     if key is None:
         return {}
     if row.action == "change-app-data" and row.app is not None:
-        from databunker.services.apps import open_app_record
-        from databunker.storage import apps as app_repo
-
-        record = app_repo.get_app_record(work.conn, row.user_token, row.app)
-        return open_app_record(key, record) if record is not None else {}
+        record = app_rows.get_app_record(work.conn, row.user_token, row.app)
+        return apps.open_app_record(key, record) if record is not None else {}
     if row.action == "agreement-withdraw" and row.brief is not None:
-        from databunker.services import agreements
-        from databunker.storage import agreements as agreement_repo
-
-        found = agreement_repo.find(work.conn, row.brief, user_token=row.user_token)
-        return agreements.payload(work, found, key) if found is not None else {}
+        found = agreement_rows.find(work.conn, row.brief, user_token=row.user_token)
+        return agreements.agreement_view(work, found, key) if found is not None else {}
     return profile
 
 
-def get_request(work: Work, rtoken: str) -> dict[str, Any]:
-    """The request, the current state it would change (``original``) and its ``change``."""
+def get_request(work: Work, rtoken: str) -> RequestDetail:
+    """The request, the current state it would change and its change."""
     row = _load(work, rtoken)
-    _person_row, key, profile = _person(work, row.user_token)
-    answer: dict[str, Any] = {"status": "ok", "rtoken": row.rtoken, "action": row.action}
-    if row.app is not None:
-        answer["app"] = row.app
-    if row.brief is not None:
-        answer["brief"] = row.brief
-    answer["original"] = _original(work, row, key, profile)
-    change = _open_change(key, row)
-    if change is not None:
-        answer["change"] = change
-    answer["request"] = row_payload(row)
-    return answer
+    _person, key, profile = open_by_token(work, row.user_token)
+    return RequestDetail(_summary(row), _original(work, row, key, profile), _open_change(key, row))
 
 
 # --- deciding ------------------------------------------------------------------------------
@@ -217,31 +186,32 @@ def _reason(body: dict[str, Any] | None) -> str | None:
     return clean_text("reason", str(value), multiline=True)
 
 
-def _require_open(row: repo.RequestRow) -> None:
-    if row.status != repo.OPEN:
+def _require_open(row: request_rows.RequestRow) -> None:
+    if row.status != request_rows.OPEN:
         raise Conflict(f"wrong status: {row.status}")
 
 
-def approve_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def approve_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> None:
     """Root applies the request as root would: erase, change the profile or app record, or
     withdraw the consent; the request is then ``approved``."""
     row = _load(work, rtoken, for_update=True)
-    require_root(work.principal)  # a person never approves, not even their own request
+    # A person never approves, not even their own request. Checked here, not only by the
+    # route, so that the refused attempt is filed under the request's person.
+    require_root(work.principal)
     reason = _reason(body)
     _require_open(row)
-    person, key, profile = _person(work, row.user_token, for_update=True)
+    person, key, profile = open_by_token(work, row.user_token, for_update=True)
     if person is None or person.erased is not None or key is None:
         raise NotFound("user record not found")
     _execute(work, row, person, key, profile)
-    repo.set_status(work.conn, rtoken, status=repo.APPROVED, reason=reason, now=work.now)
-    return {"status": "ok", "result": "done"}
+    request_rows.set_status(
+        work.conn, rtoken, status=request_rows.APPROVED, reason=reason, now=work.now
+    )
 
 
 def _execute(
-    work: Work, row: repo.RequestRow, person: UserRow, key: DataKey, profile: dict[str, Any]
+    work: Work, row: request_rows.RequestRow, person: UserRow, key: DataKey, profile: Profile
 ) -> None:
-    from databunker.services import agreements, apps, users
-
     if row.action == "forget-me":
         users.shred(work, person, key, profile)
         work.audit.forget_person()
@@ -264,7 +234,7 @@ def _execute(
     work.audit.record(msg=f"request {row.rtoken}")
 
 
-def cancel_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def cancel_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> None:
     """Root or the person cancels an open request; a person's default reason is
     ``user operation``."""
     reason = _reason(body)
@@ -272,17 +242,13 @@ def cancel_request(work: Work, rtoken: str, body: dict[str, Any] | None) -> dict
     _require_open(row)
     if reason is None and work.principal.is_user:
         reason = "user operation"
-    repo.set_status(work.conn, rtoken, status=repo.CANCELED, reason=reason, now=work.now)
-    return {"status": "ok", "result": "done"}
+    request_rows.set_status(
+        work.conn, rtoken, status=request_rows.CANCELED, reason=reason, now=work.now
+    )
 
 
-def all_of_user(work: Work, user_token: str, key: DataKey | None) -> list[dict[str, Any]]:
+def all_of_user(work: Work, user_token: str, key: DataKey | None) -> list[RequestSummary]:
     """Every request of the person with its change decrypted (for the data export)."""
-    rows = []
-    for row in repo.of_user(work.conn, user_token):
-        payload = row_payload(row)
-        change = _open_change(key, row)
-        if change is not None:
-            payload["change"] = change
-        rows.append(payload)
-    return rows
+    return [
+        _summary(row, _open_change(key, row)) for row in request_rows.of_user(work.conn, user_token)
+    ]

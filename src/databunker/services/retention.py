@@ -15,17 +15,18 @@ run the job or follow the link at the same moment.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from databunker.errors import AccessDenied, BadRequest, NotFound
-from databunker.services.access import require_root
 from databunker.services.context import Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import require_uuid
+from databunker.services.records import open_user, resolve_user
 from databunker.services.text import clean_text
-from databunker.services.users import open_user, resolve_user, shred
-from databunker.storage import repositories as users_repo
-from databunker.storage import retention as repo
+from databunker.services.users import shred
+from databunker.storage import repositories as user_rows
+from databunker.storage import retention as retention_rows
 
 STATUS = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
 STARTED_BY_ROOT = "root"
@@ -34,13 +35,28 @@ EXPIRY_BATCH = 100
 ROOT_STARTED = "a retention started by an administrator can only be cancelled by an administrator"
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionStarted:
+    """The expiration token, shown this once: it is stored only as a keyed hash."""
+
+    exptoken: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionState:
+    """When the person's retention runs out (0: no time set) and its status ("" if none)."""
+
+    exptime: int
+    expstatus: str
+
+
 def exptoken_hash(work: Work, exptoken: str) -> bytes:
     return work.keyring.hash_secret("exptoken", exptoken.lower())
 
 
 def _status(value: Any) -> str:
     if value is None or value == "":
-        return repo.WAIT
+        return retention_rows.WAIT
     if not isinstance(value, str) or not STATUS.fullmatch(clean_text("status", value).lower()):
         raise BadRequest("bad status")
     return value.lower()
@@ -48,9 +64,9 @@ def _status(value: Any) -> str:
 
 def start_expiration(
     work: Work, mode: str, identity: str, body: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> RetentionStarted:
+    """Root (as the route declares) starts the person's retention."""
     row, _key, _profile = resolve_user(work, mode, identity, for_update=True)
-    require_root(work.principal)
     if row.erased is not None:
         raise NotFound("user record not found")
     body = body or {}
@@ -59,7 +75,7 @@ def start_expiration(
         work.now, body.get("expiration"), work.settings.policy.max_user_retention_seconds
     )
     exptoken = work.random.token()
-    repo.start_expiration(
+    retention_rows.start_expiration(
         work.conn,
         row.token,
         status=status,
@@ -69,25 +85,24 @@ def start_expiration(
     )
     work.audit.record(msg=f"retention started, status {status}")
     # The only time the token is ever shown.
-    return {"status": "ok", "exptoken": exptoken}
+    return RetentionStarted(exptoken)
 
 
-def expiration_status(work: Work, mode: str, identity: str) -> dict[str, Any]:
+def expiration_status(work: Work, mode: str, identity: str) -> RetentionState:
     """The retention state; never the token (it could be used to erase the person)."""
     row, _key, _profile = resolve_user(work, mode, identity)
-    state = repo.get_expiration(work.conn, row.token)
+    state = retention_rows.get_expiration(work.conn, row.token)
     assert state is not None  # the row was just found
-    return {"status": "ok", "exptime": state.time, "expstatus": state.status or ""}
+    return RetentionState(state.time, state.status or "")
 
 
-def cancel_expiration(work: Work, mode: str, identity: str) -> dict[str, Any]:
+def cancel_expiration(work: Work, mode: str, identity: str) -> None:
     row, _key, _profile = resolve_user(work, mode, identity, for_update=True)
-    state = repo.get_expiration(work.conn, row.token)
+    state = retention_rows.get_expiration(work.conn, row.token)
     assert state is not None
     if not work.principal.is_root and state.started_by == STARTED_BY_ROOT:
         raise AccessDenied(ROOT_STARTED)
-    repo.clear_expiration(work.conn, row.token)
-    return {"status": "ok"}
+    retention_rows.clear_expiration(work.conn, row.token)
 
 
 def _consume(work: Work, exptoken: str) -> None:
@@ -95,29 +110,27 @@ def _consume(work: Work, exptoken: str) -> None:
     require_uuid(exptoken)
 
 
-def retain_by_link(work: Work, exptoken: str) -> dict[str, Any]:
+def retain_by_link(work: Work, exptoken: str) -> None:
     """The anonymous "keep my data" link: ends the retention; the token is used up."""
     _consume(work, exptoken)
-    user_token = repo.retain_by_token(work.conn, exptoken_hash(work, exptoken))
+    user_token = retention_rows.retain_by_token(work.conn, exptoken_hash(work, exptoken))
     if user_token is None:
         raise NotFound("not found")
     work.audit.record(user_token=user_token)
-    return {"status": "ok", "result": "done"}
 
 
-def delete_by_link(work: Work, exptoken: str) -> dict[str, Any]:
+def delete_by_link(work: Work, exptoken: str) -> None:
     """The anonymous "delete my data" link: the person is erased now; the token is used up."""
     _consume(work, exptoken)
-    user_token = repo.expire_by_token(work.conn, exptoken_hash(work, exptoken))
+    user_token = retention_rows.expire_by_token(work.conn, exptoken_hash(work, exptoken))
     if user_token is None:
         raise NotFound("not found")
     work.audit.record(user_token=user_token)
     _erase(work, user_token)
-    return {"status": "ok", "result": "done"}
 
 
 def _erase(work: Work, user_token: str) -> None:
-    row = users_repo.get_user(work.conn, user_token, for_update=True)
+    row = user_rows.get_user(work.conn, user_token, for_update=True)
     if row is None or row.erased is not None:
         return  # already erased by other means: nothing is left to erase
     key, profile = open_user(work, row)
@@ -127,8 +140,8 @@ def _erase(work: Work, user_token: str) -> None:
 def expire_due_users(work: Work) -> int:
     """Periodic job: people whose retention ran out while waiting are erased, each once."""
     erased = 0
-    for user_token in repo.due_for_expiry(work.conn, work.now, EXPIRY_BATCH):
-        if repo.claim_expiry(work.conn, user_token, work.now):
+    for user_token in retention_rows.due_for_expiry(work.conn, work.now, EXPIRY_BATCH):
+        if retention_rows.claim_expiry(work.conn, user_token, work.now):
             _erase(work, user_token)
             erased += 1
     return erased

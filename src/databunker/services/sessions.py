@@ -19,8 +19,8 @@ from databunker.services.context import AuditEvent, Work
 from databunker.services.documents import JSONObject
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import plain_text, require_uuid
+from databunker.services.records import find_user, resolve_user
 from databunker.services.results import Page
-from databunker.services.users import find_user, resolve_user
 from databunker.storage import repositories as user_rows
 from databunker.storage import sessions as session_rows
 from databunker.storage.repositories import UserRow

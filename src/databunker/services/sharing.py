@@ -21,9 +21,9 @@ from databunker.services.apps import APP_NAME, open_app_record
 from databunker.services.context import Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import require_uuid
+from databunker.services.records import open_user, resolve_user
 from databunker.services.sessions import open_session_data
 from databunker.services.text import clean_text
-from databunker.services.users import open_user, resolve_user
 from databunker.storage import apps as app_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage import sessions as session_rows

@@ -9,7 +9,7 @@ from databunker.services import documents
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
 from databunker.services.identity import lenient_indexes
 from databunker.services.legal import seed as seed_legal_bases
-from databunker.services.users import profile_context
+from databunker.services.records import profile_context
 from databunker.storage import Database, migrate, schema_version
 from databunker.storage import repositories as access_token_rows
 from databunker.storage import repositories as meta_rows

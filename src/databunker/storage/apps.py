@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.errors import Conflict
 from databunker.storage.tables import user_apps
 
 
@@ -43,12 +44,15 @@ def get_app_record(
 def insert_app_record(
     conn: Connection, *, user_token: str, app: str, data: bytes, now: int
 ) -> None:
-    """A new record (version 1); a concurrent insert of the same record raises IntegrityError."""
-    conn.execute(
-        user_apps.insert().values(
-            user_token=user_token, app=app, data=data, version=1, created=now, updated=now
+    """A new record (version 1); a concurrent insert of the same record is 409."""
+    try:
+        conn.execute(
+            user_apps.insert().values(
+                user_token=user_token, app=app, data=data, version=1, created=now, updated=now
+            )
         )
-    )
+    except sa.exc.IntegrityError as exc:
+        raise Conflict("the record was changed at the same time; try again") from exc
 
 
 def update_app_record(

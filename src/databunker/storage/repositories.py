@@ -7,13 +7,15 @@ only as keyed hashes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.errors import Conflict
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, meta, users
 
@@ -102,7 +104,8 @@ def insert_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    _INSERT_USER.execute(conn, values)
+    with _unique_indexes():
+        _INSERT_USER.execute(conn, values)
 
 
 def _one_user(
@@ -145,7 +148,8 @@ def update_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    return _UPDATE_USER.execute(conn, values) == 1
+    with _unique_indexes():
+        return _UPDATE_USER.execute(conn, values) == 1
 
 
 def erase_user(
@@ -337,12 +341,26 @@ def delete_user_access_tokens(conn: Connection, user_token: str) -> None:
     conn.execute(access_tokens.delete().where(access_tokens.c.user_token == user_token))
 
 
-class UniqueViolation(Exception):
-    """An insert or update collided with a unique index."""
+@contextmanager
+def _unique_indexes() -> Iterator[None]:
+    """A write refused for a lookup index another record holds becomes 409 ``duplicate
+    index: <field>``, the field read from the violated constraint. On PostgreSQL the
+    transaction is then aborted: a caller that goes on runs the write under a savepoint."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        raise _duplicate_index(exc) from exc
 
 
-def translate_unique_violation(exc: sa.exc.IntegrityError) -> UniqueViolation:
-    return UniqueViolation(type(exc.orig).__name__)
+def _duplicate_index(exc: sa.exc.IntegrityError) -> Conflict:
+    # PostgreSQL names the constraint (users_email_idx_key); SQLite the column, in its
+    # message ("UNIQUE constraint failed: users.email_idx").
+    diagnostics = getattr(exc.orig, "diag", None)
+    named = getattr(diagnostics, "constraint_name", None) or str(exc.orig)
+    for field in INDEX_FIELDS:
+        if f"{field}_idx" in named:
+            return Conflict(f"duplicate index: {field}")
+    return Conflict("duplicate index")
 
 
 def purge_audit_before(conn: Connection, cutoff: int) -> int:

@@ -9,6 +9,7 @@ legal bases and processing activities live in ``admin_catalogue``, the person lo
 from __future__ import annotations
 
 import contextlib
+from dataclasses import fields
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +20,10 @@ from databunker.errors import BadRequest, DatabunkerError, RateLimited
 from databunker.services import admin_sessions, audit, documents, legal
 from databunker.services import requests as user_requests
 from databunker.services.access import NO_CREDENTIAL
+from databunker.services.agreements import AgreementView
 from databunker.services.context import Work
+from databunker.services.records import Profile
+from databunker.services.requests import RequestDetail
 from databunker.units import Access
 from databunker.web import admin_catalogue, admin_people, pages
 from databunker.web.admin_base import (
@@ -56,8 +60,8 @@ def _signin_page(request: Request, message: str | None = None, status: int = 200
 def _dashboard(work: Work) -> Payload:
     waiting = user_requests.list_requests(work, "open", 0, 5)
     return {
-        "open_total": waiting["total"],
-        "latest": waiting["rows"],
+        "open_total": waiting.total,
+        "latest": waiting.rows,
         "bases": legal.list_bases(work).total,
         "activities": legal.list_activities(work).total,
     }
@@ -121,20 +125,20 @@ async def requests_page(request: Request) -> Response:
         request, lambda work: user_requests.list_requests(work, status, offset, PAGE_SIZE)
     )
     context = {
-        "rows": view["rows"],
+        "rows": view.rows,
         "status": status,
         "statuses": STATUSES,
-        "paging": paging(number, view["total"]),
+        "paging": paging(number, view.total),
     }
     return render(request, "admin/requests.html", context)
 
 
-def _proposal(answer: dict[str, Any]) -> dict[str, Any]:
+def _proposal(answer: RequestDetail) -> dict[str, Any]:
     """What approving would do, as rows of old and new values where there is a change."""
-    original, change = answer.get("original"), answer.get("change")
-    if answer["action"] not in ("change-profile", "change-app-data") or change is None:
+    original, change = answer.original, answer.change
+    if answer.action not in ("change-profile", "change-app-data") or change is None:
         return {"changes": None, "raw": None}
-    if answer["request"]["status"] != "open":
+    if answer.request.status != "open":
         # Decided: the record has moved on, a diff against it would say nothing true.
         return {"changes": None, "raw": pretty(change)}
     try:
@@ -147,17 +151,25 @@ def _proposal(answer: dict[str, Any]) -> dict[str, Any]:
 @page
 async def request_page(request: Request) -> Response:
     rtoken = request.path_params["rtoken"]
-    answer = await as_admin(
+    answer: RequestDetail = await as_admin(
         request,
         lambda work: user_requests.get_request(work, rtoken),
         "get user request by request token",
     )
     context = {
-        "request": answer["request"],
-        "original": answer.get("original") or {},
+        "request": answer.request,
+        "original": _shown_original(answer.original),
         **_proposal(answer),
     }
     return render(request, "admin/request.html", context)
+
+
+def _shown_original(original: Profile | AgreementView) -> dict[str, Any]:
+    """The current state as fields to list (an agreement: the fields it has set)."""
+    if isinstance(original, AgreementView):
+        named = ((f.name, getattr(original, f.name)) for f in fields(original))
+        return {name: value for name, value in named if value is not None}
+    return original
 
 
 @page

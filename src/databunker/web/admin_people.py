@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.errors import BadRequest, NotFound
-from databunker.services import agreements, apps, audit, sessions, users
+from databunker.services import agreements, apps, audit, records, sessions, users
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.identity import MODES
@@ -64,11 +64,11 @@ async def lookup(request: Request) -> Response:
         message = "No person was found." if isinstance(exc, NotFound) else exc.message
         status = exc.status_code
         return _lookup_page(request, mode=mode, message=message, status=status)
-    return redirect(request, f"/admin/user/{found['token']}")
+    return redirect(request, f"/admin/user/{found.token}")
 
 
 def _record(work: Work, token: str) -> Payload:
-    row, _key, profile = users.resolve_user(work, "token", token)
+    row, _key, profile = records.resolve_user(work, "token", token)
     return {"profile": profile, "erased": row.erased is not None}
 
 
@@ -108,10 +108,10 @@ async def person(request: Request) -> Response:
         "profile": record["profile"],
         "erased": record["erased"],
         "secret_keys": SECRET_KEYS,
-        "consents": consents["rows"],
-        "apps": app_names["apps"],
+        "consents": consents.rows,
+        "apps": app_names.apps,
         "sessions": live_sessions.total,
-        "waiting": waiting["rows"],
+        "waiting": waiting.rows,
         "trail": trail.rows,
         "paging": paging(number, trail.total),
     }

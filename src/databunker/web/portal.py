@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,8 @@ from databunker.services import requests as user_requests
 from databunker.services.access import NO_CREDENTIAL
 from databunker.services.context import Work
 from databunker.services.documents import encode
+from databunker.services.results import RequestOpened
+from databunker.services.users import UserSaved
 from databunker.units import Access
 from databunker.web import pages, portal_records
 from databunker.web.pages import Payload
@@ -153,7 +156,7 @@ async def sign_out(request: Request) -> Response:
 def _profile_view(work: Work, user_token: str) -> Payload:
     found = users.get_user(work, "token", user_token)
     waiting = user_requests.list_user_requests(work, "token", user_token, "open", 0, 100)
-    return {"profile": found["data"], "waiting": waiting["rows"]}
+    return {"profile": found.profile, "waiting": waiting.rows}
 
 
 def _shown(value: Any) -> str:
@@ -172,7 +175,7 @@ async def profile(request: Request) -> Response:
         }
         for name, value in sorted(view["profile"].items())
     ]
-    waiting = [r for r in view["waiting"] if r["action"] in ("change-profile", "forget-me")]
+    waiting = [r for r in view["waiting"] if r.action in ("change-profile", "forget-me")]
     context = {"fields": fields, "waiting": waiting, "notice": notice(request)}
     return pages.render(request, "profile.html", context)
 
@@ -181,8 +184,8 @@ async def profile(request: Request) -> Response:
 async def save_profile(request: Request) -> Response:
     fields = await pages.check_csrf(request)
 
-    def operation(work: Work, user_token: str) -> Payload:
-        current = users.get_user(work, "token", user_token)["data"]
+    def operation(work: Work, user_token: str) -> UserSaved | RequestOpened | None:
+        current = users.get_user(work, "token", user_token).profile
         change: dict[str, Any] = {}
         for name, value in fields.items():
             if not name.startswith("field:"):
@@ -194,22 +197,24 @@ async def save_profile(request: Request) -> Response:
         if new_key:
             change[new_key] = new_value
         if not change:
-            return {"result": "unchanged"}
+            return None
         return users.change_user(work, "token", user_token, change)
 
     answer = await as_person(request, operation, "change user record by token")
-    done = "unchanged" if answer.get("result") == "unchanged" else "saved"
-    return pages.redirect(request, "/profile?done=" + result_notice(answer, done, "pending"))
+    if answer is None:
+        done = "unchanged"
+    else:
+        opened = answer if isinstance(answer, RequestOpened) else None
+        done = result_notice(opened, "saved", "pending")
+    return pages.redirect(request, "/profile?done=" + done)
 
 
 # --- consents ----------------------------------------------------------------------------
 
 
 def _consents_view(work: Work, user_token: str) -> Payload:
-    given = {
-        row["brief"]: row for row in agreements.list_agreements(work, "token", user_token)["rows"]
-    }
-    rows = []
+    given = {row.brief: row for row in agreements.list_agreements(work, "token", user_token).rows}
+    rows: list[dict[str, Any]] = []
     for basis in legal.list_bases(work).rows:
         agreement = given.pop(basis.brief, None)
         if basis.status != legal.ACTIVE and agreement is None:
@@ -254,12 +259,24 @@ async def change_consent(request: Request) -> Response:
 @page
 async def download(request: Request) -> Response:
     await pages.check_csrf(request)
-    document = await as_person(
+    found = await as_person(
         request,
         lambda work, token: export.export_user(work, "token", token),
         "export user data by token",
     )
-    return pages.attachment(request, encode(document), "my-data.json", "application/json")
+    return pages.attachment(request, encode(_document(found)), "my-data.json", "application/json")
+
+
+def _document(value: Any) -> Any:
+    """The export as a JSON document: each typed part as an object of its set fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        named = ((f.name, getattr(value, f.name)) for f in fields(value))
+        return {name: _document(part) for name, part in named if part is not None}
+    if isinstance(value, list):
+        return [_document(part) for part in value]
+    if isinstance(value, dict):
+        return {name: _document(part) for name, part in value.items()}
+    return value
 
 
 @page
@@ -279,7 +296,7 @@ async def forget(request: Request) -> Response:
         lambda work, token: users.erase_user(work, "token", token),
         "delete user record by token",
     )
-    if answer.get("result") == "done":
+    if answer is None:
         response = pages.render(request, "forgotten.html", {"signed_in": False})
         pages.end_session(response)
         return response

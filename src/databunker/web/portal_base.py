@@ -19,6 +19,7 @@ from starlette.responses import Response
 from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, Source
 from databunker.services.context import Work
+from databunker.services.results import RequestOpened
 from databunker.units import Access
 from databunker.web import pages
 from databunker.web.pages import Payload
@@ -93,13 +94,12 @@ def notice(request: Request) -> str | None:
     return NOTICES.get(request.query_params.get("done", ""))
 
 
-def result_notice(answer: Any, done: str, pending: str) -> str:
-    result = answer.get("result") if isinstance(answer, dict) else None
-    if result == "request-created":
-        return pending
-    if result == "request-exists":
-        return "exists"
-    return done
+def result_notice(opened: RequestOpened | None, done: str, pending: str) -> str:
+    """Which notice a change shows: made (``done``), waiting for approval (``pending``), or
+    met a request for the same thing that waits already."""
+    if opened is None:
+        return done
+    return "exists" if opened.existed else pending
 
 
 def when(value: Any) -> str:

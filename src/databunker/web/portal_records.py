@@ -19,6 +19,7 @@ from databunker.errors import BadRequest
 from databunker.services import apps, audit, documents, sessions
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
+from databunker.services.requests import RequestDetail
 from databunker.web import pages
 from databunker.web.pages import Payload
 from databunker.web.portal_base import (
@@ -48,11 +49,11 @@ DOCUMENT_CHANGES = ("change-profile", "change-app-data")
 
 
 def _apps_view(work: Work, user_token: str) -> Payload:
-    names = apps.list_user_apps(work, "token", user_token)["apps"]
+    names = apps.list_user_apps(work, "token", user_token).apps
     records = [
         {
             "app": name,
-            "fields": shown_fields(apps.get_app_record(work, "token", user_token, name)["data"]),
+            "fields": shown_fields(apps.get_app_record(work, "token", user_token, name).data),
         }
         for name in sorted(names)
     ]
@@ -101,7 +102,7 @@ async def requests_page(request: Request) -> Response:
         ),
         "get user privacy requests",
     )
-    context = {"rows": view["rows"], "notice": notice(request)}
+    context = {"rows": view.rows, "notice": notice(request)}
     return pages.render(request, "requests.html", context)
 
 
@@ -128,11 +129,11 @@ def field_changes(current: dict[str, Any], proposed: dict[str, Any]) -> list[dic
     return changes
 
 
-def _proposal(found: dict[str, Any]) -> dict[str, Any]:
+def _proposal(found: RequestDetail) -> dict[str, Any]:
     """What the request would do to the person's data, ready to show."""
-    change = found.get("change")
-    original = found.get("original")
-    if found["action"] not in DOCUMENT_CHANGES or change is None:
+    change = found.change
+    original = found.original
+    if found.action not in DOCUMENT_CHANGES or change is None:
         return {"diff": None, "raw": None}
     if isinstance(original, dict):
         try:
@@ -147,14 +148,14 @@ def _proposal(found: dict[str, Any]) -> dict[str, Any]:
 @page
 async def request_page(request: Request) -> Response:
     rtoken = request.path_params["rtoken"]
-    found = await as_person(
+    found: RequestDetail = await as_person(
         request,
         lambda work, _token: user_requests.get_request(work, rtoken),
         "get user request by request token",
     )
     context = {
-        "request": found["request"],
-        "label": ACTIONS.get(found["action"], found["action"]),
+        "request": found.request,
+        "label": ACTIONS.get(found.action, found.action),
         **_proposal(found),
     }
     return pages.render(request, "request.html", context)

@@ -355,6 +355,21 @@ def test_changing_to_a_taken_email_is_a_conflict_and_changes_nothing(api: TestCl
     assert get(api, "email", "bob@example.com").json()["token"] == bob
 
 
+def test_a_change_taking_several_identities_names_the_first_lookup_field(
+    api: TestClient,
+) -> None:
+    create(api, {"login": "ann", "email": "ann@example.com", "phone": "+447700900123"})
+    bob = create(api, {"login": "bob"})
+    taken = {"phone": "+447700900123", "email": "ann@example.com", "login": "ann"}
+    response = put_json(api, f"/v1/user/token/{bob}", taken)
+    assert_error(response, 409, "duplicate index: login")
+    response = put_json(
+        api, f"/v1/user/token/{bob}", {"phone": taken["phone"], "email": taken["email"]}
+    )
+    assert_error(response, 409, "duplicate index: email")
+    assert profile_of(api, bob) == {"login": "bob"}
+
+
 def test_changing_an_erased_record_is_not_found(api: TestClient) -> None:
     token = create(api, ANN)
     assert api.delete(f"/v1/user/token/{token}").is_success

@@ -11,12 +11,21 @@ from starlette.routing import Route
 
 from databunker.api.v1.body import RequestBody, read_request_body
 from databunker.api.v1.runtime import Access, path_route, perform
-from databunker.api.v1.users import Handler, audit_title, record_route
+from databunker.api.v1.users import Handler, audit_title, record_route, request_body
 from databunker.errors import BadRequest
 from databunker.services import apps
+from databunker.services.apps import AppRecordSaved
 from databunker.services.context import Work
+from databunker.services.results import RequestOpened
 
-AppAction = Callable[[Work, str, str, str, RequestBody], dict[str, Any]]
+Body = dict[str, Any]
+AppAction = Callable[[Work, str, str, str, RequestBody], Body]
+
+
+def _saved_body(saved: AppRecordSaved | RequestOpened) -> Body:
+    if isinstance(saved, RequestOpened):
+        return request_body(saved)
+    return {"status": "ok", "token": saved.token}
 
 
 def app_route(title: str, action: AppAction) -> Handler:
@@ -37,30 +46,38 @@ def app_route(title: str, action: AppAction) -> Handler:
     return handler
 
 
-def _create(work: Work, mode: str, identity: str, app: str, body: RequestBody) -> dict[str, Any]:
+def _create(work: Work, mode: str, identity: str, app: str, body: RequestBody) -> Body:
     record = body.object()
     if record is None:
         raise BadRequest("empty body")
-    return apps.create_app_record(work, mode, identity, app, record)
+    return _saved_body(apps.create_app_record(work, mode, identity, app, record))
 
 
-def _change(work: Work, mode: str, identity: str, app: str, body: RequestBody) -> dict[str, Any]:
+def _change(work: Work, mode: str, identity: str, app: str, body: RequestBody) -> Body:
     change = body.document()
     if change is None:
         raise BadRequest("empty body")
-    return apps.change_app_record(work, mode, identity, app, change)
+    return _saved_body(apps.change_app_record(work, mode, identity, app, change))
 
 
-def _get(work: Work, mode: str, identity: str, app: str, _body: RequestBody) -> dict[str, Any]:
-    return apps.get_app_record(work, mode, identity, app)
+def _get(work: Work, mode: str, identity: str, app: str, _body: RequestBody) -> Body:
+    found = apps.get_app_record(work, mode, identity, app)
+    return {"status": "ok", "token": found.token, "data": found.data}
 
 
-def _delete(work: Work, mode: str, identity: str, app: str, _body: RequestBody) -> dict[str, Any]:
-    return apps.delete_app_record(work, mode, identity, app)
+def _delete(work: Work, mode: str, identity: str, app: str, _body: RequestBody) -> Body:
+    return _saved_body(apps.delete_app_record(work, mode, identity, app))
+
+
+def _user_apps(work: Work, mode: str, identity: str, _body: RequestBody) -> Body:
+    found = apps.list_user_apps(work, mode, identity)
+    return {"status": "ok", "token": found.token, "apps": found.apps}
 
 
 async def list_app_names(request: Request) -> Response:
-    return await perform(request, Access.ROOT, apps.list_app_names)
+    return await perform(
+        request, Access.ROOT, lambda work: {"status": "ok", "apps": apps.list_app_names(work)}
+    )
 
 
 routes = [
@@ -76,9 +93,7 @@ routes = [
     path_route(
         "/v1/userapp/{mode}/{identity}",
         {
-            "GET": record_route(
-                "get user app list by {mode}", lambda w, m, i, _b: apps.list_user_apps(w, m, i)
-            ),
+            "GET": record_route("get user app list by {mode}", _user_apps),
         },
     ),
     Route("/v1/userapps", list_app_names, methods=["GET"]),

@@ -17,9 +17,48 @@ from databunker.api.v1.runtime import (
     path_route,
     perform,
 )
+from databunker.api.v1.users import ok_body, request_body
 from databunker.services import agreements, legal
+from databunker.services.agreements import AgreementView
 from databunker.services.context import Work
 from databunker.services.identity import MODES
+from databunker.services.results import Page, RequestOpened
+
+Body = dict[str, Any]
+
+
+def agreement_body(view: AgreementView) -> Body:
+    """An agreement as v1 shows it: optional fields only when set."""
+    body: Body = {
+        "brief": view.brief,
+        "status": view.status,
+        "mode": view.mode,
+        "token": view.token,
+    }
+    if view.who is not None:
+        body["who"] = view.who
+    for name, value in (
+        ("referencecode", view.referencecode),
+        ("lastmodifiedby", view.lastmodifiedby),
+        ("agreementmethod", view.agreementmethod),
+    ):
+        if value is not None:
+            body[name] = value
+    body.update(
+        creationtime=view.creationtime,
+        starttime=view.starttime,
+        endtime=view.endtime,
+        when=view.when,
+    )
+    return body
+
+
+def _withdrawn_body(outcome: RequestOpened | None) -> Body:
+    return ok_body() if outcome is None else request_body(outcome)
+
+
+def _agreements_body(found: Page[AgreementView]) -> Body:
+    return {"status": "ok", "total": found.total, "rows": [agreement_body(r) for r in found.rows]}
 
 
 def _brief_title(template: str, value: str) -> str:
@@ -45,10 +84,15 @@ def _body(body: RequestBody) -> dict[str, Any]:
 async def accept(request: Request) -> Response:
     brief, mode, identity = (request.path_params[k] for k in ("brief", "mode", "identity"))
     body = await read_request_body(request)
+
+    def operation(work: Work) -> Body:
+        agreements.accept(work, brief, mode, identity, _body(body))
+        return ok_body()
+
     return await perform(
         request,
         authenticated_unless_anonymous(request),
-        lambda work: agreements.accept(work, brief, mode, identity, _body(body)),
+        operation,
         title=_brief_title("accept agreement for {brief}", brief),
         subject=(mode, identity),
     )
@@ -60,7 +104,7 @@ async def withdraw(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: agreements.withdraw(work, brief, mode, identity, _body(body)),
+        lambda work: _withdrawn_body(agreements.withdraw(work, brief, mode, identity, _body(body))),
         title=_brief_title("withdraw agreement for {brief}", brief),
         subject=(mode, identity),
     )
@@ -71,7 +115,10 @@ async def get_agreement(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: agreements.get_agreement(work, brief, mode, identity),
+        lambda work: {
+            "status": "ok",
+            "data": agreement_body(agreements.get_agreement(work, brief, mode, identity)),
+        },
         title=_brief_title("get agreements for {brief}", brief),
         subject=(mode, identity),
     )
@@ -82,10 +129,15 @@ async def list_agreements(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: agreements.list_agreements(work, mode, identity),
+        lambda work: _agreements_body(agreements.list_agreements(work, mode, identity)),
         title=f"get agreements for {mode if mode in MODES else 'unknown mode'}",
         subject=(mode, identity),
     )
+
+
+def _revoke_everywhere(work: Work, params: dict[str, Any], _body: RequestBody) -> Body:
+    agreements.revoke_everywhere(work, params["brief"])
+    return ok_body()
 
 
 routes = [
@@ -95,7 +147,7 @@ routes = [
     ),
     Route(
         "/v1/agreement/{brief}",
-        _root_route(lambda w, p, _b: agreements.revoke_everywhere(w, p["brief"])),
+        _root_route(_revoke_everywhere),
         methods=["DELETE"],
     ),
     Route("/v1/agreements/{mode}/{identity}", list_agreements, methods=["GET"]),

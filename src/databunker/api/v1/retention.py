@@ -17,23 +17,39 @@ from starlette.routing import Route
 
 from databunker.api.v1.body import RequestBody
 from databunker.api.v1.runtime import Access, Handler, path_route, perform
-from databunker.api.v1.users import record_route
+from databunker.api.v1.users import done_body, ok_body, record_route
 from databunker.services import retention
 from databunker.services.context import Work
 
-
-def _start(work: Work, mode: str, identity: str, body: RequestBody) -> dict[str, Any]:
-    return retention.start_expiration(work, mode, identity, body.object())
+Body = dict[str, Any]
 
 
-def _link(title: str, action: Callable[[Work, str], dict[str, Any]]) -> Handler:
+def _start(work: Work, mode: str, identity: str, body: RequestBody) -> Body:
+    started = retention.start_expiration(work, mode, identity, body.object())
+    return {"status": "ok", "exptoken": started.exptoken}
+
+
+def _status(work: Work, mode: str, identity: str, _body: RequestBody) -> Body:
+    state = retention.expiration_status(work, mode, identity)
+    return {"status": "ok", "exptime": state.exptime, "expstatus": state.expstatus}
+
+
+def _cancel(work: Work, mode: str, identity: str, _body: RequestBody) -> Body:
+    retention.cancel_expiration(work, mode, identity)
+    return ok_body()
+
+
+def _link(title: str, action: Callable[[Work, str], None]) -> Handler:
     """An anonymous link: the expiration token in the path is the credential."""
 
     async def handler(request: Request) -> Response:
         exptoken = request.path_params["exptoken"]
-        return await perform(
-            request, Access.PUBLIC, lambda work: action(work, exptoken), title=title
-        )
+
+        def operation(work: Work) -> Body:
+            action(work, exptoken)
+            return done_body()
+
+        return await perform(request, Access.PUBLIC, operation, title=title)
 
     return handler
 
@@ -41,25 +57,19 @@ def _link(title: str, action: Callable[[Work, str], dict[str, Any]]) -> Handler:
 routes = [
     path_route(
         "/v1/exp/start/{mode}/{identity}",
-        {"POST": record_route("initiate user record expiration by {mode}", _start)},
+        {
+            "POST": record_route(
+                "initiate user record expiration by {mode}", _start, access=Access.ROOT
+            )
+        },
     ),
     path_route(
         "/v1/exp/status/{mode}/{identity}",
-        {
-            "GET": record_route(
-                "get expiration status by {mode}",
-                lambda w, m, i, _b: retention.expiration_status(w, m, i),
-            )
-        },
+        {"GET": record_route("get expiration status by {mode}", _status)},
     ),
     path_route(
         "/v1/exp/cancel/{mode}/{identity}",
-        {
-            "DELETE": record_route(
-                "clear user expiration by {mode}",
-                lambda w, m, i, _b: retention.cancel_expiration(w, m, i),
-            )
-        },
+        {"DELETE": record_route("clear user expiration by {mode}", _cancel)},
     ),
     Route(
         "/v1/exp/retain/{exptoken}",
