@@ -53,13 +53,25 @@ def agreement_time(value: Any, now: int) -> int:
     return now + seconds if seconds else 0
 
 
-def _optional_text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
+def _optional_text(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict | list | bool):
         raise BadRequest(f"{name} must be text")
     return clean_text(name, str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementInput:
+    """The terms of a consent as the caller gave them, not yet checked (``accept`` checks
+    them before anything is looked up). Times are absolute (Unix seconds) or durations."""
+
+    status: Any = None
+    starttime: Any = None
+    expiration: Any = None
+    lastmodifiedby: Any = None
+    referencecode: Any = None
+    agreementmethod: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +86,16 @@ class _Terms:
     agreementmethod: str | None
 
 
-def _terms(body: dict[str, Any], now: int) -> _Terms:
+def _terms(given: AgreementInput, now: int) -> _Terms:
     """The terms, checked before anything is looked up: a bad value is refused alike
     whoever calls and whether or not the agreement exists."""
     return _Terms(
-        status=normalise_status(body.get("status")),
-        starttime=agreement_time(body.get("starttime"), now),
-        endtime=agreement_time(body.get("expiration"), now),
-        lastmodifiedby=_optional_text(body, "lastmodifiedby"),
-        referencecode=_optional_text(body, "referencecode"),
-        agreementmethod=_optional_text(body, "agreementmethod"),
+        status=normalise_status(given.status),
+        starttime=agreement_time(given.starttime, now),
+        endtime=agreement_time(given.expiration, now),
+        lastmodifiedby=_optional_text(given.lastmodifiedby, "lastmodifiedby"),
+        referencecode=_optional_text(given.referencecode, "referencecode"),
+        agreementmethod=_optional_text(given.agreementmethod, "agreementmethod"),
     )
 
 
@@ -192,10 +204,10 @@ def _identity_index(work: Work, mode: str, identity: str) -> bytes:
     return digest
 
 
-def accept(work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]) -> None:
+def accept(work: Work, brief: str, mode: str, identity: str, given: AgreementInput) -> None:
     brief = parse_brief(brief, "incorrect brief format")
     parse_mode(mode)
-    terms = _terms(body, work.now)
+    terms = _terms(given, work.now)
     usable_basis(work, brief)
     shown = _shown_identity(work, mode, identity)
     key: DataKey | None = None
@@ -266,13 +278,13 @@ def accept(work: Work, brief: str, mode: str, identity: str, body: dict[str, Any
 
 
 def withdraw(
-    work: Work, brief: str, mode: str, identity: str, body: dict[str, Any]
+    work: Work, brief: str, mode: str, identity: str, lastmodifiedby: Any = None
 ) -> RequestOpened | None:
     """The consent is withdrawn (None), or (a person's, where the basis gives them no
     control) the withdrawal waits for approval."""
     brief = parse_brief(brief)
     parse_mode(mode)
-    lastmodifiedby = _optional_text(body, "lastmodifiedby")
+    lastmodifiedby = _optional_text(lastmodifiedby, "lastmodifiedby")
     basis = usable_basis(work, brief)
     user_token: str | None = None
     key: DataKey | None = None

@@ -229,7 +229,7 @@ def _execute(
         )
         work.audit.record(before=documents.encode(before), after=documents.encode(after))
     elif row.action == "agreement-withdraw" and row.brief is not None:
-        agreements.withdraw(work, row.brief, "token", person.token, {"lastmodifiedby": "admin"})
+        agreements.withdraw(work, row.brief, "token", person.token, lastmodifiedby="admin")
     # The steps above noted their own facts; the event stays the approval of this request.
     work.audit.record(msg=f"request {row.rtoken}")
 

@@ -23,7 +23,7 @@ from databunker.services.context import Work
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import require_uuid
 from databunker.services.records import open_user, resolve_user
-from databunker.services.text import clean_text
+from databunker.services.text import clean_field
 from databunker.services.users import shred
 from databunker.storage import repositories as user_rows
 from databunker.storage import retention as retention_rows
@@ -57,23 +57,20 @@ def exptoken_hash(work: Work, exptoken: str) -> bytes:
 def _status(value: Any) -> str:
     if value is None or value == "":
         return retention_rows.WAIT
-    if not isinstance(value, str) or not STATUS.fullmatch(clean_text("status", value).lower()):
+    if not isinstance(value, str) or not STATUS.fullmatch(clean_field(status=value).lower()):
         raise BadRequest("bad status")
     return value.lower()
 
 
 def start_expiration(
-    work: Work, mode: str, identity: str, body: dict[str, Any] | None
+    work: Work, mode: str, identity: str, status: Any = None, expiration: Any = None
 ) -> RetentionStarted:
     """Root (as the route declares) starts the person's retention."""
     row, _key, _profile = resolve_user(work, mode, identity, for_update=True)
     if row.erased is not None:
         raise NotFound("user record not found")
-    body = body or {}
-    status = _status(body.get("status"))
-    expires = capped_expiry(
-        work.now, body.get("expiration"), work.settings.policy.max_user_retention_seconds
-    )
+    status = _status(status)
+    expires = capped_expiry(work.now, expiration, work.settings.policy.max_user_retention_seconds)
     exptoken = work.random.token()
     retention_rows.start_expiration(
         work.conn,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from databunker.crypto import Keyring, is_uuid
+from databunker.errors import Conflict
 from databunker.services import documents
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
 from databunker.services.identity import lenient_indexes
@@ -87,7 +86,7 @@ def reindex_identities(database: Database, keyring: Keyring, default_country: st
                     with savepoint(conn, "reindex"):
                         user_rows.set_user_indexes(conn, row.token, indexes)
                     changed += 1
-                except sa.exc.IntegrityError:
+                except Conflict:
                     # Two records now share one identity (a login once stored in two Unicode
                     # forms): the one indexed first keeps it, the other keeps its old index.
                     continue

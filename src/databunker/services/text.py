@@ -32,6 +32,12 @@ def escape_controls(value: str) -> str:
     return _CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
 
 
+def clean_field(**named: str) -> str:
+    """``clean_text`` of one value named by its keyword: ``clean_field(status=value)``."""
+    [(field, value)] = named.items()
+    return clean_text(field, value)
+
+
 def clean_text(field: str, value: str, *, multiline: bool = False) -> str:
     """``value`` unchanged if it may be stored in clear, else 400 ``invalid character in
     <field>`` (``field`` is the wire name). ``multiline`` allows tab, CR and LF."""

@@ -186,12 +186,14 @@ def user_indexes(conn: Connection, token: str) -> dict[str, bytes | None]:
 
 
 def set_user_indexes(conn: Connection, token: str, indexes: dict[str, bytes | None]) -> None:
-    """Replace a user's lookup indexes (after a change of the identities' canonical form)."""
-    conn.execute(
-        users.update()
-        .where(users.c.token == token)
-        .values(**{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS})
-    )
+    """Replace a user's lookup indexes (after a change of the identities' canonical form);
+    409 if another record holds one of them."""
+    with _unique_indexes():
+        conn.execute(
+            users.update()
+            .where(users.c.token == token)
+            .values(**{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS})
+        )
 
 
 def count_users(conn: Connection) -> int:

@@ -236,17 +236,17 @@ async def consents(request: Request) -> Response:
 async def change_consent(request: Request) -> Response:
     fields = await pages.check_csrf(request)
     brief = legal.parse_brief(fields.get("brief", ""))
-    body = {"lastmodifiedby": "person", "agreementmethod": "portal"}
+    given = agreements.AgreementInput(lastmodifiedby="person", agreementmethod="portal")
     if fields.get("action") == "give":
         await as_person(
             request,
-            lambda work, token: agreements.accept(work, brief, "token", token, body),
+            lambda work, token: agreements.accept(work, brief, "token", token, given),
             f"accept agreement for {brief}",
         )
         return pages.redirect(request, "/consents?done=given")
     answer = await as_person(
         request,
-        lambda work, token: agreements.withdraw(work, brief, "token", token, body),
+        lambda work, token: agreements.withdraw(work, brief, "token", token, "person"),
         f"withdraw agreement for {brief}",
     )
     done = result_notice(answer, "withdrawn", "withdraw-pending")

@@ -81,12 +81,20 @@ def _body(body: RequestBody) -> dict[str, Any]:
     return body.object() or {}
 
 
+def _agreement_input(body: RequestBody) -> agreements.AgreementInput:
+    """The v1 body's terms of a consent."""
+    given = _body(body)
+    return agreements.AgreementInput(
+        **{name: given.get(name) for name in agreements.AgreementInput.__dataclass_fields__}
+    )
+
+
 async def accept(request: Request) -> Response:
     brief, mode, identity = (request.path_params[k] for k in ("brief", "mode", "identity"))
     body = await read_request_body(request)
 
     def operation(work: Work) -> Body:
-        agreements.accept(work, brief, mode, identity, _body(body))
+        agreements.accept(work, brief, mode, identity, _agreement_input(body))
         return ok_body()
 
     return await perform(
@@ -104,7 +112,9 @@ async def withdraw(request: Request) -> Response:
     return await perform(
         request,
         Access.AUTHENTICATED,
-        lambda work: _withdrawn_body(agreements.withdraw(work, brief, mode, identity, _body(body))),
+        lambda work: _withdrawn_body(
+            agreements.withdraw(work, brief, mode, identity, _body(body).get("lastmodifiedby"))
+        ),
         title=_brief_title("withdraw agreement for {brief}", brief),
         subject=(mode, identity),
     )

@@ -25,7 +25,10 @@ Body = dict[str, Any]
 
 
 def _start(work: Work, mode: str, identity: str, body: RequestBody) -> Body:
-    started = retention.start_expiration(work, mode, identity, body.object())
+    given = body.object() or {}
+    started = retention.start_expiration(
+        work, mode, identity, given.get("status"), given.get("expiration")
+    )
     return {"status": "ok", "exptoken": started.exptoken}
 
 
