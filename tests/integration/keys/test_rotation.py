@@ -196,3 +196,43 @@ def test_rekey_under_load_refuses_the_old_master_key_afterwards(
         )
     finally:
         database.dispose()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_rotation_resumes_with_the_same_version(
+    served: tuple[Vault, TestClient, dict[str, str]],
+) -> None:
+    vault, client, before = served
+    keyring = vault.keyring
+    calls = 0
+
+    def interrupt_after_first_batch(_done: int, _total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        keys.rotate(
+            vault.database,
+            keyring,
+            wall_clock,
+            settle=0,
+            batch=BATCH,
+            progress=interrupt_after_first_batch,
+        )
+    halfway = {v.version: v.wrapped_keys for v in keys.status(vault.database).versions}
+    assert halfway == {1: len(before) - BATCH, 2: BATCH}
+    assert keys.status(vault.database).rotation.state == "rewrapping"  # type: ignore[union-attr]
+    _all_readable(client, before)
+
+    assert keys.rotate(vault.database, keyring, wall_clock, settle=0, batch=BATCH) == 2
+
+    found = keys.status(vault.database)
+    assert {v.version: v.wrapped_keys for v in found.versions} == {1: 0, 2: len(before)}
+    assert found.rotation is not None
+    assert found.rotation.state == "done"
+    _all_readable(client, before)
