@@ -4,6 +4,7 @@ threshold of shares, wrong shares, and sealing again."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,9 +32,9 @@ class SealedVault:
     other_shares: list[str]
     clock: Clock
 
-    def client(self) -> TestClient:
+    def client(self, **sections: dict[str, object]) -> TestClient:
         vault = Vault(
-            Settings.model_validate({}), self.database, Keyring.sealed_keyring(), self.clock
+            Settings.model_validate(sections), self.database, Keyring.sealed_keyring(), self.clock
         )
         database = self.database
         unsealer = LocalUnsealer(3, lambda master: keys.check_master_key(database, master))
@@ -177,3 +178,29 @@ def test_unseal_attempts_are_rate_limited_per_client_address(sealed_vault: Seale
         assert (
             client.post("/v1/sys/unseal", json={"share": sealed_vault.shares[0]}).status_code == 200
         )
+
+
+def _sessions_stored(database: Database) -> int:
+    with database.transaction() as conn:
+        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM sessions").scalar_one())
+
+
+def test_periodic_jobs_wait_while_sealed(sealed_vault: SealedVault) -> None:
+    session = "7a1a0b4e-3c6f-4f6e-9a47-0a6a4b5a8c02"
+    with sealed_vault.client(server={"jobs_interval": 1}) as client:
+        for share in sealed_vault.shares[:3]:
+            client.post("/v1/sys/unseal", json={"share": share})
+        stored = client.post(f"/v1/session/{session}", json={"expiration": "1m"})
+        assert stored.status_code == 200, stored.text
+        client.post("/v1/sys/seal")
+        sealed_vault.clock.advance(3600)
+
+        time.sleep(2.5)  # two rounds of jobs would have purged the expired session
+        assert _sessions_stored(sealed_vault.database) == 1
+
+        for share in sealed_vault.shares[:3]:
+            client.post("/v1/sys/unseal", json={"share": share})
+        deadline = time.monotonic() + 10
+        while _sessions_stored(sealed_vault.database) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _sessions_stored(sealed_vault.database) == 0
