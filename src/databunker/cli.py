@@ -507,6 +507,7 @@ def cmd_keys_status(args: argparse.Namespace) -> None:
     database = _open_database(_database_url(args, bootstrap))
     try:
         _provider_values(database)
+        migrate(database)  # a vault of an earlier release: its keyring is version 1
         found = keys.status(database)
     finally:
         database.dispose()

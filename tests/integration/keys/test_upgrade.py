@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from databunker.cli import main
 from databunker.config import Settings
 from databunker.crypto import Keyring, MasterKey
 from databunker.services import keys
@@ -135,3 +136,18 @@ def test_a_second_server_opening_the_upgraded_vault_reads_the_same_keyring(
         "email", "x@example.com"
     )
     assert keys.status(legacy_database).versions[0].wrapped_keys == 7
+
+
+def test_keys_status_of_a_vault_not_opened_since_the_upgrade_needs_no_key(
+    legacy_database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = legacy_database.url.render_as_string(hide_password=False)
+
+    assert main(["keys", "status", "--db", url]) == 0
+
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        "master key provider: environment (DATABUNKER_MASTERKEY or DATABUNKER_MASTERKEY_FILE)",
+        "current version: 1",
+        "version 1 (current): wraps 7 data keys",
+    ]
