@@ -323,6 +323,9 @@ def rewrap(
 ) -> int:
     """Wrap every data key not wrapped by the current version again, in batches of one
     transaction each; ``progress(done, total)`` after each. Returns how many were."""
+    # A snapshot: a reload of the live keyring meanwhile cannot change the target version.
+    keyring, live = Keyring(), keyring
+    keyring.load(live.master, live.keys)
     current = keyring.key_id
     prefix = kek_version_prefix(current)
     with database.transaction() as conn:
