@@ -66,6 +66,7 @@ class KeyKeeper:
         self.watcher = keys.KeyringWatcher(vault.database, vault.keyring)
         self._lock = threading.Lock()
         self._rotation: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._refreshed = 0.0
 
     @property
@@ -122,7 +123,15 @@ class KeyKeeper:
 
             def run() -> None:
                 try:
-                    keys.rotate(self.vault.database, self.keyring, self.vault.clock)
+                    keys.rotate(
+                        self.vault.database,
+                        self.keyring,
+                        self.vault.clock,
+                        sleep=self._sleep_unless_stopping,
+                        progress=lambda _done, _total: self._unless_stopping(),
+                    )
+                except _Stopping:
+                    log.info("rotation paused by shutdown; it resumes when started again")
                 except Exception as exc:
                     log.error("rotation failed", extra={"error_type": type(exc).__name__})
 
@@ -132,6 +141,25 @@ class KeyKeeper:
 
     def rotation_running(self) -> bool:
         return self._rotation is not None and self._rotation.is_alive()
+
+    def _unless_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise _Stopping
+
+    def _sleep_unless_stopping(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+        self._unless_stopping()
+
+    def stop(self) -> None:
+        """At shutdown: a running rotation stops after its current batch (it is resumable)."""
+        self._stopping.set()
+        rotation = self._rotation
+        if rotation is not None:
+            rotation.join(timeout=30)
+
+
+class _Stopping(Exception):
+    pass
 
 
 def fixed_unsealer(vault: Vault) -> LocalUnsealer:
@@ -161,6 +189,7 @@ class Application:
                 keeping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeping
+                await run_in_threadpool(self.keeper.stop)
                 await self._stop_webhooks()
                 # A round already running finishes first: its thread is not abandoned.
                 jobs.cancel()
