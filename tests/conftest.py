@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from databunker.config import Settings
 from databunker.crypto import Keyring, MasterKey
 from databunker.services.context import Context, Randomness
+from databunker.services.keys import unlock
 from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database, migrate
@@ -103,6 +104,8 @@ def make_vault(database_url: str, clock: Clock) -> Iterator[VaultFactory]:
         keyring = Keyring(MasterKey.from_hex(MASTER_KEY_HEX))
         if len(databases) == 1:
             initialise(database, keyring, ROOT_TOKEN, clock())
+        else:
+            unlock(database, keyring, keyring.master, clock())
         user_schema = UserSchema.from_document(schema) if schema is not None else None
         context = Context(settings, database, keyring, clock, user_schema)
         return context if random is None else replace(context, random=random)

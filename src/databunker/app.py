@@ -1,19 +1,25 @@
-"""Builds the ASGI application from a Context: routes, error handlers, middleware."""
+"""Builds the ASGI application from a Context: routes, error handlers, middleware, and the
+``KeyKeeper`` that unseals, seals and refreshes the vault's keyring while it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from databunker import web
 from databunker.api.middleware import EdgeMiddleware
+from databunker.api.sealed import SEALED_MESSAGE, SealedGate
 from databunker.api.v1 import (
     apps,
     audit,
@@ -23,6 +29,7 @@ from databunker.api.v1 import (
     login,
     requests,
     retention,
+    seal,
     sessions,
     sharing,
     system,
@@ -35,35 +42,41 @@ from databunker.api.v1.errors import (
     on_server_fault,
 )
 from databunker.api.v1.responses import error
-from databunker.crypto import DecryptionError
+from databunker.crypto import DecryptionError, KeyringSealed
 from databunker.errors import DatabunkerError
-from databunker.jobs import run_periodically
+from databunker.jobs import run_jobs
+from databunker.key_keeper import KeyKeeper, fixed_unsealer
 from databunker.metrics import Metrics
 from databunker.notify.dispatcher import OutboxDispatcher
 from databunker.services.context import Context
+from databunker.unsealing import POLL_SECONDS, Unsealer
+
+log = logging.getLogger("databunker.keys")
 
 
 class Application:
     """The served ASGI app: the edge middleware around the Starlette router."""
 
-    def __init__(self, vault: Context, *, owns_database: bool = False) -> None:
+    def __init__(
+        self, vault: Context, *, owns_database: bool = False, unsealer: Unsealer | None = None
+    ) -> None:
         self.vault = vault
         self.metrics = Metrics()
+        self.keeper = KeyKeeper(vault, unsealer or fixed_unsealer(vault))
 
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            jobs = asyncio.create_task(run_periodically(vault, vault.settings.server.jobs_interval))
-            webhooks = OutboxDispatcher.for_deployment(vault)
-            if webhooks is not None:
-                webhooks.start()
-            self.starlette.state.webhooks = webhooks
+            jobs = asyncio.create_task(self._run_jobs(vault.settings.server.jobs_interval))
+            keeping = asyncio.create_task(self._keep_keys())
             _settle_heap()
             try:
                 yield
             finally:
-                self.starlette.state.webhooks = None
-                if webhooks is not None:
-                    await webhooks.stop()
+                keeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeping
+                await anyio.to_thread.run_sync(self.keeper.stop)
+                await self._stop_webhooks()
                 # A round already running finishes first: its thread is not abandoned.
                 jobs.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -76,6 +89,7 @@ class Application:
         self.starlette = Starlette(
             routes=[
                 *system.routes,
+                *seal.routes,
                 *users.routes,
                 *apps.routes,
                 *sessions.routes,
@@ -92,6 +106,7 @@ class Application:
             exception_handlers={
                 DatabunkerError: on_domain_error,
                 DecryptionError: on_decryption_error,
+                KeyringSealed: on_sealed,
                 HTTPException: on_http_error,
                 Exception: on_server_fault,
             },
@@ -102,7 +117,40 @@ class Application:
         self.starlette.state.metrics = self.metrics
         # The running OutboxDispatcher (see the lifespan), woken after each commit.
         self.starlette.state.webhooks = None
-        self._edge = EdgeMiddleware(self.starlette, self.starlette.router, self.metrics)
+        self.starlette.state.keeper = self.keeper
+        gate = SealedGate(self.starlette, vault.keyring)
+        self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics)
+
+    async def _run_jobs(self, interval: float) -> None:
+        # Periodic jobs wait while the vault is sealed.
+        while True:
+            await asyncio.sleep(interval)
+            if not self.vault.keyring.sealed:
+                await anyio.to_thread.run_sync(run_jobs, self.vault)
+
+    async def _keep_keys(self) -> None:
+        """Follow the unsealer and the stored keyring; run the outbox dispatcher only while
+        unsealed (it needs the outbox key)."""
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.keeper.sync)
+                await anyio.to_thread.run_sync(self.keeper.refresh)
+            except Exception as exc:  # the database or the agent went away: try again
+                log.error("keyring check failed", extra={"error_type": type(exc).__name__})
+            if self.vault.keyring.sealed:
+                await self._stop_webhooks()
+            elif self.starlette.state.webhooks is None:
+                webhooks = OutboxDispatcher.for_deployment(self.vault)
+                if webhooks is not None:
+                    webhooks.start()
+                self.starlette.state.webhooks = webhooks
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _stop_webhooks(self) -> None:
+        webhooks = self.starlette.state.webhooks
+        self.starlette.state.webhooks = None
+        if webhooks is not None:
+            await webhooks.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -132,5 +180,12 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def build_app(vault: Context, *, owns_database: bool = False) -> Application:
-    return Application(vault, owns_database=owns_database)
+async def on_sealed(_request: Any, _exc: Exception) -> Response:
+    # Sealed while the request ran: the same answer the gate gives.
+    return error(503, SEALED_MESSAGE)
+
+
+def build_app(
+    vault: Context, *, owns_database: bool = False, unsealer: Unsealer | None = None
+) -> Application:
+    return Application(vault, owns_database=owns_database, unsealer=unsealer)

@@ -1,9 +1,13 @@
-"""The ``databunker`` command: init, serve, demo, import, export, version.
+"""The ``databunker`` command: init, serve, demo, import, export, keys, version.
 
 Exit status is 0 on success and 1 on any refusal, with a one-line message on stderr that
 names what to fix, never a traceback: an operator's mistake (a missing folder, a read-only
 file, a database that refuses the connection, a bad URL) is found when the database is opened,
-before any work starts. Secrets are printed only by ``init``, once.
+before any work starts. Secrets are printed only by ``init`` and ``keys rekey``, once.
+
+The master key comes from the provider the vault was initialised (or rekeyed) with: the
+environment, ``DATABUNKER_KMS`` for a KMS-protected vault, or shares read from standard
+input, one per line, for a share-protected one (``serve`` starts sealed instead).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import socket
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,20 +31,25 @@ import sqlalchemy.exc
 from databunker import __version__, logs
 from databunker.config import Bootstrap, ConfigError, Settings, load_bootstrap, load_settings
 from databunker.crypto import Keyring, MasterKey, new_token
+from databunker.crypto import providers as prov
 from databunker.metrics import MULTIPROCESS_METRICS
+from databunker.services import keys
 from databunker.services.access import DEMO_ROOT_TOKEN
 from databunker.services.context import Context, system_clock
 from databunker.services.login import DEMO_CODE
 from databunker.services.schema import SchemaLoadError, UserSchema
 from databunker.services.system import VaultStateError, initialise, open_vault
-from databunker.storage import Database, DatabaseURLError
+from databunker.storage import Database, DatabaseURLError, migrate, schema_version
 from databunker.storage.database import DEFAULT_URL
+from databunker.unsealing import LocalUnsealer, SocketUnsealer, UnsealAgent, Unsealer
 
 log = logging.getLogger("databunker")
 
 MAX_WORKERS = 64
 # Set by ``serve --workers N`` for its worker processes.
 WORKER_CONFIG = "DATABUNKER_WORKER_CONFIG"
+# The supervising process's unseal agent (see databunker.unsealing), for its workers.
+UNSEAL_SOCKET = "DATABUNKER_UNSEAL_SOCKET"
 
 
 class CommandError(Exception):
@@ -140,7 +150,7 @@ def _master_key(bootstrap: Bootstrap) -> MasterKey | None:
 
 
 def build_vault(
-    settings: Settings, database: Database, master: MasterKey, *, demo: bool = False
+    settings: Settings, database: Database, keyring: Keyring, *, demo: bool = False
 ) -> Context:
     schema = None
     if settings.generic.user_record_schema:
@@ -148,26 +158,63 @@ def build_vault(
             schema = UserSchema.load(settings.generic.user_record_schema)
         except SchemaLoadError as exc:
             raise CommandError(f"generic.user_record_schema: {exc}") from exc
-    return Context(settings, database, Keyring(master), system_clock, schema, demo)
+    return Context(settings, database, keyring, system_clock, schema, demo)
+
+
+def _new_provider(args: argparse.Namespace) -> prov.KeyProvider:
+    """The provider ``--shares N --threshold K`` or ``--kms aws-kms:<key>`` ask for."""
+    try:
+        if args.kms is not None:
+            if args.shares is not None or args.threshold is not None:
+                raise CommandError("--kms and --shares cannot be used together")
+            return prov.AwsKmsKeyProvider(args.kms)
+        if args.shares is not None or args.threshold is not None:
+            if args.shares is None or args.threshold is None:
+                raise CommandError("--shares and --threshold go together")
+            return prov.ShamirKeyProvider(args.shares, args.threshold)
+    except prov.KeyProviderError as exc:
+        raise CommandError(str(exc)) from exc
+    return prov.EnvironmentKeyProvider()
+
+
+def _protect(provider: prov.KeyProvider, master: MasterKey, vault_id: str) -> prov.ProtectedKey:
+    try:
+        return provider.protect(master, vault_id)
+    except prov.KeyProviderError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def cmd_init(args: argparse.Namespace) -> None:
     settings_file = args.config
     load_settings(settings_file)  # a bad configuration should stop init too
     bootstrap = load_bootstrap()
+    provider = _new_provider(args)
     database = _open_database(_database_url(args, bootstrap))
     supplied_key = _master_key(bootstrap)
     master = supplied_key or MasterKey.generate()
     root_token = bootstrap.root_token or new_token()
+    vault_id = str(uuid.uuid4())
     try:
-        initialise(database, Keyring(master), root_token, system_clock())
+        with database.transaction() as conn:
+            if schema_version(conn) > 0 and keys.KEY_CHECK in _meta_names(conn):
+                raise CommandError("the database is already initialised")
+        protected = _protect(provider, master, vault_id)
+        initialise(
+            database,
+            Keyring(master),
+            root_token,
+            system_clock(),
+            vault_id=vault_id,
+            provider_values=protected.stored,
+        )
     except VaultStateError as exc:
         raise CommandError(str(exc)) from exc
     finally:
         database.dispose()
-    print("# Keep these two values secret; they are not shown again.")
-    if supplied_key is None:
-        print(f"DATABUNKER_MASTERKEY={master.hex()}")
+    print("# Keep these values secret; they are not shown again.")
+    if supplied_key is None or not isinstance(provider, prov.EnvironmentKeyProvider):
+        for line in protected.printed:
+            print(line)
     else:
         print("# master key: the one given in the environment")
     if bootstrap.root_token is None:
@@ -189,6 +236,7 @@ def _serve(
     workers: int = 1,
     *,
     on_listening: Callable[[str, int], None] | None = None,
+    unsealer: Unsealer | None = None,
 ) -> None:
     """Run the server until it is stopped; ``on_listening(scheme, port)`` is called once the
     (single) server process listens, with the port it is bound to."""
@@ -225,7 +273,7 @@ def _serve(
     scheme = "https" if tls else "http"
     try:
         _run_uvicorn(
-            build_app(vault),
+            build_app(vault, unsealer=unsealer),
             options,
             None if on_listening is None else lambda bound: on_listening(scheme, bound),
         )
@@ -275,49 +323,145 @@ class _LastError(logging.Handler):
 
 def worker_app() -> Any:
     """The app of one worker process of ``serve --workers N``: the parent left the database
-    URL and configuration file in the environment."""
+    URL, the configuration file and its unseal agent's socket in the environment; the
+    master key comes from that agent."""
     from databunker.app import build_app
 
     logs.configure()
     sys.setswitchinterval(float(os.environ.get("X_SWITCH", "0.005")))
-    vault = _open_vault(os.environ.get(WORKER_CONFIG) or None, None)
-    return build_app(vault, owns_database=True)
+    settings = load_settings(os.environ.get(WORKER_CONFIG) or None)
+    database = _open_database(load_bootstrap().database_url or DEFAULT_URL)
+    unsealer = SocketUnsealer(os.environ[UNSEAL_SOCKET])
+    master = unsealer.master_key()
+    keyring = Keyring.sealed_keyring()
+    if master is not None:
+        keyring = Keyring(master)
+        open_vault(database, keyring, settings.sms.default_country)
+    vault = build_vault(settings, database, keyring)
+    return build_app(vault, owns_database=True, unsealer=unsealer)
+
+
+def _meta_names(conn: Any) -> set[str]:
+    import sqlalchemy as sa
+
+    return set(conn.execute(sa.text("SELECT name FROM meta")).scalars())
+
+
+def _provider_values(database: Database) -> dict[str, str]:
+    """The stored key provider's values; refuses a database never initialised."""
+    with database.transaction() as conn:
+        initialised = schema_version(conn) > 0 and keys.KEY_CHECK in _meta_names(conn)
+    if not initialised:
+        raise CommandError("the database is not initialised: run `databunker init` first")
+    return keys.provider_values(database)
+
+
+def _shares_from_stdin(database: Database, threshold: int) -> MasterKey:
+    """The master key rebuilt from shares read from standard input, one per line."""
+    collector = prov.ShareCollector(threshold)
+    if sys.stdin.isatty():
+        print(f"enter {threshold} shares, one per line:", file=sys.stderr)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            master = collector.add(line)
+        except prov.KeyProviderError as exc:
+            raise CommandError(f"standard input: {exc}") from exc
+        if master is not None:
+            if not keys.check_master_key(database, master):
+                raise CommandError("shares do not match this vault")
+            return master
+    raise CommandError(
+        f"this vault is protected by shares: give {threshold} on standard input, one per line"
+    )
+
+
+def _stored_master_key(
+    database: Database, values: dict[str, str], *, read_shares: bool = True
+) -> MasterKey | None:
+    """The master key from the vault's provider; None for shares when ``read_shares`` is
+    False (``serve`` starts sealed)."""
+    kind = values.get(prov.PROVIDER, prov.EnvironmentKeyProvider.kind)
+    bootstrap = load_bootstrap()
+    try:
+        if kind == prov.ShamirKeyProvider.kind:
+            threshold = keys.shamir_threshold(values) or 0
+            return _shares_from_stdin(database, threshold) if read_shares else None
+        if kind == prov.AwsKmsKeyProvider.kind:
+            if not bootstrap.kms:
+                raise CommandError(
+                    "this vault's master key is kept by AWS KMS: set DATABUNKER_KMS=aws-kms:<key>"
+                )
+            kms = prov.AwsKmsKeyProvider(bootstrap.kms)
+            return kms.master_key(values, values.get(keys.VAULT_ID, ""))
+        return prov.EnvironmentKeyProvider(bootstrap.master_key_hex).master_key()
+    except prov.KeyProviderError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _open_existing_vault(args: argparse.Namespace) -> Context:
-    """The vault of ``--db`` with the master key of the environment, checked against it."""
+    """The vault of ``--db`` with its master key (environment, KMS or shares on standard
+    input), checked against it."""
     return _open_vault(args.config, args.db)
 
 
-def _open_vault(config: str | None, database_url: str | None) -> Context:
+def _open_vault(
+    config: str | None, database_url: str | None, *, sealed_ok: bool = False
+) -> Context:
+    """``sealed_ok``: a share-protected vault is opened sealed instead of reading shares."""
     settings = load_settings(config)
     bootstrap = load_bootstrap()
-    master = _master_key(bootstrap)
-    if master is None:
-        raise CommandError(
-            "DATABUNKER_MASTERKEY (or DATABUNKER_MASTERKEY_FILE) must be set to the key "
-            "printed by `databunker init`"
-        )
     database = _open_database(database_url or bootstrap.database_url or DEFAULT_URL)
     try:
-        open_vault(database, Keyring(master), settings.sms.default_country)
-        return build_vault(settings, database, master)
+        values = _provider_values(database)
+        master = _stored_master_key(database, values, read_shares=not sealed_ok)
+        if master is None:
+            migrate(database)
+            return build_vault(settings, database, Keyring.sealed_keyring())
+        keyring = Keyring(master)
+        open_vault(database, keyring, settings.sms.default_country)
+        return build_vault(settings, database, keyring)
     except (VaultStateError, CommandError) as exc:
         database.dispose()
         raise CommandError(str(exc)) from exc
 
 
+def _unsealer(vault: Context) -> LocalUnsealer:
+    """The unseal state of a server: shares to collect, or the key it was started with."""
+    if not vault.keyring.sealed:
+        return LocalUnsealer(0, lambda _key: False, vault.keyring.master)
+    threshold = keys.shamir_threshold(keys.provider_values(vault.database)) or 0
+    database = vault.database
+    return LocalUnsealer(threshold, lambda master: keys.check_master_key(database, master))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
-    vault = _open_existing_vault(args)
+    vault = _open_vault(args.config, args.db, sealed_ok=True)
     settings = vault.settings
     workers = settings.server.workers if args.workers is None else args.workers
     if not 1 <= workers <= MAX_WORKERS:
         vault.database.dispose()
         raise CommandError(f"--workers must be between 1 and {MAX_WORKERS}")
-    if workers > 1:
-        os.environ["DATABUNKER_DB"] = vault.database.url.render_as_string(hide_password=False)
-        os.environ[WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
-    _serve(vault, args.host or settings.server.host, args.port or settings.server.port, workers)
+    if vault.keyring.sealed:
+        log.warning("sealed: give the shares to POST /v1/sys/unseal")
+    unsealer = _unsealer(vault)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    if workers == 1:
+        _serve(vault, host, port, unsealer=unsealer)
+        return
+    os.environ["DATABUNKER_DB"] = vault.database.url.render_as_string(hide_password=False)
+    os.environ[WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
+    # The workers reach this process's unseal state through a socket only this user can open.
+    with tempfile.TemporaryDirectory(prefix="databunker-unseal-") as private:
+        os.chmod(private, 0o700)
+        agent = UnsealAgent(unsealer, os.path.join(private, "unseal.sock"))
+        agent.start()
+        os.environ[UNSEAL_SOCKET] = agent.path
+        try:
+            _serve(vault, host, port, workers)
+        finally:
+            agent.stop()
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -360,19 +504,83 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported {exported} users", file=sys.stderr)
 
 
+def cmd_keys_status(args: argparse.Namespace) -> None:
+    bootstrap = load_bootstrap()
+    database = _open_database(_database_url(args, bootstrap))
+    try:
+        _provider_values(database)
+        migrate(database)  # a vault of an earlier release: its keyring is version 1
+        found = keys.status(database)
+    finally:
+        database.dispose()
+    print(f"master key provider: {found.provider}")
+    print(f"current version: {found.current}")
+    for version in found.versions:
+        mark = " (current)" if version.current else ""
+        print(f"version {version.version}{mark}: wraps {version.wrapped_keys} data keys")
+    rotation = found.rotation
+    if rotation is not None and rotation.state != "done":
+        print(f"rotation to version {rotation.version}: {rotation.state}")
+
+
+class _ProgressBar:
+    """``rewrapped 1200/5000 [######----] 24%`` on standard error, redrawn in place."""
+
+    WIDTH = 30
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        filled = int(share * self.WIDTH)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        end = "\n" if done >= total else ""
+        print(f"\rrewrapped {done}/{total} [{bar}] {share:4.0%}", end=end, file=sys.stderr)
+        sys.stderr.flush()
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    vault = _open_existing_vault(args)
+    try:
+        print("adding a key version; running servers pick it up first...", file=sys.stderr)
+        version = keys.rotate(vault.database, vault.keyring, vault.clock, progress=_ProgressBar())
+        print(f"current version: {version}")
+        if args.retire:
+            destroyed = keys.retire(vault.database, vault.keyring, vault.clock)
+            listed = ", ".join(str(v) for v in destroyed) or "none"
+            print(f"destroyed versions: {listed}")
+    finally:
+        vault.database.dispose()
+
+
+def cmd_keys_rekey(args: argparse.Namespace) -> None:
+    provider = _new_provider(args)
+    vault = _open_existing_vault(args)
+    try:
+        protected = keys.rekey(
+            vault.database, vault.keyring, MasterKey.generate(), provider, vault.clock
+        )
+    except prov.KeyProviderError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        vault.database.dispose()
+    print("# The vault's new secret; keep it secret, it is not shown again.")
+    print("# The old master key (or shares, or KMS key) no longer opens this vault.")
+    for line in protected.printed:
+        print(line)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     with tempfile.TemporaryDirectory(prefix="databunker-demo-") as folder:
         database = _open_database(f"sqlite:///{folder}/demo.db")
-        master = MasterKey.generate()
-        initialise(database, Keyring(master), DEMO_ROOT_TOKEN, system_clock())
+        keyring = Keyring(MasterKey.generate())
+        initialise(database, keyring, DEMO_ROOT_TOKEN, system_clock())
         print(
             "DEMO MODE: root token is DEMO, data lives in a temporary database that is deleted "
             "on exit. Never put real personal data here.",
             file=sys.stderr,
         )
         log.warning("demo mode: root token DEMO, temporary database")
-        vault = build_vault(settings, database, master, demo=True)
+        vault = build_vault(settings, database, keyring, demo=True)
         _serve(
             vault,
             args.host,
@@ -415,6 +623,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="server processes (default server.workers, 1)")
+    _provider_options(init)
     init.set_defaults(handler=cmd_init)
     serve.set_defaults(handler=cmd_serve)
 
@@ -434,9 +643,31 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
 
+    key_commands = commands.add_parser("keys", help="the keyring: status, rotate, rekey")
+    key_sub = key_commands.add_subparsers(dest="keys_command", required=True)
+    key_status = key_sub.add_parser("status", help="key versions and what each wraps")
+    key_status.set_defaults(handler=cmd_keys_status)
+    key_rotate = key_sub.add_parser("rotate", help="add a key version and rewrap to it")
+    key_rotate.add_argument(
+        "--retire", action="store_true", help="then destroy versions that wrap nothing"
+    )
+    key_rotate.set_defaults(handler=cmd_keys_rotate)
+    key_rekey = key_sub.add_parser("rekey", help="protect the keyring with a new master key")
+    _provider_options(key_rekey)
+    key_rekey.set_defaults(handler=cmd_keys_rekey)
+    for sub in (key_status, key_rotate, key_rekey):
+        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
+
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda _args: print(f"databunker {__version__}"))
     return parser
+
+
+def _provider_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shares", type=int, help="split the master key into N shares")
+    parser.add_argument("--threshold", type=int, help="shares needed to unseal (with --shares)")
+    parser.add_argument("--kms", help="keep the master key encrypted by aws-kms:<key id or ARN>")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -444,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure()
     try:
         args.handler(args)
-    except (CommandError, ConfigError, VaultStateError) as exc:
+    except (CommandError, ConfigError, VaultStateError, keys.KeyringError) as exc:
         print(f"databunker: {exc}", file=sys.stderr)
         return 1
     except sqlalchemy.exc.DBAPIError as exc:  # the database went away after it was opened

@@ -516,6 +516,8 @@ class Bootstrap:
     master_key_hex: str | None
     root_token: str | None
     database_url: str | None
+    # ``aws-kms:<key id or ARN>`` for a vault whose master key AWS KMS keeps.
+    kms: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -552,13 +554,15 @@ def load_bootstrap(environ: Mapping[str, str] | None = None) -> Bootstrap:
 
     ``DATABUNKER_MASTERKEY`` wins over ``DATABUNKER_MASTERKEY_FILE`` (a file holding the key,
     trimmed); likewise ``DATABUNKER_ROOTTOKEN`` / ``DATABUNKER_ROOTTOKEN_FILE``. The database
-    URL comes from ``DATABUNKER_DB``. Unset or empty means ``None``.
+    URL comes from ``DATABUNKER_DB``, the KMS key from ``DATABUNKER_KMS``. Unset or empty
+    means ``None``.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     return Bootstrap(
         master_key_hex=_secret_from_env(env, "DATABUNKER_MASTERKEY"),
         root_token=_secret_from_env(env, "DATABUNKER_ROOTTOKEN"),
         database_url=env.get("DATABUNKER_DB", "").strip() or None,
+        kms=env.get("DATABUNKER_KMS", "").strip() or None,
     )
 
 

@@ -196,8 +196,24 @@ def audit_trail_rows(client: TestClient, root: Caller) -> list[str]:
     ]
 
 
+# Key management and the audit chain's head: additions whose answers their own tests pin
+# (tests/integration/keys, tests/integration/audit_chain); driving them here would seal the
+# vault or rotate its keys in the middle of the scenario.
+PINNED_ELSEWHERE = frozenset(
+    {
+        "GET /v1/sys/seal",
+        "POST /v1/sys/seal",
+        "POST /v1/sys/unseal",
+        "GET /v1/sys/keys",
+        "POST /v1/sys/keys/rotate",
+        "GET /v1/sys/audit/head",
+    }
+)
+
+
 def routes_not_driven(routes: list[BaseRoute], sent: list[tuple[str, str]]) -> list[str]:
-    """The v1 routes (``/v1/...`` and ``/status``) and methods that no request went to."""
+    """The v1 routes (``/v1/...`` and ``/status``) and methods that no request went to,
+    but for those ``PINNED_ELSEWHERE``."""
     scopes = []
     for method, path in sent:
         route_path = unquote(urlsplit(path).path)
@@ -216,7 +232,7 @@ def routes_not_driven(routes: list[BaseRoute], sent: list[tuple[str, str]]) -> l
                 for scope in scopes
                 if scope["method"] == method
             )
-            if not driven:
+            if not driven and f"{method} {route.path}" not in PINNED_ELSEWHERE:
                 missing.append(f"{method} {route.path}")
     return missing
 

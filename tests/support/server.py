@@ -60,13 +60,16 @@ def run_cli(
     *,
     cwd: Path,
     timeout: float = CLI_TIMEOUT,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``databunker <args>`` to completion in ``cwd`` and capture its output as text."""
+    """Run ``databunker <args>`` to completion in ``cwd`` and capture its output as text;
+    ``stdin`` is given on its standard input."""
     return subprocess.run(
         [*COMMAND, *args],
         env=child_env(env),
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -89,7 +92,10 @@ class ServerProcess:
         cwd: Path,
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
+        sealed: bool = False,
     ) -> None:
+        # ``sealed``: ready once /v1/status answers at all (503 while sealed).
+        self.ready_statuses = {200, 503} if sealed else {200}
         self.args = list(args)
         self.env = child_env(env)
         self.cwd = cwd
@@ -199,7 +205,7 @@ class ServerProcess:
                         f"{process.returncode} before serving:\n{self.stderr}"
                     )
                 try:
-                    if client.get("/v1/status").status_code == 200:
+                    if client.get("/v1/status").status_code in self.ready_statuses:
                         return
                 except httpx.TransportError:
                     pass

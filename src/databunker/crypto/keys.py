@@ -1,11 +1,19 @@
 """Key hierarchy and envelope encryption.
 
+The master key wraps the keyring only: a ``KeySet`` of versioned key-encryption keys (KEKs),
+the blind-index key, the secret-hashing key, the service keys and the audit-chain key, stored
+in the database as entries sealed under the master key (``MasterKey.seal_entry``). A vault
+made before the keyring existed has its keys derived from the master key with HKDF; they
+become keyring version 1 as they are (``KeySet.derived``), so every stored value stays
+readable. A person's data key is wrapped by one KEK version, and the wrapped key's header
+names that version (its key id): ``unwrap`` picks the KEK by it.
+
 Invariants guarded here:
 - the master key never leaves this module's objects except as the hex an operator is shown
   once at ``init``; ``repr``/``str`` of every key object is redacted;
-- sub-keys are derived once, with HKDF-SHA256 and a distinct label each, when a ``Keyring`` is
-  built: the key-encryption key (KEK), the blind-index key, the secret-hashing key and the
-  key-check key;
+- a ``Keyring`` is sealed (it holds no key and every use raises ``KeyringSealed``) or
+  unsealed with one master key and one key set, swapped as a whole, so a request never sees
+  half of a rotation;
 - every ciphertext starts with a format version and a key id, and is authenticated together
   with its context (table, column, row, owner), so a value cannot be moved to another row or
   owner, and any change to any byte fails;
@@ -88,10 +96,38 @@ class MasterKey:
         )
         return hkdf.derive(self._raw)
 
+    @property
+    def raw(self) -> bytes:
+        """The key's bytes, for a key provider to protect (split into shares, encrypt)."""
+        return self._raw
+
+    def seal_entry(self, name: str, secret: bytes) -> bytes:
+        """A keyring entry as stored: ``secret`` sealed under this key, bound to ``name``."""
+        return _seal(AESGCM(self.derive("keyring")), 0, secret, _entry_context(name))
+
+    def open_entry(self, name: str, blob: bytes) -> bytes:
+        return _open(AESGCM(self.derive("keyring")), 0, blob, _entry_context(name))
+
+    def check_value(self) -> str:
+        """A value stored at ``init`` that tells this key from any other without revealing it."""
+        check_key = self.derive("key-check")
+        return hmac.new(check_key, _KEY_CHECK_MESSAGE, hashlib.sha256).hexdigest()
+
+    def matches(self, stored_check_value: str) -> bool:
+        stored = stored_check_value.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(self.check_value().encode(), stored)
+
     def __repr__(self) -> str:
         return "MasterKey(<redacted>)"
 
     __str__ = __repr__
+
+
+_KEY_CHECK_MESSAGE = b"databunker key check v1"
+
+
+def _entry_context(name: str) -> bytes:
+    return _length_prefixed("keyring-v1", name)
 
 
 def _seal(aead: AESGCM, key_id: int, plaintext: bytes, context: bytes) -> bytes:
@@ -167,64 +203,255 @@ def value_context(table: str, column: str, row: str, owner: str) -> bytes:
     return _length_prefixed("value-v1", table, column, row, owner)
 
 
-_KEY_CHECK_MESSAGE = b"databunker key check v1"
+class KeyringSealed(Exception):
+    """The vault is sealed: no key is in memory until it is unsealed."""
+
+    def __init__(self) -> None:
+        super().__init__("vault is sealed")
+
+
+SERVICE_PURPOSES = ("outbox", "identity")
+_KEK_PREFIX = "kek/"
+
+
+class KeySet:
+    """The keyring's keys in clear, in memory: immutable; a change makes a new set.
+
+    As stored, it is a list of named entries (``entries``/``from_entries``): ``kek/<n>`` for
+    each KEK version, ``blind-index``, ``secret-hash``, ``service/<purpose>``, ``audit-chain``;
+    which KEK is current is stored beside them.
+    """
+
+    __slots__ = ("audit_chain", "blind_index", "current", "keks", "secret_hash", "services")
+
+    def __init__(
+        self,
+        keks: dict[int, bytes],
+        current: int,
+        blind_index: bytes,
+        secret_hash: bytes,
+        services: dict[str, bytes],
+        audit_chain: bytes,
+    ) -> None:
+        if current not in keks:
+            raise ValueError("the current KEK version is not in the key set")
+        if set(services) != set(SERVICE_PURPOSES):
+            raise ValueError("the key set lacks a service key")
+        for raw in (*keks.values(), blind_index, secret_hash, *services.values(), audit_chain):
+            if len(raw) != KEY_BYTES:
+                raise ValueError(f"keyring keys must be {KEY_BYTES} bytes")
+        self.keks = dict(keks)
+        self.current = current
+        self.blind_index = blind_index
+        self.secret_hash = secret_hash
+        self.services = dict(services)
+        self.audit_chain = audit_chain
+
+    @classmethod
+    def generate(cls) -> KeySet:
+        """A new vault's keyring: random keys, KEK version 1."""
+        return cls(
+            keks={1: secrets.token_bytes(KEY_BYTES)},
+            current=1,
+            blind_index=secrets.token_bytes(KEY_BYTES),
+            secret_hash=secrets.token_bytes(KEY_BYTES),
+            services={purpose: secrets.token_bytes(KEY_BYTES) for purpose in SERVICE_PURPOSES},
+            audit_chain=secrets.token_bytes(KEY_BYTES),
+        )
+
+    @classmethod
+    def derived(cls, master: MasterKey, kek_version: int = 1) -> KeySet:
+        """The keys a vault made before the keyring derived from its master key."""
+        return cls(
+            keks={kek_version: master.derive("kek")},
+            current=kek_version,
+            blind_index=master.derive("blind-index"),
+            secret_hash=master.derive("secret-hash"),
+            services={purpose: master.derive(f"service/{purpose}") for purpose in SERVICE_PURPOSES},
+            audit_chain=master.derive("audit-chain"),
+        )
+
+    def with_new_kek(self, version: int, *, current: bool) -> KeySet:
+        if version in self.keks:
+            raise ValueError(f"KEK version {version} exists already")
+        keks = {**self.keks, version: secrets.token_bytes(KEY_BYTES)}
+        return self._replace(keks=keks, current=version if current else self.current)
+
+    def with_current(self, version: int) -> KeySet:
+        return self._replace(keks=self.keks, current=version)
+
+    def without_keks(self, versions: set[int]) -> KeySet:
+        if self.current in versions:
+            raise ValueError("the current KEK version cannot be destroyed")
+        return self._replace(
+            keks={v: raw for v, raw in self.keks.items() if v not in versions},
+            current=self.current,
+        )
+
+    def _replace(self, *, keks: dict[int, bytes], current: int) -> KeySet:
+        return KeySet(
+            keks, current, self.blind_index, self.secret_hash, self.services, self.audit_chain
+        )
+
+    def entries(self) -> dict[str, bytes]:
+        named = {f"{_KEK_PREFIX}{version}": raw for version, raw in self.keks.items()}
+        named["blind-index"] = self.blind_index
+        named["secret-hash"] = self.secret_hash
+        named.update({f"service/{purpose}": raw for purpose, raw in self.services.items()})
+        named["audit-chain"] = self.audit_chain
+        return named
+
+    @classmethod
+    def from_entries(cls, entries: dict[str, bytes], current: int) -> KeySet:
+        try:
+            keks = {
+                int(name.removeprefix(_KEK_PREFIX)): raw
+                for name, raw in entries.items()
+                if name.startswith(_KEK_PREFIX)
+            }
+            return cls(
+                keks=keks,
+                current=current,
+                blind_index=entries["blind-index"],
+                secret_hash=entries["secret-hash"],
+                services={p: entries[f"service/{p}"] for p in SERVICE_PURPOSES},
+                audit_chain=entries["audit-chain"],
+            )
+        except (KeyError, ValueError) as exc:
+            raise ValueError("the stored keyring is incomplete") from exc
+
+    def __repr__(self) -> str:
+        return f"KeySet(versions={sorted(self.keks)}, current={self.current})"
+
+    __str__ = __repr__
+
+
+class _Unsealed:
+    """What an unsealed keyring holds: built once per key set, read without locks."""
+
+    __slots__ = ("keks", "keys", "master", "services")
+
+    def __init__(self, master: MasterKey, keys: KeySet) -> None:
+        self.master = master
+        self.keys = keys
+        self.keks = {version: AESGCM(raw) for version, raw in keys.keks.items()}
+        self.services = {purpose: DataKey(raw) for purpose, raw in keys.services.items()}
 
 
 class Keyring:
-    """Every key derived from one master key, derived once at start-up."""
+    """The vault's keys in memory: the master key and its key set, or nothing (sealed).
 
-    __slots__ = ("_check_key", "_index_key", "_kek", "_secret_key", "_service_keys", "key_id")
+    ``Keyring(master)`` is the key set derived from ``master`` (a vault made before the
+    keyring; tests); a server starts from ``Keyring.sealed()`` and ``load``s the stored key
+    set once the master key is known. ``load`` and ``seal`` replace the whole state at once.
+    """
 
-    SERVICE_PURPOSES = ("outbox", "identity")
+    __slots__ = ("_state",)
 
-    def __init__(self, master: MasterKey, key_id: int = 1) -> None:
-        self.key_id = key_id
-        self._kek = AESGCM(master.derive("kek"))
-        self._index_key = master.derive("blind-index")
-        self._secret_key = master.derive("secret-hash")
-        self._check_key = master.derive("key-check")
-        self._service_keys = {
-            purpose: DataKey(master.derive(f"service/{purpose}"))
-            for purpose in self.SERVICE_PURPOSES
-        }
+    def __init__(self, master: MasterKey | None = None, key_id: int = 1) -> None:
+        self._state: _Unsealed | None = None
+        if master is not None:
+            self.load(master, KeySet.derived(master, key_id))
+
+    @classmethod
+    def sealed_keyring(cls) -> Keyring:
+        return cls()
+
+    def load(self, master: MasterKey, keys: KeySet) -> None:
+        self._state = _Unsealed(master, keys)
+
+    def seal(self) -> None:
+        """Forget every key (the objects go with the last request still using them)."""
+        self._state = None
+
+    @property
+    def sealed(self) -> bool:
+        return self._state is None
+
+    def _unsealed(self) -> _Unsealed:
+        state = self._state
+        if state is None:
+            raise KeyringSealed()
+        return state
+
+    @property
+    def master(self) -> MasterKey:
+        return self._unsealed().master
+
+    @property
+    def keys(self) -> KeySet:
+        return self._unsealed().keys
+
+    @property
+    def key_id(self) -> int:
+        """The current KEK version: new data keys are wrapped by it."""
+        return self._unsealed().keys.current
 
     def service_key(self, purpose: str) -> DataKey:
         """A key for values that belong to no person yet (queued webhooks, identities that
         gave consent before they had a record): ``outbox`` or ``identity``."""
-        return self._service_keys[purpose]
+        return self._unsealed().services[purpose]
+
+    def audit_chain_key(self) -> bytes:
+        """The key of the audit trail's chain links (32 bytes)."""
+        return self._unsealed().keys.audit_chain
 
     # -- key check: lets ``serve`` refuse a wrong master key before touching data
     def check_value(self) -> str:
-        return hmac.new(self._check_key, _KEY_CHECK_MESSAGE, hashlib.sha256).hexdigest()
+        return self._unsealed().master.check_value()
 
     def matches(self, stored_check_value: str) -> bool:
-        stored = stored_check_value.encode("utf-8", "surrogatepass")
-        return hmac.compare_digest(self.check_value().encode(), stored)
+        return self._unsealed().master.matches(stored_check_value)
 
-    # -- envelope: data keys wrapped under the KEK, bound to their owner
+    # -- envelope: data keys wrapped under a KEK version, bound to their owner
     def wrap(self, data_key: DataKey, owner: str) -> bytes:
+        state = self._unsealed()
+        version = state.keys.current
         plaintext = data_key.key_id.to_bytes(4, "big") + data_key._raw
-        return _seal(self._kek, self.key_id, plaintext, _wrap_context(owner))
+        return _seal(state.keks[version], version, plaintext, _wrap_context(owner))
 
     def unwrap(self, blob: bytes, owner: str) -> DataKey:
-        plaintext = _open(self._kek, self.key_id, blob, _wrap_context(owner))
+        state = self._unsealed()
+        kek = state.keks.get(wrapped_kek_version(blob))
+        if kek is None:
+            raise DecryptionError(_wrap_context(owner))
+        plaintext = _open(kek, wrapped_kek_version(blob), blob, _wrap_context(owner))
         if len(plaintext) != 4 + KEY_BYTES:
             raise DecryptionError(_wrap_context(owner))
         return DataKey(plaintext[4:], key_id=int.from_bytes(plaintext[:4], "big"))
+
+    def rewrap(self, blob: bytes, owner: str) -> bytes:
+        """``blob`` wrapped again by the current KEK version."""
+        return self.wrap(self.unwrap(blob, owner), owner)
 
     # -- keyed hashes
     def blind_index(self, kind: str, normalised: str) -> bytes:
         """Equality-searchable index of a normalised identity (``kind`` separates domains)."""
         message = kind.encode() + b"\x00" + normalised.encode()
-        return hmac.new(self._index_key, message, hashlib.sha256).digest()
+        return hmac.new(self._unsealed().keys.blind_index, message, hashlib.sha256).digest()
 
     def hash_secret(self, kind: str, value: str) -> bytes:
         """Keyed hash under which access tokens, codes and capability tokens are stored."""
         message = kind.encode() + b"\x00" + value.encode()
-        return hmac.new(self._secret_key, message, hashlib.sha256).digest()
+        return hmac.new(self._unsealed().keys.secret_hash, message, hashlib.sha256).digest()
 
     def __repr__(self) -> str:
-        return f"Keyring(key_id={self.key_id})"
+        state = self._state
+        if state is None:
+            return "Keyring(sealed)"
+        return f"Keyring(key_id={state.keys.current})"
+
+
+def wrapped_kek_version(blob: bytes) -> int:
+    """The KEK version named in a wrapped data key's header (0 if it has none)."""
+    if len(blob) < _HEADER.size:
+        return 0
+    return int(_HEADER.unpack(blob[: _HEADER.size])[1])
+
+
+def kek_version_prefix(version: int) -> bytes:
+    """The first bytes of every data key wrapped by KEK ``version``: storage counts by them."""
+    return _HEADER.pack(FORMAT_VERSION, version)
 
 
 def _wrap_context(owner: str) -> bytes:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from databunker.crypto import Keyring, is_uuid
+from databunker.crypto import Keyring, KeySet, is_uuid
 from databunker.errors import Conflict
-from databunker.services import documents
+from databunker.services import documents, keys
 from databunker.services.access import DEMO_ROOT_TOKEN, ROOT_KIND, access_token_hash
+from databunker.services.context import system_clock
 from databunker.services.identity import lenient_indexes
 from databunker.services.legal import seed as seed_legal_bases
 from databunker.services.records import profile_context
@@ -15,7 +16,7 @@ from databunker.storage import repositories as meta_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage.prepared import savepoint
 
-KEY_CHECK = "key_check"
+KEY_CHECK = keys.KEY_CHECK
 # Which canonical form of identities the lookup indexes were computed in (services.identity).
 IDENTITY_FORM = "identity_form"
 CURRENT_IDENTITY_FORM = "2"
@@ -26,8 +27,17 @@ class VaultStateError(Exception):
     """The database cannot be used as asked (not initialised, initialised twice, wrong key)."""
 
 
-def initialise(database: Database, keyring: Keyring, root_token: str, now: int) -> None:
-    """Create the schema, record the key check value and the root token's hash, once."""
+def initialise(
+    database: Database,
+    keyring: Keyring,
+    root_token: str,
+    now: int,
+    *,
+    vault_id: str | None = None,
+    provider_values: dict[str, str] | None = None,
+) -> None:
+    """Create the schema, a random keyring sealed under ``keyring``'s master key (which then
+    holds it), the key check value and the root token's hash, once."""
     if not (is_uuid(root_token) or root_token == DEMO_ROOT_TOKEN):
         raise VaultStateError("the root token must be a UUID")
     migrate(database)
@@ -35,7 +45,13 @@ def initialise(database: Database, keyring: Keyring, root_token: str, now: int) 
         initialised = meta_rows.get_meta(conn, KEY_CHECK) is not None
         if initialised or access_token_rows.has_root_token(conn):
             raise VaultStateError("the database is already initialised")
-        meta_rows.set_meta(conn, KEY_CHECK, keyring.check_value())
+        if vault_id is not None:
+            meta_rows.set_meta(conn, keys.VAULT_ID, vault_id)
+        generated = KeySet.generate()
+        keys.create_keyring(conn, keyring.master, generated, now)
+        keyring.load(keyring.master, generated)
+        for name, value in (provider_values or {}).items():
+            meta_rows.set_meta(conn, name, value)
         meta_rows.set_meta(conn, IDENTITY_FORM, CURRENT_IDENTITY_FORM)
         access_token_rows.insert_access_token(
             conn,
@@ -57,6 +73,10 @@ def open_vault(database: Database, keyring: Keyring, default_country: str = "GB"
     if not keyring.matches(stored):
         raise VaultStateError("the master key does not match this database")
     migrate(database)
+    try:
+        keys.unlock(database, keyring, keyring.master, system_clock())
+    except keys.KeyringError as exc:
+        raise VaultStateError(str(exc)) from exc
     reindex_identities(database, keyring, default_country)
 
 

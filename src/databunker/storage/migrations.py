@@ -228,10 +228,22 @@ def _v3_passwordless_login(op: Operations) -> None:
     op.create_index("ix_rate_limits_window_start", "rate_limits", ["window_start"])
 
 
+def _v4_keyring(op: Operations) -> None:
+    # The keys the master key wraps; a vault of an earlier version gets its rows when it is
+    # first opened with its master key (services/keys.py), since only then are they known.
+    op.create_table(
+        "keyring",
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column("sealed", sa.LargeBinary, nullable=False),
+        sa.Column("created", sa.BigInteger, nullable=False),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_core_vault,
     _v2_consent_and_personal_data,
     _v3_passwordless_login,
+    _v4_keyring,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
@@ -245,8 +257,8 @@ def schema_version(conn: Connection) -> int:
     return int(value) if value is not None else 0
 
 
-def migrate(database: Database) -> int:
-    """Bring the schema to the latest version; returns the version reached."""
+def migrate(database: Database, target: int = LATEST_VERSION) -> int:
+    """Bring the schema to ``target`` (the latest version); returns the version reached."""
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
@@ -257,10 +269,10 @@ def migrate(database: Database) -> int:
                 f"(version {LATEST_VERSION}); upgrade the server"
             )
         op = Operations(MigrationContext.configure(conn))
-        for version in range(current + 1, LATEST_VERSION + 1):
+        for version in range(current + 1, target + 1):
             MIGRATIONS[version - 1](op)
             _set_version(conn, version, first=version == 1)
-        return LATEST_VERSION
+        return max(current, target)
 
 
 def _set_version(conn: Connection, version: int, *, first: bool) -> None:

@@ -239,3 +239,13 @@ rate_limits = sa.Table(
     sa.Column("window_start", sa.BigInteger, nullable=False, index=True),
     sa.Column("hits", sa.Integer, nullable=False),
 )
+
+# The keyring (see crypto/keys.py): each key sealed under the master key, bound to its name
+# ("kek/<version>", "blind-index", "secret-hash", "service/<purpose>", "audit-chain").
+keyring = sa.Table(
+    "keyring",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+)

@@ -861,6 +861,17 @@ MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/v1/metrics", EVERYONE, fixed("/v1/metrics")),
     Entry("GET", "/v1/sys/uiconfiguration", EVERYONE, fixed("/v1/sys/uiconfiguration")),
     Entry("GET", "/v1/sys/configuration", ROOT_ONLY, fixed("/v1/sys/configuration")),
+    Entry("GET", "/v1/sys/seal", EVERYONE, fixed("/v1/sys/seal")),
+    Entry("POST", "/v1/sys/unseal", EVERYONE, fixed("/v1/sys/unseal"), body={"share": "x"}),
+    Entry("POST", "/v1/sys/seal", ROOT_ONLY, fixed("/v1/sys/seal"), audit_title="seal vault"),
+    Entry("GET", "/v1/sys/keys", ROOT_ONLY, fixed("/v1/sys/keys")),
+    Entry(
+        "POST",
+        "/v1/sys/keys/rotate",
+        ROOT_ONLY,
+        fixed("/v1/sys/keys/rotate"),
+        audit_title="rotate keys",
+    ),
     Entry("GET", "/v1/audit/admin", ROOT_ONLY, fixed("/v1/audit/admin")),
     Entry(
         "POST",

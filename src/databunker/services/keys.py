@@ -1,0 +1,428 @@
+"""The keyring's life: created at init, upgraded in place, unlocked, rotated and rekeyed.
+
+State in the database (``meta``): ``key_check`` (tells the master key from any other),
+``vault_id`` (names the vault, e.g. in the KMS encryption context), ``keyring_current`` (the
+KEK version new data keys are wrapped by), ``keyring_generation`` (bumped on every change, so
+running servers reload within ``REFRESH_SECONDS``), ``keyring_rotation`` (progress of the
+last rotation, JSON), and the key provider's public values (``crypto.providers``).
+
+Invariants:
+- every keyring row is sealed under the master key; a rekey reseals them all and replaces the
+  key check in one transaction, so the old master key is refused from then on;
+- a KEK version is destroyed only when no wrapped data key names it, counted in the same
+  transaction, and not before every server has had ``SETTLE_SECONDS`` to stop using it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from databunker.crypto import (
+    DecryptionError,
+    Keyring,
+    KeySet,
+    MasterKey,
+    kek_version_prefix,
+)
+from databunker.crypto import providers as prov
+from databunker.storage import Database
+from databunker.storage import keyring as store
+from databunker.storage import repositories as repo
+from databunker.storage.login import hit
+
+log = logging.getLogger("databunker.keys")
+
+KEY_CHECK = "key_check"
+VAULT_ID = "vault_id"
+CURRENT = "keyring_current"
+GENERATION = "keyring_generation"
+ROTATION = "keyring_rotation"
+PROVIDER_VALUES = (
+    prov.PROVIDER,
+    prov.SHAMIR_THRESHOLD,
+    prov.SHAMIR_SHARES,
+    prov.KMS_KEY,
+    prov.KMS_CIPHERTEXT,
+)
+
+# Every server reads the generation this often, and reloads the keyring when it changed.
+REFRESH_SECONDS = 2.0
+# How long a rotation waits for every server to know a new KEK before it becomes current,
+# and to stop wrapping with the old one before that is destroyed.
+SETTLE_SECONDS = 2 * REFRESH_SECONDS + 1
+REWRAP_BATCH = 200
+UNSEAL_ATTEMPTS = 20
+UNSEAL_WINDOW = 60
+
+
+class KeyringError(Exception):
+    """The keyring cannot be used as asked (wrong master key, nothing to retire, ...)."""
+
+
+# -- creating, upgrading, unlocking ---------------------------------------------------------
+def create_keyring(conn: sa.Connection, master: MasterKey, keys: KeySet, now: int) -> None:
+    """Store a new vault's keyring sealed under ``master``, with its key check."""
+    if repo.get_meta(conn, VAULT_ID) is None:
+        repo.set_meta(conn, VAULT_ID, str(uuid.uuid4()))
+    _store(conn, master, keys, now)
+    repo.set_meta(conn, KEY_CHECK, master.check_value())
+
+
+def vault_id(conn: sa.Connection) -> str:
+    """This vault's name; a vault made before it had one is given one now."""
+    found = repo.get_meta(conn, VAULT_ID)
+    if found is None:
+        found = str(uuid.uuid4())
+        repo.set_meta(conn, VAULT_ID, found)
+    return found
+
+
+def _store(conn: sa.Connection, master: MasterKey, keys: KeySet, now: int) -> None:
+    sealed = {name: master.seal_entry(name, raw) for name, raw in keys.entries().items()}
+    store.write_entries(conn, sealed, now)
+    gone = set(store.read_entries(conn)) - set(sealed)
+    if gone:
+        store.delete_entries(conn, gone)
+    repo.set_meta(conn, CURRENT, str(keys.current))
+    _bump_generation(conn)
+
+
+def _bump_generation(conn: sa.Connection) -> None:
+    repo.set_meta(conn, GENERATION, str(_generation(conn) + 1))
+
+
+def _generation(conn: sa.Connection) -> int:
+    return int(repo.get_meta(conn, GENERATION) or 0)
+
+
+def check_master_key(database: Database, master: MasterKey) -> bool:
+    with database.transaction() as conn:
+        stored = repo.get_meta(conn, KEY_CHECK)
+    return stored is not None and master.matches(stored)
+
+
+def unlock(database: Database, keyring: Keyring, master: MasterKey, now: int) -> int:
+    """Load the stored keyring into ``keyring`` with ``master`` (checked first); a vault
+    made before the keyring gets its derived keys stored as version 1 first. Returns the
+    generation loaded."""
+    with database.transaction() as conn:
+        stored = repo.get_meta(conn, KEY_CHECK)
+        if stored is None or not master.matches(stored):
+            raise KeyringError("the master key does not match this database")
+        if not store.has_entries(conn):
+            if conn.dialect.name == "postgresql":  # servers upgrading at once: one does it
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": 0x4B455953})
+            if not store.has_entries(conn):
+                vault_id(conn)
+                _store(conn, master, KeySet.derived(master), now)
+                log.info("keyring created from the derived keys", extra={"event": "upgrade"})
+        generation = _generation(conn)
+        keys = _read_keys(conn, master)
+    keyring.load(master, keys)
+    return generation
+
+
+def _read_keys(conn: sa.Connection, master: MasterKey) -> KeySet:
+    entries = store.read_entries(conn)
+    current = int(repo.get_meta(conn, CURRENT) or 1)
+    try:
+        opened = {name: master.open_entry(name, sealed) for name, sealed in entries.items()}
+        return KeySet.from_entries(opened, current)
+    except (DecryptionError, ValueError) as exc:
+        raise KeyringError("the stored keyring cannot be opened with this master key") from exc
+
+
+class KeyringWatcher:
+    """Keeps one process's keyring as stored: ``refresh`` reloads it when its generation
+    changed (a rotation, a retire, a rekey by another process)."""
+
+    def __init__(self, database: Database, keyring: Keyring) -> None:
+        self.database = database
+        self.keyring = keyring
+        self.generation = -1
+        self._stale_master = False
+
+    def loaded(self, generation: int) -> None:
+        self.generation = generation
+        self._stale_master = False
+
+    def refresh(self) -> bool:
+        """True when a new keyring was loaded."""
+        if self.keyring.sealed:
+            return False
+        with self.database.transaction() as conn:
+            generation = _generation(conn)
+            if generation == self.generation:
+                return False
+            master = self.keyring.master
+            stored = repo.get_meta(conn, KEY_CHECK) or ""
+            if not master.matches(stored):
+                # Rekeyed elsewhere: keep serving with the keys in memory (the data keys are
+                # unchanged); a restart with the new secret picks up later versions.
+                if not self._stale_master:
+                    log.warning("the vault was rekeyed: restart this server with the new key")
+                    self._stale_master = True
+                return False
+            keys = _read_keys(conn, master)
+        self.keyring.load(master, keys)
+        self.generation = generation
+        return True
+
+
+# -- provider ---------------------------------------------------------------------------------
+def provider_values(database: Database) -> dict[str, str]:
+    """The key provider's public values stored with the vault (``{}`` before init)."""
+    with database.transaction() as conn:
+        found = {name: repo.get_meta(conn, name) for name in PROVIDER_VALUES}
+        found[VAULT_ID] = repo.get_meta(conn, VAULT_ID)
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def store_provider(conn: sa.Connection, protected: prov.ProtectedKey) -> None:
+    for name in PROVIDER_VALUES:
+        value = protected.stored.get(name)
+        if value is None:
+            conn.execute(sa.text("DELETE FROM meta WHERE name = :name"), {"name": name})
+        else:
+            repo.set_meta(conn, name, value)
+
+
+# -- status -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KeyVersion:
+    version: int
+    current: bool
+    wrapped_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class RotationProgress:
+    version: int
+    state: str  # "settling", "rewrapping", "done"
+    rewrapped: int
+    remaining: int
+    started: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyringStatus:
+    versions: list[KeyVersion]
+    current: int
+    provider: str
+    rotation: RotationProgress | None
+    generation: int
+
+
+def status(database: Database) -> KeyringStatus:
+    """The keyring's versions and what each wraps; no key is needed, none is shown."""
+    with database.transaction() as conn:
+        names = store.read_entries(conn)
+        current = int(repo.get_meta(conn, CURRENT) or 1)
+        counts = store.count_by_prefix(conn)
+        rotation = _rotation(conn)
+        generation = _generation(conn)
+        values = {name: repo.get_meta(conn, name) or "" for name in PROVIDER_VALUES}
+    versions = sorted(
+        int(name.removeprefix("kek/")) for name in names if name.startswith("kek/")
+    ) or [1]
+    listed = [KeyVersion(v, v == current, counts.get(kek_version_prefix(v), 0)) for v in versions]
+    if rotation is not None and rotation.state == "rewrapping":
+        remaining = sum(item.wrapped_keys for item in listed if not item.current)
+        rotation = RotationProgress(
+            rotation.version, rotation.state, rotation.rewrapped, remaining, rotation.started
+        )
+    provider = prov.describe({k: v for k, v in values.items() if v})
+    return KeyringStatus(listed, current, provider, rotation, generation)
+
+
+def _rotation(conn: sa.Connection) -> RotationProgress | None:
+    raw = repo.get_meta(conn, ROTATION)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return RotationProgress(
+        int(data["version"]),
+        str(data["state"]),
+        int(data.get("rewrapped", 0)),
+        int(data.get("remaining", 0)),
+        int(data.get("started", 0)),
+    )
+
+
+def _save_rotation(conn: sa.Connection, progress: RotationProgress) -> None:
+    repo.set_meta(
+        conn,
+        ROTATION,
+        json.dumps(
+            {
+                "version": progress.version,
+                "state": progress.state,
+                "rewrapped": progress.rewrapped,
+                "remaining": progress.remaining,
+                "started": progress.started,
+            }
+        ),
+    )
+
+
+# -- rotation ---------------------------------------------------------------------------------
+Progress = Callable[[int, int], None]
+
+
+def rotate(
+    database: Database,
+    keyring: Keyring,
+    clock: Callable[[], int],
+    *,
+    settle: float = SETTLE_SECONDS,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    batch: int = REWRAP_BATCH,
+) -> int:
+    """Rotate the KEK: add a version, let every server learn it, make it current, then
+    rewrap every data key to it. Resumable: a rotation interrupted after the new version was
+    added continues with it. Returns the current version."""
+    with database.transaction() as conn:
+        pending = _rotation(conn)
+        keys = _read_keys(conn, keyring.master)
+        if pending is not None and pending.state != "done" and pending.version in keys.keks:
+            version = pending.version
+        else:
+            version = max(keys.keks) + 1
+            keys = keys.with_new_kek(version, current=False)
+            _store(conn, keyring.master, keys, clock())
+            _save_rotation(conn, RotationProgress(version, "settling", 0, 0, clock()))
+            pending = None
+    if keys.current != version:
+        sleep(settle)  # every server reloads and can unwrap the new version
+        with database.transaction() as conn:
+            keys = _read_keys(conn, keyring.master).with_current(version)
+            repo.set_meta(conn, CURRENT, str(version))
+            _bump_generation(conn)
+            _save_rotation(conn, RotationProgress(version, "rewrapping", 0, 0, clock()))
+    keyring.load(keyring.master, keys)
+    rewrap(database, keyring, clock, progress=progress, batch=batch)
+    return version
+
+
+def rewrap(
+    database: Database,
+    keyring: Keyring,
+    clock: Callable[[], int],
+    *,
+    progress: Progress | None = None,
+    batch: int = REWRAP_BATCH,
+) -> int:
+    """Wrap every data key not wrapped by the current version again, in batches of one
+    transaction each; ``progress(done, total)`` after each. Returns how many were."""
+    # A snapshot: a reload of the live keyring meanwhile cannot change the target version.
+    keyring, live = Keyring(), keyring
+    keyring.load(live.master, live.keys)
+    current = keyring.key_id
+    prefix = kek_version_prefix(current)
+    with database.transaction() as conn:
+        counts = store.count_by_prefix(conn)
+        rotation = _rotation(conn)
+    total = sum(count for found, count in counts.items() if found != prefix)
+    done = 0
+    if progress is not None:
+        progress(done, total)
+    for source in store.WRAPPED_KEY_TABLES:
+        after = ""
+        while True:
+            with database.transaction() as conn:
+                rows = store.wrapped_keys_not_under(conn, source, prefix, after, batch)
+                for row in rows:
+                    owner = row.key if source.name == "users" else f"session:{row.key}"
+                    new = keyring.rewrap(row.wrapped, owner)
+                    if store.replace_wrapped_key(conn, source, row.key, row.wrapped, new):
+                        done += 1
+                if rotation is not None and rotation.version == current:
+                    rotation = RotationProgress(
+                        current, "rewrapping", rotation.rewrapped + len(rows), 0, rotation.started
+                    )
+                    _save_rotation(conn, rotation)
+            if not rows:
+                break
+            after = rows[-1].key
+            if progress is not None:
+                progress(min(done, total), total)
+    with database.transaction() as conn:
+        rotation = _rotation(conn)
+        if rotation is not None and rotation.version == current:
+            _save_rotation(
+                conn,
+                RotationProgress(current, "done", rotation.rewrapped, 0, rotation.started),
+            )
+    return done
+
+
+def retire(
+    database: Database,
+    keyring: Keyring,
+    clock: Callable[[], int],
+    *,
+    settle: float = SETTLE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[int]:
+    """Destroy the KEK versions that wrap nothing (never the current one); returns them."""
+    with database.transaction() as conn:
+        rotation = _rotation(conn)
+    if rotation is not None:
+        waited = clock() - rotation.started
+        if waited < settle:
+            sleep(settle - waited)
+    with database.transaction() as conn:
+        keys = _read_keys(conn, keyring.master)
+        counts = store.count_by_prefix(conn)
+        empty = {
+            v for v in keys.keks if v != keys.current and counts.get(kek_version_prefix(v), 0) == 0
+        }
+        if empty:
+            keys = keys.without_keks(empty)
+            _store(conn, keyring.master, keys, clock())
+    keyring.load(keyring.master, keys)
+    return sorted(empty)
+
+
+# -- rekey ------------------------------------------------------------------------------------
+def rekey(
+    database: Database,
+    keyring: Keyring,
+    new_master: MasterKey,
+    provider: prov.KeyProvider,
+    clock: Callable[[], int],
+) -> prov.ProtectedKey:
+    """Seal the keyring under ``new_master`` kept by ``provider``: no stored value is
+    encrypted again. The old master key is refused from the commit on."""
+    with database.transaction() as conn:
+        keys = _read_keys(conn, keyring.master)
+        protected = provider.protect(new_master, vault_id(conn))
+        _store(conn, new_master, keys, clock())
+        repo.set_meta(conn, KEY_CHECK, new_master.check_value())
+        store_provider(conn, protected)
+    keyring.load(new_master, keys)
+    return protected
+
+
+# -- unsealing ------------------------------------------------------------------------------
+def count_unseal_attempt(database: Database, address: str, now: int) -> bool:
+    """Count one unseal attempt from ``address``; False beyond ``UNSEAL_ATTEMPTS`` a window.
+    The counter lives in the database, so every worker and server shares it."""
+    bucket = hashlib.sha256(f"unseal\x00{address}".encode()).digest()
+    with database.transaction() as conn:
+        return hit(conn, bucket, now, UNSEAL_WINDOW) <= UNSEAL_ATTEMPTS
+
+
+def shamir_threshold(values: Mapping[str, str]) -> int | None:
+    if values.get(prov.PROVIDER) != prov.ShamirKeyProvider.kind:
+        return None
+    return int(values.get(prov.SHAMIR_THRESHOLD, "0")) or None
