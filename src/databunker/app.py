@@ -132,11 +132,6 @@ class Application:
         """Follow the unsealer and the stored keyring; run the outbox dispatcher only while
         unsealed (it needs the outbox key)."""
         while True:
-            try:
-                await anyio.to_thread.run_sync(self.keeper.sync)
-                await anyio.to_thread.run_sync(self.keeper.refresh)
-            except Exception as exc:  # the database or the agent went away: try again
-                log.error("keyring check failed", extra={"error_type": type(exc).__name__})
             if self.vault.keyring.sealed:
                 await self._stop_webhooks()
             elif self.starlette.state.webhooks is None:
@@ -145,6 +140,11 @@ class Application:
                     webhooks.start()
                 self.starlette.state.webhooks = webhooks
             await asyncio.sleep(POLL_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(self.keeper.sync)
+                await anyio.to_thread.run_sync(self.keeper.refresh)
+            except Exception as exc:  # the database or the agent went away: try again
+                log.error("keyring check failed", extra={"error_type": type(exc).__name__})
 
     async def _stop_webhooks(self) -> None:
         webhooks = self.starlette.state.webhooks
