@@ -5,7 +5,7 @@ Invariants guarded here:
   once at ``init``; ``repr``/``str`` of every key object is redacted;
 - sub-keys are derived once, with HKDF-SHA256 and a distinct label each, when a ``Keyring`` is
   built: the key-encryption key (KEK), the blind-index key, the secret-hashing key and the
-  key-check key;
+  key-check key and the audit-chain key;
 - every ciphertext starts with a format version and a key id, and is authenticated together
   with its context (table, column, row, owner), so a value cannot be moved to another row or
   owner, and any change to any byte fails;
@@ -173,7 +173,15 @@ _KEY_CHECK_MESSAGE = b"databunker key check v1"
 class Keyring:
     """Every key derived from one master key, derived once at start-up."""
 
-    __slots__ = ("_check_key", "_index_key", "_kek", "_secret_key", "_service_keys", "key_id")
+    __slots__ = (
+        "_audit_chain_key",
+        "_check_key",
+        "_index_key",
+        "_kek",
+        "_secret_key",
+        "_service_keys",
+        "key_id",
+    )
 
     SERVICE_PURPOSES = ("outbox", "identity")
 
@@ -183,6 +191,7 @@ class Keyring:
         self._index_key = master.derive("blind-index")
         self._secret_key = master.derive("secret-hash")
         self._check_key = master.derive("key-check")
+        self._audit_chain_key = master.derive("audit-chain")
         self._service_keys = {
             purpose: DataKey(master.derive(f"service/{purpose}"))
             for purpose in self.SERVICE_PURPOSES
@@ -192,6 +201,10 @@ class Keyring:
         """A key for values that belong to no person yet (queued webhooks, identities that
         gave consent before they had a record): ``outbox`` or ``identity``."""
         return self._service_keys[purpose]
+
+    def audit_chain_key(self) -> bytes:
+        """The key of the audit trail's links (``storage/audit_chain.py``)."""
+        return self._audit_chain_key
 
     # -- key check: lets ``serve`` refuse a wrong master key before touching data
     def check_value(self) -> str:

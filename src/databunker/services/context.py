@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from databunker.crypto import DataKey, Keyring
-from databunker.storage import Database
+from databunker.storage import Database, audit_chain
 
 if TYPE_CHECKING:
     from databunker.config import Settings
@@ -34,6 +34,10 @@ class Vault:
     clock: Clock = system_clock
     schema: UserSchema | None = None
     demo: bool = False
+
+    def __post_init__(self) -> None:
+        # Every audit event this vault writes is linked under its chain key.
+        audit_chain.attach(self.database, self.keyring.audit_chain_key)
 
 
 class PrincipalKind(Enum):
