@@ -16,6 +16,7 @@ from databunker import web
 from databunker.api import (
     apps,
     audit,
+    audit_head,
     consent,
     export,
     login,
@@ -82,6 +83,7 @@ class Application:
                 *retention.routes,
                 *consent.routes,
                 *audit.routes,
+                *audit_head.routes,
                 *login.routes,
                 *requests.routes,
                 *export.routes,

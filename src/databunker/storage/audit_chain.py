@@ -31,7 +31,7 @@ Invariants guarded here:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,6 +321,22 @@ def _walk(
     progress: Progress | None,
     batch: int,
 ) -> Verification:
+    result = conn.execution_options(yield_per=batch).execute(_WALK)
+    try:
+        return _check_each(result.mappings(), chain, head, unlinked, anchor, progress, batch)
+    finally:
+        result.close()
+
+
+def _check_each(
+    rows: Iterable[Mapping[Any, Any]],
+    chain: AuditChain,
+    head: ChainHead,
+    unlinked: int,
+    anchor: tuple[int, bytes] | None,
+    progress: Progress | None,
+    batch: int,
+) -> Verification:
     total = head.position - head.first_position + 1
     expected, previous = head.first_position, head.first_prev
     checked, last_atoken = 0, None
@@ -328,7 +344,7 @@ def _walk(
     def broken(atoken: str, reason: str) -> Verification:
         return Verification(checked, unlinked, atoken, reason)
 
-    for row in conn.execution_options(yield_per=batch).execute(_WALK).mappings():
+    for row in rows:
         atoken = str(row["atoken"])
         position, stored_link, digest = row["chain_pos"], row["chain_link"], row["payload_digest"]
         if position > expected:

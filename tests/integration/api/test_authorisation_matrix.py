@@ -861,6 +861,7 @@ MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/v1/metrics", EVERYONE, fixed("/v1/metrics")),
     Entry("GET", "/v1/sys/uiconfiguration", EVERYONE, fixed("/v1/sys/uiconfiguration")),
     Entry("GET", "/v1/sys/configuration", ROOT_ONLY, fixed("/v1/sys/configuration")),
+    Entry("GET", "/v1/sys/audit/head", ROOT_ONLY, fixed("/v1/sys/audit/head")),
     Entry("GET", "/v1/audit/admin", ROOT_ONLY, fixed("/v1/audit/admin")),
     Entry(
         "POST",
