@@ -389,18 +389,17 @@ class _VerifyProgress:
             self._stream.flush()
 
 
-def _anchor(text: str | None) -> tuple[int, bytes] | None:
+def _anchor(text: str | None) -> audit_chain.Anchor | None:
     """``COUNT:LINK`` as ``GET /v1/sys/audit/head`` gave them."""
     if text is None:
         return None
     count, _, link = text.strip().partition(":")
     try:
-        position, digest = int(count), bytes.fromhex(link)
+        return audit_chain.Anchor.parse(int(count), link)
     except ValueError:
-        position, digest = 0, b""
-    if position < 1 or len(digest) != audit_chain.LINK_BYTES:
-        raise CommandError("--anchor must be COUNT:LINK, as GET /v1/sys/audit/head returns them")
-    return position, digest
+        raise CommandError(
+            "--anchor must be COUNT:LINK, as GET /v1/sys/audit/head returns them"
+        ) from None
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> None:

@@ -1,8 +1,9 @@
 """``GET /v1/sys/audit/head`` (root): the audit chain's head, for an operator to anchor.
 
-``count`` is the number of events linked since the chain began and ``link`` (hex) the
-link of the newest; ``databunker audit verify --anchor COUNT:LINK`` checks later that the
-event at that position still carries that link.
+``count`` is the number of events linked since the chain began and ``link`` (hex) a keyed
+digest of every lane's newest link followed by the lanes' positions;
+``databunker audit verify --anchor COUNT:LINK`` checks later that the chain still holds
+those events with those links.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from databunker.services.context import Work
 async def audit_head(request: Request) -> Response:
     def operation(work: Work) -> dict[str, Any]:
         head = chain_head(work)
-        return {"status": "ok", "count": head.position, "link": head.link.hex()}
+        return {"status": "ok", "count": head.count, "link": head.link_hex()}
 
     return await perform(request, Access.ROOT, operation)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from databunker.services.access import require_root
 from databunker.services.context import Work
-from databunker.storage.audit_chain import ChainHead, read_head
+from databunker.storage.audit_chain import Anchor, current_anchor
 
 
-def chain_head(work: Work) -> ChainHead:
-    """The newest link and how many events the chain holds (purged ones included)."""
+def chain_head(work: Work) -> Anchor:
+    """How many events the chain holds (purged ones included) and a keyed digest of its
+    newest links."""
     require_root(work.principal)
-    return read_head(work.conn)
+    return current_anchor(work.conn)

@@ -1,36 +1,45 @@
-"""The tamper-evident audit trail: every event is linked to the one before it.
+"""The tamper-evident audit trail: every event is linked to the one before it in its lane.
 
-Each event written gets the next position n (1, 2, 3, ...) and a link::
+The trail is a small fixed set of chains, the *lanes* (table ``audit_chain``, one row per
+lane holding its head). An event written in lane l gets the lane's next position n (1, 2,
+3, ...) and a link::
 
-    link(n) = HMAC-SHA256(chain key, "databunker audit link v1" | link(n-1) | n
-                          | its metadata | digest(who, before, after))
+    link(l, n) = HMAC-SHA256(chain key, "databunker audit link v1" | link(l, n-1) | l | n
+                             | its metadata | digest(who, before, after))
 
 where the metadata is every column but the encrypted values (atoken, when, user token, mode,
 accessor, app, title, status, msg, debug), and the digest is SHA-256 of the stored
-ciphertexts. link(0) is 32 zero bytes. Changing, deleting, inserting or reordering a row
+ciphertexts. link(l, 0) is 32 zero bytes. Changing, deleting, inserting or reordering a row
 breaks the link of the first event concerned; only the chain key can compute a link.
+
+Why lanes: a transaction holds its lane's row lock from its event until it commits. With
+one chain, every request of every server would wait for the one before it to commit; with
+lanes, a writer takes the first lane no other transaction holds (``FOR UPDATE SKIP
+LOCKED``), so concurrent requests do not queue. The order is total within a lane and given
+by time across lanes (the documented merge); verification walks each lane. SQLite has one
+writer at a time and always writes lane 0.
 
 Invariants guarded here:
 
-- the head (table ``audit_chain``, one row) is read and advanced in the transaction that
-  inserts the event, after taking its row lock (``SELECT ... FOR UPDATE`` on PostgreSQL;
-  SQLite has one writer at a time): positions follow the order in which writers took the
-  head, with no gap and no two events at one position, whatever the number of servers;
-- the event's insert and the head's update are one unit: a rollback (to a savepoint of a
-  group-commit batch, say) undoes both, so the head never names an event that is not there;
+- a lane's head is read and advanced in the transaction that inserts the event, under its
+  row lock: positions in a lane have no gap and no two events share one, whatever the number
+  of servers;
+- the event's insert and its lane's update are one unit: a rollback (to a savepoint of a
+  group-commit batch, say) undoes both, so a head never names an event that is not there;
 - erasure shreds the ciphertexts but keeps their digest, so the chain still verifies; empty
   values with a digest of something are accepted only for a person who was erased;
-- a retention purge deletes a prefix of the chain only (up to the first event not yet due)
-  and records, in the head, the position and the previous link of the oldest event left
+- a retention purge deletes a prefix of each lane only (up to the first event not yet due)
+  and records in the lane's head the position and previous link of the oldest event left
   (the anchor), so verification starts there;
-- the head carries a seal (a keyed hash of all its fields), so it cannot be rewound or
-  re-anchored without the key; events before the chain began (``legacy_seq``) are reported,
-  not checked.
+- each head carries a seal (a keyed hash of all its fields), so it cannot be rewound or
+  re-anchored without the key; events from before the chain began (``seq`` up to
+  ``legacy_seq``) are reported, not checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +54,6 @@ from databunker.storage.tables import audit, audit_chain, users
 
 LINK_BYTES = 32
 GENESIS = bytes(LINK_BYTES)
-HEAD_ID = 1
 METADATA_COLUMNS = (
     "atoken",
     "created",
@@ -66,7 +74,7 @@ Progress = Callable[[int, int], None]
 
 
 class AuditChainError(RuntimeError):
-    """The audit chain cannot be written: no chain key was attached, or its head is gone."""
+    """The audit chain cannot be written: no chain key was attached, or its heads are gone."""
 
 
 def _field(value: str | int | bytes | None) -> bytes:
@@ -91,14 +99,49 @@ EMPTY_DIGEST = payload_digest(None, None, None)
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """The newest link and the anchor of the oldest event kept."""
+    """One lane's newest link and the anchor of its oldest event kept."""
 
-    position: int  # events linked since the chain began (purged ones included)
+    lane: int
+    position: int  # events linked in this lane since the chain began (purged ones included)
     link: bytes  # the link of the event at ``position`` (GENESIS while there is none)
     first_position: int  # the oldest event kept; ``position + 1`` when none is
     first_prev: bytes  # the link before it
     legacy_seq: int  # events up to this ``seq`` were written before the chain began
-    seal: bytes | None  # NULL until the first event is linked
+    seal: bytes | None  # NULL until the lane's first event is linked
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The whole chain's head as root is given it: an operator keeps it elsewhere.
+
+    ``count`` is the number of events linked since the chain began; ``digest`` a keyed hash
+    of every lane's position and newest link; ``positions`` the lanes' positions (lanes at
+    0 left out), which say where to look when the anchor is checked later."""
+
+    count: int
+    digest: bytes
+    positions: dict[int, int]
+
+    def link_hex(self) -> str:
+        lanes = b"".join(
+            lane.to_bytes(2, "big") + position.to_bytes(8, "big")
+            for lane, position in sorted(self.positions.items())
+        )
+        return (self.digest + lanes).hex()
+
+    @classmethod
+    def parse(cls, count: int, link_hex: str) -> Anchor:
+        """The anchor of ``link_hex``; ValueError when it is not one."""
+        raw = bytes.fromhex(link_hex)
+        if len(raw) < LINK_BYTES or (len(raw) - LINK_BYTES) % 10:
+            raise ValueError("not an audit chain anchor")
+        positions: dict[int, int] = {}
+        for start in range(LINK_BYTES, len(raw), 10):
+            lane = int.from_bytes(raw[start : start + 2], "big")
+            positions[lane] = int.from_bytes(raw[start + 2 : start + 10], "big")
+        if count < 0 or sum(positions.values()) != count or 0 in positions.values():
+            raise ValueError("not an audit chain anchor")
+        return cls(count, raw[:LINK_BYTES], positions)
 
 
 class AuditChain:
@@ -113,19 +156,29 @@ class AuditChain:
             mac.update(part)
         return mac.finalize()
 
-    def link(self, previous: bytes, position: int, row: Mapping[Any, Any], digest: bytes) -> bytes:
+    def link(
+        self, previous: bytes, lane: int, position: int, row: Mapping[Any, Any], digest: bytes
+    ) -> bytes:
         metadata = b"".join(_field(row[name]) for name in METADATA_COLUMNS)
-        return self._mac(b"databunker audit link v1", previous, _field(position), metadata, digest)
+        return self._mac(
+            b"databunker audit link v1", previous, _field(lane), _field(position), metadata, digest
+        )
 
     def seal(self, head: ChainHead) -> bytes:
         return self._mac(
             b"databunker audit head v1",
+            _field(head.lane),
             _field(head.position),
             _field(head.link),
             _field(head.first_position),
             _field(head.first_prev),
             _field(head.legacy_seq),
         )
+
+    def anchor_digest(self, lanes: Iterable[tuple[int, int, bytes]]) -> bytes:
+        """Keyed hash of every lane's (lane, position, link), in lane order."""
+        parts = [_field(lane) + _field(position) + _field(link) for lane, position, link in lanes]
+        return self._mac(b"databunker audit anchor v1", *parts)
 
 
 def attach(database: Database, key: Callable[[], bytes]) -> None:
@@ -142,6 +195,7 @@ def _chain_of(conn: Connection) -> AuditChain:
 
 
 _HEAD_COLUMNS = (
+    audit_chain.c.lane,
     audit_chain.c.position,
     audit_chain.c.link,
     audit_chain.c.first_position,
@@ -149,30 +203,45 @@ _HEAD_COLUMNS = (
     audit_chain.c.legacy_seq,
     audit_chain.c.seal,
 )
-_HEAD_QUERY = sa.select(*_HEAD_COLUMNS).where(audit_chain.c.id == sa.bindparam("id"))
-_LOCK_HEAD = Prepared(_HEAD_QUERY.with_for_update())
-_WRITE_HEAD = Prepared(
-    audit_chain.update()
-    .where(audit_chain.c.id == sa.bindparam("id"))
-    .values({c.name: sa.bindparam(c.name) for c in _HEAD_COLUMNS})
+_HEADS = sa.select(*_HEAD_COLUMNS).order_by(audit_chain.c.lane)
+# The first lane no other transaction holds; if every lane is held, one lane, waited for.
+_TAKE_FREE_LANE = Prepared(
+    _HEADS.limit(sa.literal_column("1"))
+    .offset(sa.literal_column("0"))
+    .with_for_update(skip_locked=True)
 )
+_WAIT_FOR_LANE = Prepared(
+    sa.select(*_HEAD_COLUMNS).where(audit_chain.c.lane == sa.bindparam("lane")).with_for_update()
+)
+_LANE_COUNT = Prepared(sa.select(sa.func.count()).select_from(audit_chain))
+_HEAD_VALUES: dict[str, Any] = {
+    c.name: sa.bindparam(c.name) for c in _HEAD_COLUMNS if c.name != "lane"
+}
+_UPDATE_HEAD = (
+    audit_chain.update().where(audit_chain.c.lane == sa.bindparam("lane")).values(_HEAD_VALUES)
+)
+_WRITE_HEAD = Prepared(_UPDATE_HEAD)
 _LINKED_COLUMNS = (
     *METADATA_COLUMNS,
     *PAYLOAD_COLUMNS,
+    "chain_lane",
     "chain_pos",
     "chain_link",
     "payload_digest",
 )
-_INSERT_EVENT = Prepared(
-    audit.insert().values({name: sa.bindparam(name) for name in _LINKED_COLUMNS})
-)
+_INSERT = audit.insert().values({name: sa.bindparam(name) for name in _LINKED_COLUMNS})
+_INSERT_EVENT = Prepared(_INSERT)
+# PostgreSQL: the event and its lane's new head in one statement (one round trip fewer
+# while the lane is held).
+_INSERT_EVENT_AND_HEAD = Prepared(_UPDATE_HEAD.add_cte(_INSERT.cte("event")))
 
 
 def _head(row: Sequence[Any] | None) -> ChainHead:
     if row is None:
-        raise AuditChainError("the audit chain has no head row: the schema is incomplete")
-    position, link, first_position, first_prev, legacy_seq, seal = row
+        raise AuditChainError("the audit chain has no lanes: the schema is incomplete")
+    lane, position, link, first_position, first_prev, legacy_seq, seal = row
     return ChainHead(
+        int(lane),
         int(position),
         bytes(link),
         int(first_position),
@@ -182,59 +251,87 @@ def _head(row: Sequence[Any] | None) -> ChainHead:
     )
 
 
-def _write_head(conn: Connection, chain: AuditChain, head: ChainHead) -> None:
-    sealed = dataclasses.replace(head, seal=chain.seal(head))
-    _WRITE_HEAD.execute(conn, {"id": HEAD_ID, **dataclasses.asdict(sealed)})
+def _head_params(chain: AuditChain, head: ChainHead) -> dict[str, Any]:
+    return dataclasses.asdict(dataclasses.replace(head, seal=chain.seal(head)))
+
+
+def _take_lane(conn: Connection) -> ChainHead:
+    found = _TAKE_FREE_LANE.first(conn, {})
+    if found is None:  # every lane is held by a transaction: wait for one of them
+        lanes = int(_LANE_COUNT.first(conn, {})[0])  # type: ignore[index]
+        found = _WAIT_FOR_LANE.first(conn, {"lane": secrets.randbelow(max(lanes, 1))})
+    return _head(found)
 
 
 def append(conn: Connection, row: Mapping[str, Any]) -> None:
-    """Insert one audit event (its columns but ``seq``) as the next link of the chain."""
+    """Insert one audit event (its columns but ``seq``) as the next link of a lane."""
     chain = _chain_of(conn)
-    head = _head(_LOCK_HEAD.first(conn, {"id": HEAD_ID}))
-    position = head.position + 1
     digest = payload_digest(row["who"], row["before"], row["after"])
-    link = chain.link(head.link, position, row, digest)
-    values = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
-    _INSERT_EVENT.execute(
-        conn, {**values, "chain_pos": position, "chain_link": link, "payload_digest": digest}
-    )
-    _write_head(conn, chain, dataclasses.replace(head, position=position, link=link))
+    head = _take_lane(conn)
+    position = head.position + 1
+    link = chain.link(head.link, head.lane, position, row, digest)
+    event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
+    event.update(chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest)
+    new_head = _head_params(chain, dataclasses.replace(head, position=position, link=link))
+    if conn.dialect.name == "postgresql":
+        _INSERT_EVENT_AND_HEAD.execute(conn, {**event, **new_head})
+    else:
+        _INSERT_EVENT.execute(conn, event)
+        _WRITE_HEAD.execute(conn, new_head)
 
 
-def read_head(conn: Connection) -> ChainHead:
-    return _head(conn.execute(_HEAD_QUERY, {"id": HEAD_ID}).first())
+def read_heads(conn: Connection) -> list[ChainHead]:
+    heads = [_head(row) for row in conn.execute(_HEADS)]
+    if not heads:
+        raise AuditChainError("the audit chain has no lanes: the schema is incomplete")
+    return heads
+
+
+def current_anchor(conn: Connection) -> Anchor:
+    """The head of the whole chain now (what ``GET /v1/sys/audit/head`` gives root)."""
+    heads = read_heads(conn)
+    digest = _chain_of(conn).anchor_digest((h.lane, h.position, h.link) for h in heads)
+    positions = {h.lane: h.position for h in heads if h.position}
+    return Anchor(sum(positions.values()), digest, positions)
 
 
 def purge_before(conn: Connection, cutoff: int) -> int:
     """Retention: delete the events written before ``cutoff``; returns how many went.
 
-    Of the chain, only a prefix goes: every event up to the first one not yet due (so an
+    Of each lane, only a prefix goes: every event up to the first one not yet due (so an
     event a server with a slow clock wrote a little out of order waits for the events before
-    it). The head then anchors the oldest event left."""
+    it). The lane's head then anchors the oldest event left."""
     chain = _chain_of(conn)
-    head = _head(_LOCK_HEAD.first(conn, {"id": HEAD_ID}))
     due = sa.and_(audit.c.created > 0, audit.c.created < cutoff)
     outside = conn.execute(audit.delete().where(audit.c.chain_pos.is_(None), due))
     deleted = int(outside.rowcount)
+    for lane in [head.lane for head in read_heads(conn)]:
+        deleted += _purge_lane(conn, chain, lane, due)
+    return deleted
+
+
+def _purge_lane(conn: Connection, chain: AuditChain, lane: int, due: sa.ColumnElement[bool]) -> int:
+    head = _head(_WAIT_FOR_LANE.first(conn, {"lane": lane}))
+    in_lane = audit.c.chain_lane == lane
     first_kept = conn.execute(
-        sa.select(sa.func.min(audit.c.chain_pos)).where(audit.c.chain_pos.is_not(None), ~due)
+        sa.select(sa.func.min(audit.c.chain_pos)).where(in_lane, ~due)
     ).scalar_one_or_none()
     last = head.position if first_kept is None else int(first_kept) - 1
     if last < head.first_position:
-        return deleted
+        return 0
     if last == head.position:
         previous: bytes | None = head.link
     else:
         found = conn.execute(
-            sa.select(audit.c.chain_link).where(audit.c.chain_pos == last)
+            sa.select(audit.c.chain_link).where(in_lane, audit.c.chain_pos == last)
         ).scalar_one_or_none()
         previous = None if found is None else bytes(found)
-    if previous is None:  # the chain is already broken there: leave it for verify to report
-        return deleted
-    purged = conn.execute(audit.delete().where(audit.c.chain_pos <= last))
+    if previous is None:  # the lane is already broken there: left for verify to report
+        return 0
+    purged = conn.execute(audit.delete().where(in_lane, audit.c.chain_pos <= last))
     anchored = dataclasses.replace(head, first_position=last + 1, first_prev=previous)
-    _write_head(conn, chain, anchored)
-    return deleted + int(purged.rowcount)
+    _WRITE_HEAD.execute(conn, _head_params(chain, anchored))
+    return int(purged.rowcount)
 
 
 # -- verification ---------------------------------------------------------------------------
@@ -246,7 +343,7 @@ class Verification:
     unlinked: int  # events kept from before the chain began (not checked)
     broken_at: str | None = None  # the atoken of the first event that fails, if one does
     reason: str | None = None
-    anchor_purged: bool = False  # the anchored event is gone by retention: not compared
+    anchor_purged: bool = False  # anchored events are gone by retention: not compared
 
     @property
     def intact(self) -> bool:
@@ -256,6 +353,7 @@ class Verification:
 _WALK = (
     sa.select(
         *(audit.c[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)),
+        audit.c.chain_lane,
         audit.c.chain_pos,
         audit.c.chain_link,
         audit.c.payload_digest,
@@ -263,7 +361,7 @@ _WALK = (
     )
     .select_from(audit.outerjoin(users, users.c.token == audit.c.user_token))
     .where(audit.c.chain_pos.is_not(None))
-    .order_by(audit.c.chain_pos)
+    .order_by(audit.c.chain_lane, audit.c.chain_pos)
 )
 
 
@@ -271,110 +369,177 @@ def verify(
     database: Database,
     key: bytes,
     *,
-    anchor: tuple[int, bytes] | None = None,
+    anchor: Anchor | None = None,
     progress: Progress | None = None,
     batch: int = 2000,
 ) -> Verification:
-    """Walk the whole chain in one consistent snapshot, streaming (constant memory), and
-    report the first event whose link fails. ``anchor`` is a (count, link) pair an operator
-    took from ``GET /v1/sys/audit/head`` earlier: the event at that position must still
-    carry that link. ``progress(done, total)`` is called every ``batch`` events."""
+    """Walk every lane in one consistent snapshot, streaming (constant memory), and report
+    the first event whose link fails. ``anchor`` is what ``GET /v1/sys/audit/head`` gave
+    earlier: the events it names must still carry the links it was computed from.
+    ``progress(done, total)`` is called every ``batch`` events."""
     chain = AuditChain(lambda: key)
     with database.snapshot() as conn:
-        head = read_head(conn)
+        heads = read_heads(conn)
         unlinked = int(
             conn.execute(
                 sa.select(sa.func.count()).select_from(audit).where(audit.c.chain_pos.is_(None))
             ).scalar_one()
         )
-        if head.seal is None:
-            sealed_right = head.position == 0 and head.first_position == 1
-        else:
-            sealed_right = constant_time.bytes_eq(chain.seal(head), head.seal)
-        if not sealed_right:
-            return Verification(0, unlinked, None, "the chain head was changed outside the vault")
+        for head in heads:
+            if head.seal is None:
+                sealed_right = head.position == 0 and head.first_position == 1
+            else:
+                sealed_right = constant_time.bytes_eq(chain.seal(head), head.seal)
+            if not sealed_right:
+                return Verification(
+                    0, unlinked, None, "the chain head was changed outside the vault"
+                )
+        legacy_seq = min(head.legacy_seq for head in heads)
         forged = conn.execute(
             sa.select(audit.c.atoken)
-            .where(audit.c.chain_pos.is_(None), audit.c.seq > head.legacy_seq)
+            .where(audit.c.chain_pos.is_(None), audit.c.seq > legacy_seq)
             .order_by(audit.c.seq)
             .limit(1)
         ).scalar_one_or_none()
         if forged is not None:
             return Verification(0, unlinked, str(forged), "it was written outside the chain")
-        if anchor is not None and anchor[0] > head.position:
+        if anchor is not None and anchor.count > sum(head.position for head in heads):
             return Verification(
                 0,
                 unlinked,
                 None,
-                f"the chain has {head.position} events, fewer than the anchor's {anchor[0]}: "
-                "its newest events were deleted",
+                f"the chain has {sum(h.position for h in heads)} events, fewer than the "
+                f"anchor's {anchor.count}: its newest events were deleted",
             )
-        return _walk(conn, chain, head, unlinked, anchor, progress, batch)
+        walk = _Walk(chain, heads, unlinked, anchor, progress, batch)
+        result = conn.execution_options(yield_per=batch).execute(_WALK)
+        try:
+            return walk.run(result.mappings())
+        finally:
+            result.close()
 
 
-def _walk(
-    conn: Connection,
-    chain: AuditChain,
-    head: ChainHead,
-    unlinked: int,
-    anchor: tuple[int, bytes] | None,
-    progress: Progress | None,
-    batch: int,
-) -> Verification:
-    result = conn.execution_options(yield_per=batch).execute(_WALK)
-    try:
-        return _check_each(result.mappings(), chain, head, unlinked, anchor, progress, batch)
-    finally:
-        result.close()
+class _Broken(Exception):
+    def __init__(self, atoken: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.atoken = atoken
+        self.reason = reason
 
 
-def _check_each(
-    rows: Iterable[Mapping[Any, Any]],
-    chain: AuditChain,
-    head: ChainHead,
-    unlinked: int,
-    anchor: tuple[int, bytes] | None,
-    progress: Progress | None,
-    batch: int,
-) -> Verification:
-    total = head.position - head.first_position + 1
-    expected, previous = head.first_position, head.first_prev
-    checked, last_atoken = 0, None
+class _Walk:
+    """One pass over the events in (lane, position) order, lane after lane."""
 
-    def broken(atoken: str, reason: str) -> Verification:
-        return Verification(checked, unlinked, atoken, reason)
+    def __init__(
+        self,
+        chain: AuditChain,
+        heads: list[ChainHead],
+        unlinked: int,
+        anchor: Anchor | None,
+        progress: Progress | None,
+        batch: int,
+    ) -> None:
+        self.chain = chain
+        self.heads = {head.lane: head for head in heads}
+        self.unlinked = unlinked
+        self.anchor = anchor
+        self.progress = progress
+        self.batch = batch
+        self.total = sum(h.position - h.first_position + 1 for h in heads)
+        self.checked = 0
+        # Per lane: the link at the anchored position, once seen.
+        self.anchored: dict[int, bytes] = {}
+        self.anchor_purged = False
 
-    for row in rows:
-        atoken = str(row["atoken"])
+    def run(self, rows: Iterable[Mapping[Any, Any]]) -> Verification:
+        lanes = iter(sorted(self.heads))
+        lane: int | None = None
+        expected, previous, last_atoken = 0, GENESIS, None
+        try:
+            for row in rows:
+                atoken = str(row["atoken"])
+                if lane is None or row["chain_lane"] != lane:
+                    if lane is not None:
+                        self._end_lane(lane, expected, previous, last_atoken)
+                    lane = self._next_lane(lanes, row["chain_lane"], atoken)
+                    head = self.heads[lane]
+                    expected, previous = head.first_position, head.first_prev
+                    self._note_anchor(lane, expected - 1, previous)
+                previous = self._check(row, atoken, lane, expected, previous)
+                self._note_anchor(lane, expected, previous)
+                expected, last_atoken = expected + 1, atoken
+                self.checked += 1
+                if self.progress is not None and self.checked % self.batch == 0:
+                    self.progress(self.checked, self.total)
+            if lane is not None:
+                self._end_lane(lane, expected, previous, last_atoken)
+            for rest in lanes:
+                head = self.heads[rest]
+                self._end_lane(rest, head.first_position, head.first_prev, None)
+                self._note_anchor(rest, head.first_position - 1, head.first_prev)
+            self._compare_anchor()
+        except _Broken as broken:
+            return Verification(self.checked, self.unlinked, broken.atoken, broken.reason)
+        if self.progress is not None:
+            self.progress(self.checked, self.total)
+        return Verification(self.checked, self.unlinked, anchor_purged=self.anchor_purged)
+
+    def _next_lane(self, lanes: Iterable[int], wanted: Any, atoken: str) -> int:
+        for lane in lanes:
+            if lane == wanted:
+                return lane
+            head = self.heads[lane]  # a lane with no events left: it must say so
+            self._end_lane(lane, head.first_position, head.first_prev, None)
+            self._note_anchor(lane, head.first_position - 1, head.first_prev)
+        raise _Broken(atoken, "it is out of place in the chain")
+
+    def _check(
+        self, row: Mapping[Any, Any], atoken: str, lane: int, expected: int, previous: bytes
+    ) -> bytes:
         position, stored_link, digest = row["chain_pos"], row["chain_link"], row["payload_digest"]
         if position > expected:
-            return broken(atoken, "the event before it is missing")
+            raise _Broken(atoken, "the event before it is missing")
         if position < expected or stored_link is None or digest is None:
-            return broken(atoken, "it is out of place in the chain")
+            raise _Broken(atoken, "it is out of place in the chain")
         values = [row[name] for name in PAYLOAD_COLUMNS]
         if any(value is not None for value in values):
             if not constant_time.bytes_eq(payload_digest(*values), bytes(digest)):
-                return broken(atoken, "its stored values were changed")
+                raise _Broken(atoken, "its stored values were changed")
         elif bytes(digest) != EMPTY_DIGEST and row["erased"] is None:
-            return broken(atoken, "its stored values were removed, but its person was not erased")
-        link = chain.link(previous, position, row, bytes(digest))
+            raise _Broken(atoken, "its stored values were removed, but its person was not erased")
+        link = self.chain.link(previous, lane, position, row, bytes(digest))
         if not constant_time.bytes_eq(link, bytes(stored_link)):
-            return broken(atoken, "its link does not match: the event was changed or moved")
-        anchored = anchor is not None and position == anchor[0]
-        if anchored and anchor is not None and not constant_time.bytes_eq(link, anchor[1]):
-            return broken(atoken, "its link is not the one anchored")
-        previous, expected, last_atoken = link, expected + 1, atoken
-        checked += 1
-        if progress is not None and checked % batch == 0:
-            progress(checked, total)
-    if expected - 1 != head.position or not constant_time.bytes_eq(previous, head.link):
-        where = f" (event {last_atoken})" if last_atoken is not None else ""
-        reason = (
-            f"the newest events were deleted: the chain ends at position {expected - 1}"
-            f"{where} but its head records {head.position}"
-        )
-        return Verification(checked, unlinked, None, reason)
-    if progress is not None:
-        progress(checked, total)
-    purged = anchor is not None and 0 < anchor[0] < head.first_position
-    return Verification(checked, unlinked, anchor_purged=purged)
+            raise _Broken(atoken, "its link does not match: the event was changed or moved")
+        return link
+
+    def _end_lane(self, lane: int, expected: int, previous: bytes, last: str | None) -> None:
+        head = self.heads[lane]
+        if expected - 1 != head.position or not constant_time.bytes_eq(previous, head.link):
+            where = f" (event {last})" if last is not None else ""
+            raise _Broken(
+                None,
+                f"the newest events were deleted: lane {lane} ends at position {expected - 1}"
+                f"{where} but its head records {head.position}",
+            )
+
+    def _note_anchor(self, lane: int, position: int, link: bytes) -> None:
+        if self.anchor is not None and self.anchor.positions.get(lane, 0) == position:
+            self.anchored[lane] = link
+
+    def _compare_anchor(self) -> None:
+        if self.anchor is None:
+            return
+        links: list[tuple[int, int, bytes]] = []
+        for lane in sorted(self.heads):
+            position = self.anchor.positions.get(lane, 0)
+            if position == 0:
+                self.anchored[lane] = GENESIS
+            if lane not in self.anchored:
+                if position < self.heads[lane].first_position:
+                    self.anchor_purged = True  # gone by retention: nothing to compare
+                    return
+                raise _Broken(None, "the chain does not hold the events of the anchor")
+            links.append((lane, position, self.anchored[lane]))
+        unknown = set(self.anchor.positions) - set(self.heads)
+        digest = self.chain.anchor_digest(links)
+        if unknown or not constant_time.bytes_eq(digest, self.anchor.digest):
+            raise _Broken(None, "the chain is not the one anchored: its events were rewritten")

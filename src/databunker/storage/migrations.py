@@ -229,15 +229,16 @@ def _v3_passwordless_login(op: Operations) -> None:
 
 
 def _v4_audit_chain(op: Operations) -> None:
-    # Events already stored stay outside the chain (they were never linked): the head
-    # records the last of them, and the chain starts after it.
+    # Events already stored stay outside the chain (they were never linked): the heads
+    # record the last of them, and the chain starts after it, in 32 lanes.
+    op.add_column("audit", sa.Column("chain_lane", sa.Integer, nullable=True))
     op.add_column("audit", sa.Column("chain_pos", sa.BigInteger, nullable=True))
     op.add_column("audit", sa.Column("chain_link", sa.LargeBinary, nullable=True))
     op.add_column("audit", sa.Column("payload_digest", sa.LargeBinary, nullable=True))
-    op.create_index("ix_audit_chain_pos", "audit", ["chain_pos"], unique=True)
+    op.create_index("ix_audit_chain", "audit", ["chain_lane", "chain_pos"], unique=True)
     op.create_table(
         "audit_chain",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("link", sa.LargeBinary, nullable=False),
         sa.Column("first_position", sa.BigInteger, nullable=False),
@@ -246,14 +247,14 @@ def _v4_audit_chain(op: Operations) -> None:
         sa.Column("seal", sa.LargeBinary, nullable=True),
     )
     conn = op.get_bind()
-    last = conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM audit")).scalar_one()
+    last = int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM audit")).scalar_one())
     genesis = bytes(32)
     conn.execute(
         sa.text(
-            "INSERT INTO audit_chain (id, position, link, first_position, first_prev, "
-            "legacy_seq) VALUES (1, 0, :link, 1, :link, :last)"
+            "INSERT INTO audit_chain (lane, position, link, first_position, first_prev, "
+            "legacy_seq) VALUES (:lane, 0, :link, 1, :link, :last)"
         ).bindparams(sa.bindparam("link", type_=sa.LargeBinary)),
-        {"link": genesis, "last": int(last)},
+        [{"lane": lane, "link": genesis, "last": last} for lane in range(32)],
     )
 
 

@@ -79,23 +79,24 @@ audit = sa.Table(
     sa.Column("debug", sa.Text, nullable=True),
     sa.Column("before", sa.LargeBinary, nullable=True),
     sa.Column("after", sa.LargeBinary, nullable=True),
-    # The event's place in the tamper-evident chain (storage/audit_chain.py): its position
-    # (1, 2, 3, ...), its link, and the digest of who/before/after, kept when they are
-    # shredded. NULL for events written before the chain began.
+    # The event's place in the tamper-evident chain (storage/audit_chain.py): its lane, its
+    # position in the lane (1, 2, 3, ...), its link, and the digest of who/before/after, kept
+    # when they are shredded. NULL for events written before the chain began.
+    sa.Column("chain_lane", sa.Integer, nullable=True),
     sa.Column("chain_pos", sa.BigInteger, nullable=True),
     sa.Column("chain_link", sa.LargeBinary, nullable=True),
     sa.Column("payload_digest", sa.LargeBinary, nullable=True),
 )
-sa.Index("ix_audit_chain_pos", audit.c.chain_pos, unique=True)
+sa.Index("ix_audit_chain", audit.c.chain_lane, audit.c.chain_pos, unique=True)
 
-# The head of the audit chain: one row (id 1), read and advanced in the transaction of each
-# event. ``first_position``/``first_prev`` anchor the oldest event left after a retention
-# purge; ``legacy_seq`` is the last event written before the chain began; ``seal`` is a
-# keyed hash of the whole row.
+# The heads of the audit chain's lanes: one row per lane, read and advanced in the
+# transaction of each event written in the lane. ``first_position``/``first_prev`` anchor the
+# lane's oldest event left after a retention purge; ``legacy_seq`` is the last event written
+# before the chain began; ``seal`` is a keyed hash of the whole row.
 audit_chain = sa.Table(
     "audit_chain",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("link", sa.LargeBinary, nullable=False),
     sa.Column("first_position", sa.BigInteger, nullable=False),

@@ -109,7 +109,9 @@ def test_a_rewound_head_is_found(verify: Verifier, vault: Vault, trail: list[str
     # no longer matches.
     link = value(vault, "SELECT chain_link FROM audit WHERE atoken = :a", a=trail[-2])
     tamper(vault, "DELETE FROM audit WHERE atoken = :a", a=trail[-1])
-    tamper(vault, "UPDATE audit_chain SET position = position - 1, link = :l", l=bytes(link))
+    tamper(
+        vault, "UPDATE audit_chain SET position = position - 1, link = :l WHERE lane = 0", l=link
+    )
     assert refusal(verify()) == (
         "databunker: audit chain broken: the chain head was changed outside the vault"
     )
@@ -124,9 +126,9 @@ def test_a_forged_event_inserted_in_the_chain_is_found(
     tamper(vault, "UPDATE audit SET chain_pos = -chain_pos WHERE chain_pos < 0")
     tamper(
         vault,
-        "INSERT INTO audit (atoken, created, title, status, chain_pos, chain_link, "
-        "payload_digest) SELECT :forged, created, 'get user record by token', 'ok', 3, "
-        "chain_link, payload_digest FROM audit WHERE chain_pos = 4",
+        "INSERT INTO audit (atoken, created, title, status, chain_lane, chain_pos, chain_link, "
+        "payload_digest) SELECT :forged, created, 'get user record by token', 'ok', chain_lane, "
+        "3, chain_link, payload_digest FROM audit WHERE chain_pos = 4",
         forged="99999999-9999-4999-8999-999999999999",
     )
     assert broken_at(verify(), "99999999-9999-4999-8999-999999999999")
@@ -214,9 +216,16 @@ def test_a_purge_of_everything_leaves_an_intact_empty_chain(
     with client_for(vault) as api:
         create_user(api, PEOPLE[0])
         anchored = api.get("/v1/sys/audit/head").json()
+        assert api.get("/v1/user/login/ann").status_code == 200
+        newest = api.get("/v1/sys/audit/head").json()
     clock.advance(3 * 86400)
     run_jobs(vault)
     assert chained(vault) == []
+    # The newest event's link is still known (as the anchor of what comes next) ...
+    outcome = verify("--anchor", f"{newest['count']}:{newest['link']}")
+    intact(outcome, 0)
+    assert "removed by retention" not in outcome.stdout
+    # ... an older one is gone with its event.
     outcome = verify("--anchor", f"{anchored['count']}:{anchored['link']}")
     intact(outcome, 0)
     assert "removed by retention" in outcome.stdout

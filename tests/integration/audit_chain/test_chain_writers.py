@@ -152,9 +152,12 @@ def upgraded_vault(url: str, clock: Clock, **sections: dict[str, object]) -> Vau
 
 
 def test_events_from_before_the_chain_are_reported_and_the_chain_starts_after_them(
-    old_database: str, clock: Clock, capsys: pytest.CaptureFixture[str]
+    old_database: str,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    run = Verifier(old_database, pytest.MonkeyPatch(), capsys)
+    run = Verifier(old_database, monkeypatch, capsys)
     outcome = run()
     intact(outcome, 0)
     assert outcome.stdout.splitlines()[1] == (
@@ -184,7 +187,10 @@ def test_events_from_before_the_chain_are_reported_and_the_chain_starts_after_th
 
 
 def test_retention_removes_events_from_before_the_chain_too(
-    old_database: str, clock: Clock, capsys: pytest.CaptureFixture[str]
+    old_database: str,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     vault = upgraded_vault(old_database, clock, policy={"max_audit_retention_period": "1d"})
     try:
@@ -194,7 +200,7 @@ def test_retention_removes_events_from_before_the_chain_too(
         with client_for(vault) as api:
             create_user(api, {"login": "bob"})
         assert run_jobs(vault)["purge old audit events"] == OLD_EVENTS + 1
-        outcome = Verifier(old_database, pytest.MonkeyPatch(), capsys)()
+        outcome = Verifier(old_database, monkeypatch, capsys)()
         intact(outcome, 1)
         assert len(outcome.stdout.splitlines()) == 1  # nothing left from before the chain
     finally:
