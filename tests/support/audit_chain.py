@@ -51,10 +51,14 @@ def verify(
 
 
 def chained(vault: Vault) -> list[str]:
-    """The atokens of the chain, in chain order."""
+    """The atokens of the chain, lane after lane, in chain order (a test's requests made one
+    after another all go to one lane)."""
     with vault.database.transaction() as conn:
         rows = conn.execute(
-            sa.text("SELECT atoken FROM audit WHERE chain_pos IS NOT NULL ORDER BY chain_pos")
+            sa.text(
+                "SELECT atoken FROM audit WHERE chain_pos IS NOT NULL "
+                "ORDER BY chain_lane, chain_pos"
+            )
         )
         return [str(atoken) for (atoken,) in rows]
 

@@ -14,10 +14,12 @@ breaks the link of the first event concerned; only the chain key can compute a l
 
 Why lanes: a transaction holds its lane's row lock from its event until it commits. With
 one chain, every request of every server would wait for the one before it to commit; with
-lanes, a writer takes the first lane no other transaction holds (``FOR UPDATE SKIP
-LOCKED``), so concurrent requests do not queue. The order is total within a lane and given
-by time across lanes (the documented merge); verification walks each lane. SQLite has one
-writer at a time and always writes lane 0.
+lanes, concurrent requests do not queue. On PostgreSQL each pooled connection claims a lane
+of its own for its lifetime (a session advisory lock) and remembers the head it wrote, so an
+event costs one statement, as before the chain (see ``_OwnedLane``); a connection that finds
+every lane claimed takes, per event, the first lane no transaction holds (``FOR UPDATE SKIP
+LOCKED``). The order is total within a lane and given by time across lanes (the documented
+merge); verification walks each lane. SQLite has one writer at a time and writes lane 0.
 
 Invariants guarded here:
 
@@ -231,9 +233,31 @@ _LINKED_COLUMNS = (
 )
 _INSERT = audit.insert().values({name: sa.bindparam(name) for name in _LINKED_COLUMNS})
 _INSERT_EVENT = Prepared(_INSERT)
-# PostgreSQL: the event and its lane's new head in one statement (one round trip fewer
-# while the lane is held).
-_INSERT_EVENT_AND_HEAD = Prepared(_UPDATE_HEAD.add_cte(_INSERT.cte("event")))
+# PostgreSQL: the lane's head advanced if it is still the one this connection last wrote
+# (same seal), and the event inserted only then, in one statement (see ``_OwnedLane``).
+_ADVANCE_HEAD = (
+    _UPDATE_HEAD.where(audit_chain.c.seal.is_not_distinct_from(sa.bindparam("was_sealed")))
+    .returning(audit_chain.c.lane)
+    .cte("head")
+)
+_ADVANCE_AND_INSERT = Prepared(
+    audit.insert().from_select(
+        list(_LINKED_COLUMNS),
+        sa.select(
+            *(sa.bindparam(name, type_=audit.c[name].type) for name in _LINKED_COLUMNS)
+        ).select_from(_ADVANCE_HEAD),
+    )
+)
+_CLAIM_LANE = Prepared(
+    sa.select(
+        sa.func.pg_try_advisory_lock(
+            sa.bindparam("space", type_=sa.Integer), sa.bindparam("lane", type_=sa.Integer)
+        )
+    )
+)
+# The advisory-lock key space (two int4 keys) in which a connection claims a lane.
+LANE_LOCK_SPACE = 0x4442_4348
+_OWNED_LANE = "databunker_audit_lane"
 
 
 def _head(row: Sequence[Any] | None) -> ChainHead:
@@ -263,21 +287,80 @@ def _take_lane(conn: Connection) -> ChainHead:
     return _head(found)
 
 
-def append(conn: Connection, row: Mapping[str, Any]) -> None:
-    """Insert one audit event (its columns but ``seq``) as the next link of a lane."""
-    chain = _chain_of(conn)
-    digest = payload_digest(row["who"], row["before"], row["after"])
-    head = _take_lane(conn)
+@dataclass(slots=True)
+class _OwnedLane:
+    """PostgreSQL: the lane a pooled connection claimed for as long as it lives (a session
+    advisory lock), and the head it last wrote there.
+
+    The remembered head saves reading the lane at each event; it is only a guess: the
+    event is written by one statement that advances the head only if its seal is still the
+    remembered one (a rollback, a purge, or another writer changes it), and inserts the event
+    only then. When it does not, the head is read under its row lock and the event written
+    after it. So a guess can cost a retry, never a wrong link."""
+
+    lane: int | None  # None: every lane was claimed by other connections
+    head: ChainHead | None = None
+
+
+def _owned_lane(conn: Connection) -> _OwnedLane:
+    info = conn.connection.info
+    owned = info.get(_OWNED_LANE)
+    if isinstance(owned, _OwnedLane):
+        return owned
+    lanes = int(_LANE_COUNT.first(conn, {})[0])  # type: ignore[index]
+    order = list(range(lanes))
+    secrets.SystemRandom().shuffle(order)
+    claimed = None
+    for lane in order:
+        got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
+        if got is not None and got[0]:
+            claimed = lane
+            break
+    owned = info[_OWNED_LANE] = _OwnedLane(claimed)
+    return owned
+
+
+def _linked(
+    chain: AuditChain, head: ChainHead, row: Mapping[str, Any], digest: bytes
+) -> tuple[dict[str, Any], ChainHead]:
+    """The event's columns as the next link after ``head``, and the head after it."""
     position = head.position + 1
     link = chain.link(head.link, head.lane, position, row, digest)
     event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
     event.update(chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest)
-    new_head = _head_params(chain, dataclasses.replace(head, position=position, link=link))
+    return event, dataclasses.replace(head, position=position, link=link)
+
+
+def append(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Insert one audit event (its columns but ``seq``) as the next link of a lane."""
+    chain = _chain_of(conn)
+    digest = payload_digest(row["who"], row["before"], row["after"])
     if conn.dialect.name == "postgresql":
-        _INSERT_EVENT_AND_HEAD.execute(conn, {**event, **new_head})
-    else:
-        _INSERT_EVENT.execute(conn, event)
-        _WRITE_HEAD.execute(conn, new_head)
+        owned = _owned_lane(conn)
+        if owned.lane is not None:
+            _append_to_owned_lane(conn, chain, owned, row, digest)
+            return
+    event, new_head = _linked(chain, _take_lane(conn), row, digest)
+    _INSERT_EVENT.execute(conn, event)
+    _WRITE_HEAD.execute(conn, _head_params(chain, new_head))
+
+
+def _append_to_owned_lane(
+    conn: Connection, chain: AuditChain, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
+) -> None:
+    assert owned.lane is not None
+    owned.head = None if owned.head is None or owned.head.lane != owned.lane else owned.head
+    for _attempt in range(2):
+        if owned.head is None:
+            owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
+        event, new_head = _linked(chain, owned.head, row, digest)
+        sealed = dataclasses.replace(new_head, seal=chain.seal(new_head))
+        params = {**event, **dataclasses.asdict(sealed), "was_sealed": owned.head.seal}
+        written = _ADVANCE_AND_INSERT.execute(conn, params)
+        owned.head = sealed if written == 1 else None
+        if written == 1:
+            return
+    raise AuditChainError("the audit chain's lane changed while it was held")
 
 
 def read_heads(conn: Connection) -> list[ChainHead]:
@@ -305,7 +388,10 @@ def purge_before(conn: Connection, cutoff: int) -> int:
     due = sa.and_(audit.c.created > 0, audit.c.created < cutoff)
     outside = conn.execute(audit.delete().where(audit.c.chain_pos.is_(None), due))
     deleted = int(outside.rowcount)
-    for lane in [head.lane for head in read_heads(conn)]:
+    lanes = conn.execute(
+        sa.select(audit.c.chain_lane).where(audit.c.chain_pos.is_not(None), due).distinct()
+    ).scalars()
+    for lane in sorted(int(lane) for lane in lanes if lane is not None):
         deleted += _purge_lane(conn, chain, lane, due)
     return deleted
 
@@ -314,7 +400,10 @@ def _purge_lane(conn: Connection, chain: AuditChain, lane: int, due: sa.ColumnEl
     head = _head(_WAIT_FOR_LANE.first(conn, {"lane": lane}))
     in_lane = audit.c.chain_lane == lane
     first_kept = conn.execute(
-        sa.select(sa.func.min(audit.c.chain_pos)).where(in_lane, ~due)
+        sa.select(audit.c.chain_pos)
+        .where(in_lane, audit.c.chain_pos.is_not(None), ~due)
+        .order_by(audit.c.chain_pos)
+        .limit(1)
     ).scalar_one_or_none()
     last = head.position if first_kept is None else int(first_kept) - 1
     if last < head.first_position:

@@ -94,7 +94,10 @@ def test_a_head_shorter_than_the_anchor_is_found(
 
 def test_an_anchor_not_taken_from_this_vault_is_found(verify: Verifier, api: TestClient) -> None:
     create_user(api, {"login": "ann"})
-    elsewhere = Anchor(1, b"\xab" * 32, {0: 1})
+    genuine = head(api)
+    # The same positions, the digest of another vault's (or another history's) links.
+    positions = Anchor.parse(int(str(genuine["count"])), str(genuine["link"])).positions
+    elsewhere = Anchor(1, b"\xab" * 32, positions)
     line = refusal(verify("--anchor", f"1:{elsewhere.link_hex()}"))
     assert line == (
         "databunker: audit chain broken: the chain is not the one anchored: "

@@ -10,6 +10,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -22,8 +23,10 @@ from databunker.services.context import AuditEvent, Vault
 from databunker.services.system import initialise, open_vault
 from databunker.storage import Database, migrations
 from databunker.storage import repositories as repo
-from databunker.storage.audit_chain import AuditChainError
+from databunker.storage.audit_chain import LANE_LOCK_SPACE, AuditChainError
+from databunker.storage.audit_chain import verify as verify_chain
 from support.audit_chain import Verifier, broken_at, chained, intact, value, verify
+from support.postgres import TemporaryPostgres
 from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, VaultFactory, client_for, create_user
 
 __all__ = ["verify"]  # the fixture
@@ -99,6 +102,34 @@ def test_a_unit_rolled_back_leaves_no_gap_in_the_chain(verify: Verifier, vault: 
     with client_for(vault) as api:
         create_user(api, {"login": "ann"})
     intact(verify(), 3)
+
+
+def test_writers_share_lanes_when_every_lane_is_claimed(
+    postgres_server: TemporaryPostgres, clock: Clock
+) -> None:
+    # More connections than lanes (many servers): the connections that could claim no lane
+    # take whichever lane no transaction holds at the moment.
+    name = f"l_{uuid.uuid4().hex[:16]}"
+    url = postgres_server.create_database(name)
+    database = Database(url)
+    keyring = Keyring(MasterKey.from_hex(MASTER_KEY_HEX))
+    initialise(database, keyring, ROOT_TOKEN, clock())
+    vault = Vault(Settings(), database, keyring, clock)
+    holder = psycopg.connect(url, autocommit=True)
+    try:
+        for lane in range(32):
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", (LANE_LOCK_SPACE, lane))
+        with client_for(vault) as api:
+            for number in range(5):
+                create_user(api, {"login": f"p{number}"})
+        holder.close()
+        found = verify_chain(database, keyring.audit_chain_key())
+        assert found.intact, found
+        assert found.events == 5
+    finally:
+        holder.close()
+        database.dispose()
+        postgres_server.drop_database(name)
 
 
 def test_a_database_opened_without_the_chain_key_writes_no_event(database_url: str) -> None:
@@ -235,3 +266,14 @@ def test_progress_is_logged_for_a_large_chain_off_a_terminal(
     outcome = verify()
     intact(outcome, 3)
     assert "verified 3 of 3 events" in outcome.stderr.splitlines()
+
+
+# -- the chain key -----------------------------------------------------------------------------
+def test_the_chain_key_is_derived_from_the_master_key_alone() -> None:
+    master = MasterKey.from_hex(MASTER_KEY_HEX)
+    key = Keyring(master).audit_chain_key()
+    assert len(key) == 32
+    assert Keyring(MasterKey.from_hex(MASTER_KEY_HEX)).audit_chain_key() == key
+    assert Keyring(MasterKey.generate()).audit_chain_key() != key
+    others = {master.derive(label) for label in ("kek", "blind-index", "secret-hash", "key-check")}
+    assert key not in others
