@@ -40,8 +40,8 @@ Invariants guarded here:
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +89,30 @@ def _field(value: str | int | bytes | None) -> bytes:
     return b"\x02" + len(data).to_bytes(4, "big") + data
 
 
+def _fields(values: Iterable[str | int | bytes | None]) -> bytes:
+    """``_field`` of each value, joined (the hot path of every event: kept inline)."""
+    out: list[bytes] = []
+    for value in values:
+        if value is None:
+            out.append(b"\x00")
+        elif isinstance(value, int):
+            out.append(b"\x01" + value.to_bytes(8, "big", signed=True))
+        else:
+            data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+            out.append(b"\x02" + len(data).to_bytes(4, "big") + bytes(data))
+    return b"".join(out)
+
+
+# A head's fields, all of known types and sizes: lane, position, link, first position,
+# link before it, legacy seq.
+_HEAD_LAYOUT = struct.Struct(">iq32sq32sq")
+_LINK_PLACE = struct.Struct(">iq")
+
+
 def payload_digest(who: bytes | None, before: bytes | None, after: bytes | None) -> bytes:
     """SHA-256 of an event's stored ciphertexts (kept when erasure shreds them)."""
     digest = hashes.Hash(hashes.SHA256())
-    digest.update(b"databunker audit values v1" + _field(who) + _field(before) + _field(after))
+    digest.update(b"databunker audit values v1" + _fields((who, before, after)))
     return digest.finalize()
 
 
@@ -154,28 +174,26 @@ class AuditChain:
 
     def _mac(self, *parts: bytes) -> bytes:
         mac = hmac.HMAC(self._key(), hashes.SHA256())
-        for part in parts:
-            mac.update(part)
+        mac.update(b"".join(parts))
         return mac.finalize()
 
     def link(
         self, previous: bytes, lane: int, position: int, row: Mapping[Any, Any], digest: bytes
     ) -> bytes:
-        metadata = b"".join(_field(row[name]) for name in METADATA_COLUMNS)
-        return self._mac(
-            b"databunker audit link v1", previous, _field(lane), _field(position), metadata, digest
-        )
+        metadata = _fields([row[name] for name in METADATA_COLUMNS])
+        place = _LINK_PLACE.pack(lane, position)
+        return self._mac(b"databunker audit link v1", previous, place, metadata, digest)
 
     def seal(self, head: ChainHead) -> bytes:
-        return self._mac(
-            b"databunker audit head v1",
-            _field(head.lane),
-            _field(head.position),
-            _field(head.link),
-            _field(head.first_position),
-            _field(head.first_prev),
-            _field(head.legacy_seq),
+        fields = _HEAD_LAYOUT.pack(
+            head.lane,
+            head.position,
+            head.link,
+            head.first_position,
+            head.first_prev,
+            head.legacy_seq,
         )
+        return self._mac(b"databunker audit head v1", fields)
 
     def anchor_digest(self, lanes: Iterable[tuple[int, int, bytes]]) -> bytes:
         """Keyed hash of every lane's (lane, position, link), in lane order."""
@@ -240,6 +258,9 @@ _ADVANCE_HEAD = (
     .returning(audit_chain.c.lane)
     .cte("head")
 )
+_ADVANCE = Prepared(
+    _UPDATE_HEAD.where(audit_chain.c.seal.is_not_distinct_from(sa.bindparam("was_sealed")))
+)
 _ADVANCE_AND_INSERT = Prepared(
     audit.insert().from_select(
         list(_LINKED_COLUMNS),
@@ -275,8 +296,28 @@ def _head(row: Sequence[Any] | None) -> ChainHead:
     )
 
 
-def _head_params(chain: AuditChain, head: ChainHead) -> dict[str, Any]:
-    return dataclasses.asdict(dataclasses.replace(head, seal=chain.seal(head)))
+def _sealed(chain: AuditChain, head: ChainHead) -> ChainHead:
+    return ChainHead(
+        head.lane,
+        head.position,
+        head.link,
+        head.first_position,
+        head.first_prev,
+        head.legacy_seq,
+        chain.seal(head),
+    )
+
+
+def _head_params(head: ChainHead) -> dict[str, Any]:
+    return {
+        "lane": head.lane,
+        "position": head.position,
+        "link": head.link,
+        "first_position": head.first_position,
+        "first_prev": head.first_prev,
+        "legacy_seq": head.legacy_seq,
+        "seal": head.seal,
+    }
 
 
 def _take_lane(conn: Connection) -> ChainHead:
@@ -289,8 +330,8 @@ def _take_lane(conn: Connection) -> ChainHead:
 
 @dataclass(slots=True)
 class _OwnedLane:
-    """PostgreSQL: the lane a pooled connection claimed for as long as it lives (a session
-    advisory lock), and the head it last wrote there.
+    """The lane a pooled connection writes to for as long as it lives (on PostgreSQL, claimed
+    with a session advisory lock; on SQLite, lane 0), and the head it last wrote there.
 
     The remembered head saves reading the lane at each event; it is only a guess: the
     event is written by one statement that advances the head only if its seal is still the
@@ -298,7 +339,7 @@ class _OwnedLane:
     only then. When it does not, the head is read under its row lock and the event written
     after it. So a guess can cost a retry, never a wrong link."""
 
-    lane: int | None  # None: every lane was claimed by other connections
+    lane: int | None  # None: every lane was claimed by other connections (PostgreSQL)
     head: ChainHead | None = None
 
 
@@ -307,15 +348,17 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
     owned = info.get(_OWNED_LANE)
     if isinstance(owned, _OwnedLane):
         return owned
-    lanes = int(_LANE_COUNT.first(conn, {})[0])  # type: ignore[index]
-    order = list(range(lanes))
-    secrets.SystemRandom().shuffle(order)
-    claimed = None
-    for lane in order:
-        got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
-        if got is not None and got[0]:
-            claimed = lane
-            break
+    claimed: int | None = 0  # SQLite: one writer at a time, lane 0
+    if conn.dialect.name == "postgresql":
+        lanes = int(_LANE_COUNT.first(conn, {})[0])  # type: ignore[index]
+        order = list(range(lanes))
+        secrets.SystemRandom().shuffle(order)
+        claimed = None
+        for lane in order:
+            got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
+            if got is not None and got[0]:
+                claimed = lane
+                break
     owned = info[_OWNED_LANE] = _OwnedLane(claimed)
     return owned
 
@@ -323,41 +366,51 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
 def _linked(
     chain: AuditChain, head: ChainHead, row: Mapping[str, Any], digest: bytes
 ) -> tuple[dict[str, Any], ChainHead]:
-    """The event's columns as the next link after ``head``, and the head after it."""
+    """The event's columns as the next link after ``head``, and the (sealed) head after it."""
     position = head.position + 1
     link = chain.link(head.link, head.lane, position, row, digest)
     event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
-    event.update(chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest)
-    return event, dataclasses.replace(head, position=position, link=link)
+    event["chain_lane"] = head.lane
+    event["chain_pos"] = position
+    event["chain_link"] = link
+    event["payload_digest"] = digest
+    after = ChainHead(
+        head.lane, position, link, head.first_position, head.first_prev, head.legacy_seq, None
+    )
+    return event, _sealed(chain, after)
 
 
 def append(conn: Connection, row: Mapping[str, Any]) -> None:
     """Insert one audit event (its columns but ``seq``) as the next link of a lane."""
     chain = _chain_of(conn)
     digest = payload_digest(row["who"], row["before"], row["after"])
-    if conn.dialect.name == "postgresql":
-        owned = _owned_lane(conn)
-        if owned.lane is not None:
-            _append_to_owned_lane(conn, chain, owned, row, digest)
-            return
+    owned = _owned_lane(conn)
+    if owned.lane is not None:
+        _append_to_owned_lane(conn, chain, owned, row, digest)
+        return
     event, new_head = _linked(chain, _take_lane(conn), row, digest)
     _INSERT_EVENT.execute(conn, event)
-    _WRITE_HEAD.execute(conn, _head_params(chain, new_head))
+    _WRITE_HEAD.execute(conn, _head_params(new_head))
 
 
 def _append_to_owned_lane(
     conn: Connection, chain: AuditChain, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
 ) -> None:
-    assert owned.lane is not None
-    owned.head = None if owned.head is None or owned.head.lane != owned.lane else owned.head
+    postgresql = conn.dialect.name == "postgresql"
     for _attempt in range(2):
         if owned.head is None:
             owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
         event, new_head = _linked(chain, owned.head, row, digest)
-        sealed = dataclasses.replace(new_head, seal=chain.seal(new_head))
-        params = {**event, **dataclasses.asdict(sealed), "was_sealed": owned.head.seal}
-        written = _ADVANCE_AND_INSERT.execute(conn, params)
-        owned.head = sealed if written == 1 else None
+        params = _head_params(new_head)
+        params["was_sealed"] = owned.head.seal
+        if postgresql:  # one statement: the head advanced, and the event inserted only then
+            params.update(event)
+            written = _ADVANCE_AND_INSERT.execute(conn, params)
+        else:
+            written = _ADVANCE.execute(conn, params)
+            if written == 1:
+                _INSERT_EVENT.execute(conn, event)
+        owned.head = new_head if written == 1 else None
         if written == 1:
             return
     raise AuditChainError("the audit chain's lane changed while it was held")
@@ -418,8 +471,8 @@ def _purge_lane(conn: Connection, chain: AuditChain, lane: int, due: sa.ColumnEl
     if previous is None:  # the lane is already broken there: left for verify to report
         return 0
     purged = conn.execute(audit.delete().where(in_lane, audit.c.chain_pos <= last))
-    anchored = dataclasses.replace(head, first_position=last + 1, first_prev=previous)
-    _WRITE_HEAD.execute(conn, _head_params(chain, anchored))
+    anchored = ChainHead(lane, head.position, head.link, last + 1, previous, head.legacy_seq, None)
+    _WRITE_HEAD.execute(conn, _head_params(_sealed(chain, anchored)))
     return int(purged.rowcount)
 
 
