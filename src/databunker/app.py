@@ -23,6 +23,7 @@ from databunker.api.sealed import SEALED_MESSAGE, SealedGate
 from databunker.api.v1 import (
     apps,
     audit,
+    audit_head,
     consent,
     export,
     legal,
@@ -98,6 +99,7 @@ class Application:
                 *legal.routes,
                 *consent.routes,
                 *audit.routes,
+                *audit_head.routes,
                 *login.routes,
                 *requests.routes,
                 *export.routes,

@@ -1,4 +1,5 @@
-"""The ``databunker`` command: init, serve, demo, import, export, keys, version.
+"""The ``databunker`` command: init, serve, demo, import, export, keys, audit verify,
+version.
 
 Exit status is 0 on success and 1 on any refusal, with a one-line message on stderr that
 names what to fix, never a traceback: an operator's mistake (a missing folder, a read-only
@@ -39,7 +40,7 @@ from databunker.services.context import Context, system_clock
 from databunker.services.login import DEMO_CODE
 from databunker.services.schema import SchemaLoadError, UserSchema
 from databunker.services.system import VaultStateError, initialise, open_vault
-from databunker.storage import Database, DatabaseURLError, migrate, schema_version
+from databunker.storage import Database, DatabaseURLError, audit_chain, migrate, schema_version
 from databunker.storage.database import DEFAULT_URL
 from databunker.unsealing import LocalUnsealer, SocketUnsealer, UnsealAgent, Unsealer
 
@@ -568,6 +569,71 @@ def cmd_keys_rekey(args: argparse.Namespace) -> None:
         print(line)
 
 
+# A chain this long gets a progress display even when stderr is not a terminal.
+LARGE_CHAIN = 100_000
+
+
+class _VerifyProgress:
+    """Progress of ``audit verify`` on stderr: a line redrawn in place on a terminal, and a
+    line every tenth of the way for a large chain otherwise."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._next_tenth = 1
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._tty:
+            self._stream.write(f"\rverifying the audit chain: {done:,} / {total:,} events")
+            self._stream.flush()
+            self._drawn = True
+        elif total >= LARGE_CHAIN and done * 10 >= self._next_tenth * total:
+            self._next_tenth = done * 10 // total + 1
+            print(f"verified {done:,} of {total:,} events", file=self._stream, flush=True)
+
+    def end(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _anchor(text: str | None) -> audit_chain.Anchor | None:
+    """``COUNT:LINK`` as ``GET /v1/sys/audit/head`` gave them."""
+    if text is None:
+        return None
+    count, _, link = text.strip().partition(":")
+    try:
+        return audit_chain.Anchor.parse(int(count), link)
+    except ValueError:
+        raise CommandError(
+            "--anchor must be COUNT:LINK, as GET /v1/sys/audit/head returns them"
+        ) from None
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    anchor = _anchor(args.anchor)
+    vault = _open_existing_vault(args)
+    progress = _VerifyProgress(sys.stderr)
+    try:
+        found = audit_chain.verify(
+            vault.database, vault.keyring.audit_chain_key(), anchor=anchor, progress=progress
+        )
+    except audit_chain.AuditChainError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        progress.end()
+        vault.database.dispose()
+    if not found.intact:
+        where = f" at event {found.broken_at}" if found.broken_at else ""
+        raise CommandError(f"audit chain broken{where}: {found.reason}")
+    print(f"audit chain intact: {found.events} events")
+    if found.unlinked:
+        print(f"{found.unlinked} earlier events were written before the chain began: not linked")
+    if found.anchor_purged:
+        print("the anchored event was removed by retention: the anchor was not compared")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     with tempfile.TemporaryDirectory(prefix="databunker-demo-") as folder:
@@ -658,6 +724,15 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (key_status, key_rotate, key_rekey):
         sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
+    audit = commands.add_parser("audit", help="check the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="check that no audit event was changed")
+    verify.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+    verify.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
+    verify.add_argument(
+        "--anchor", metavar="COUNT:LINK", help="a head taken earlier from GET /v1/sys/audit/head"
+    )
+    verify.set_defaults(handler=cmd_audit_verify)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda _args: print(f"databunker {__version__}"))

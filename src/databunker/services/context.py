@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from sqlalchemy.engine import Connection
 
 from databunker.crypto import DataKey, Keyring, new_token
+from databunker.storage import audit_chain
 
 if TYPE_CHECKING:
     from databunker.config import Settings
@@ -58,6 +59,10 @@ class Context:
     schema: UserSchema | None = None
     demo: bool = False
     random: Randomness = field(default_factory=SystemRandomness)
+
+    def __post_init__(self) -> None:
+        # Every audit event this vault writes is linked under its chain key.
+        audit_chain.attach(self.database, self.keyring.audit_chain_key)
 
 
 class PrincipalKind(Enum):

@@ -26,6 +26,8 @@ from databunker.storage.group_commit import GroupCommit
 from databunker.storage.runners import ThreadedRunner, UnitRunner
 
 DEFAULT_URL = "sqlite:///databunker.db"
+# Execution option of a SQLite connection whose transaction only reads (``Database.snapshot``).
+_SNAPSHOT = "databunker_snapshot"
 T = TypeVar("T")
 
 
@@ -96,6 +98,20 @@ class Database:
             return
         with self.writer, self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees one consistent state of the database and holds
+        no writer back, for long reads (``databunker audit verify``): a deferred ``BEGIN``
+        on SQLite (WAL readers never block the writer), ``REPEATABLE READ READ ONLY`` on
+        PostgreSQL."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{_SNAPSHOT: True})
+            else:
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
 
     def run(self, unit: Callable[[Connection], T]) -> T:
         """Run ``unit`` as one unit of work, on the calling thread: its changes are
@@ -191,4 +207,5 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        snapshot = conn.get_execution_options().get(_SNAPSHOT, False)
+        conn.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")

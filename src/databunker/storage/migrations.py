@@ -239,11 +239,42 @@ def _v4_keyring(op: Operations) -> None:
     )
 
 
+def _v5_audit_chain(op: Operations) -> None:
+    # Events already stored stay outside the chain (they were never linked): the heads
+    # record the last of them, and the chain starts after it, in 32 lanes.
+    op.add_column("audit", sa.Column("chain_lane", sa.Integer, nullable=True))
+    op.add_column("audit", sa.Column("chain_pos", sa.BigInteger, nullable=True))
+    op.add_column("audit", sa.Column("chain_link", sa.LargeBinary, nullable=True))
+    op.add_column("audit", sa.Column("payload_digest", sa.LargeBinary, nullable=True))
+    op.create_index("ix_audit_chain", "audit", ["chain_lane", "chain_pos"], unique=True)
+    op.create_table(
+        "audit_chain",
+        sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("link", sa.LargeBinary, nullable=False),
+        sa.Column("first_position", sa.BigInteger, nullable=False),
+        sa.Column("first_prev", sa.LargeBinary, nullable=False),
+        sa.Column("legacy_seq", sa.BigInteger, nullable=False),
+        sa.Column("seal", sa.LargeBinary, nullable=True),
+    )
+    conn = op.get_bind()
+    last = int(conn.execute(sa.text("SELECT COALESCE(MAX(seq), 0) FROM audit")).scalar_one())
+    genesis = bytes(32)
+    conn.execute(
+        sa.text(
+            "INSERT INTO audit_chain (lane, position, link, first_position, first_prev, "
+            "legacy_seq) VALUES (:lane, 0, :link, 1, :link, :last)"
+        ).bindparams(sa.bindparam("link", type_=sa.LargeBinary)),
+        [{"lane": lane, "link": genesis, "last": last} for lane in range(32)],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_core_vault,
     _v2_consent_and_personal_data,
     _v3_passwordless_login,
     _v4_keyring,
+    _v5_audit_chain,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

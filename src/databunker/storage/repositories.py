@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from databunker.errors import Conflict
+from databunker.storage import audit_chain
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, meta, users
 
@@ -284,14 +285,10 @@ _AUDIT_COLUMNS = (
 )
 
 
-# Its key is a fresh random token: this insert breaks no unique index.
-_INSERT_AUDIT = Prepared(
-    audit.insert().values({name: sa.bindparam(name) for name in AuditRow.__slots__})
-)
-
-
 def insert_audit(conn: Connection, row: AuditRow) -> None:
-    _INSERT_AUDIT.execute(conn, {name: getattr(row, name) for name in AuditRow.__slots__})
+    """Write an event as the next link of the audit chain (``storage/audit_chain.py``).
+    Its key is a fresh random token: this insert breaks no unique index."""
+    audit_chain.append(conn, {name: getattr(row, name) for name in AuditRow.__slots__})
 
 
 def _audit_filter(user_token: str | None) -> Sequence[sa.ColumnElement[bool]]:
@@ -323,7 +320,8 @@ def get_audit(conn: Connection, atoken: str) -> AuditRow | None:
 
 
 def shred_audit_payloads(conn: Connection, user_token: str) -> None:
-    """Erasure: drop every ciphertext of a person's audit trail, keep who-when-what."""
+    """Erasure: drop every ciphertext of a person's audit trail, keep who-when-what (and
+    the digest of the values, so the audit chain still verifies)."""
     conn.execute(
         audit.update()
         .where(audit.c.user_token == user_token)
@@ -366,5 +364,5 @@ def _duplicate_index(exc: sa.exc.IntegrityError) -> Conflict:
 
 
 def purge_audit_before(conn: Connection, cutoff: int) -> int:
-    result = conn.execute(audit.delete().where(audit.c.created > 0, audit.c.created < cutoff))
-    return int(result.rowcount)
+    """Retention: events written before ``cutoff`` go; the chain stays verifiable."""
+    return audit_chain.purge_before(conn, cutoff)

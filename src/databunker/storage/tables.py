@@ -2,7 +2,8 @@
 
 Invariant: every column that can hold personal data is a ``LargeBinary`` holding ciphertext
 made by ``databunker.crypto`` (profile, audit ``who``/``before``/``after``), and every lookup
-column holds a keyed hash (blind index or secret hash). Nothing here stores PII in clear.
+column holds a keyed hash (blind index or secret hash); audit links and digests are keyed
+hashes and digests of ciphertext. Nothing here stores PII in clear.
 
 Changing a table means adding a migration in ``migrations.py``; a test compares the migrated
 schema with these definitions.
@@ -78,6 +79,30 @@ audit = sa.Table(
     sa.Column("debug", sa.Text, nullable=True),
     sa.Column("before", sa.LargeBinary, nullable=True),
     sa.Column("after", sa.LargeBinary, nullable=True),
+    # The event's place in the tamper-evident chain (storage/audit_chain.py): its lane, its
+    # position in the lane (1, 2, 3, ...), its link, and the digest of who/before/after, kept
+    # when they are shredded. NULL for events written before the chain began.
+    sa.Column("chain_lane", sa.Integer, nullable=True),
+    sa.Column("chain_pos", sa.BigInteger, nullable=True),
+    sa.Column("chain_link", sa.LargeBinary, nullable=True),
+    sa.Column("payload_digest", sa.LargeBinary, nullable=True),
+)
+sa.Index("ix_audit_chain", audit.c.chain_lane, audit.c.chain_pos, unique=True)
+
+# The heads of the audit chain's lanes: one row per lane, read and advanced in the
+# transaction of each event written in the lane. ``first_position``/``first_prev`` anchor the
+# lane's oldest event left after a retention purge; ``legacy_seq`` is the last event written
+# before the chain began; ``seal`` is a keyed hash of the whole row.
+audit_chain = sa.Table(
+    "audit_chain",
+    metadata,
+    sa.Column("lane", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("link", sa.LargeBinary, nullable=False),
+    sa.Column("first_position", sa.BigInteger, nullable=False),
+    sa.Column("first_prev", sa.LargeBinary, nullable=False),
+    sa.Column("legacy_seq", sa.BigInteger, nullable=False),
+    sa.Column("seal", sa.LargeBinary, nullable=True),
 )
 
 # A person's records kept for an application (the v1 "user app"), under the person's key.

@@ -872,6 +872,7 @@ MATRIX: tuple[Entry, ...] = (
         fixed("/v1/sys/keys/rotate"),
         audit_title="rotate keys",
     ),
+    Entry("GET", "/v1/sys/audit/head", ROOT_ONLY, fixed("/v1/sys/audit/head")),
     Entry("GET", "/v1/audit/admin", ROOT_ONLY, fixed("/v1/audit/admin")),
     Entry(
         "POST",
