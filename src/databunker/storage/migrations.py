@@ -288,8 +288,11 @@ def schema_version(conn: Connection) -> int:
     return int(value) if value is not None else 0
 
 
-def migrate(database: Database, target: int = LATEST_VERSION) -> int:
-    """Bring the schema to ``target`` (the latest version); returns the version reached."""
+def migrate(database: Database, target: int | None = None) -> int:
+    """Bring the schema to ``target`` (default: the latest version); returns the version
+    reached."""
+    if target is None:
+        target = len(MIGRATIONS)
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})

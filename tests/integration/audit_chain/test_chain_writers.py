@@ -155,8 +155,8 @@ def old_database(
 ) -> str:
     """A vault initialised by the release before the chain, with audit events it wrote."""
     with monkeypatch.context() as old_release:
-        old_release.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
-        old_release.setattr(migrations, "LATEST_VERSION", 3)
+        old_release.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+        old_release.setattr(migrations, "LATEST_VERSION", 4)
         database = Database(fresh_database_url)
         initialise(database, Keyring(MasterKey.from_hex(MASTER_KEY_HEX)), ROOT_TOKEN, clock())
         with database.transaction() as conn:
@@ -168,7 +168,7 @@ def old_database(
                     ),
                     {"a": str(uuid.uuid4()), "c": clock() - 100 + number},
                 )
-            assert migrations.schema_version(conn) == 3
+            assert migrations.schema_version(conn) == 4
         database.dispose()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABUNKER_MASTERKEY", MASTER_KEY_HEX)
