@@ -28,6 +28,7 @@ from databunker.services.identity import MODES, lookup_index, require_uuid
 from databunker.services.results import Page
 from databunker.storage import repositories as audit_rows
 from databunker.storage import repositories as user_rows
+from databunker.storage import requests as request_rows
 from databunker.storage.prepared import savepoint
 
 
@@ -75,7 +76,12 @@ def attribute_failure(
 
     Run after the attempt's own transaction rolled back, whatever stopped it (no or a wrong
     credential, a body that does not parse): the person sees the attempt in their trail,
-    and the caller learns nothing, since the answer is already decided."""
+    and the caller learns nothing, since the answer is already decided.
+
+    ``mode`` ``request`` names a user request by its token: the attempt is filed under the
+    request's person, as the request routes file what they do (``services.requests``)."""
+    if mode == REQUEST_SUBJECT:
+        return _attribute_to_request(conn, event, identity)
     if mode not in MODES or (event.user_token is not None and event.data_key is not None):
         return event
     with savepoint(conn, "attribute"):
@@ -93,6 +99,25 @@ def attribute_failure(
     except DecryptionError:
         return event  # already reported by the attempt itself; filed without the identity
     return replace(event, data_key=key, who=identity)
+
+
+REQUEST_SUBJECT = "request"
+
+
+def _attribute_to_request(conn: Connection, event: AuditEvent, rtoken: str) -> AuditEvent:
+    if event.user_token is not None or not is_uuid(rtoken):
+        return event
+    with savepoint(conn, "attribute"):
+        row = request_rows.get(conn, rtoken)
+    if row is None:
+        return event
+    return replace(
+        event,
+        mode="token",
+        user_token=row.user_token,
+        msg=event.msg if event.msg else f"request {rtoken}",
+        app=row.app if row.app is not None else event.app,
+    )
 
 
 def _named_person(

@@ -15,6 +15,7 @@ from databunker.api.v1.runtime import Access, path_route, perform
 from databunker.api.v1.users import done_body
 from databunker.services import requests
 from databunker.services.agreements import AgreementView
+from databunker.services.audit import REQUEST_SUBJECT
 from databunker.services.context import Work
 from databunker.services.requests import RequestDetail, RequestSummary
 from databunker.services.results import Page
@@ -100,11 +101,12 @@ async def approve_request(request: Request) -> Response:
 
     return await perform(
         request,
-        # Root only, decided by the service once the request is found, so that a person's
-        # refused attempt is filed under the person the request belongs to.
-        Access.AUTHENTICATED,
+        # Root only: a person never approves, not even their own request. A refused attempt
+        # is filed under the person the request belongs to.
+        Access.ROOT,
         operation,
         title="approve user request",
+        subject=(REQUEST_SUBJECT, rtoken),
     )
 
 
