@@ -105,7 +105,7 @@ def insert_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    with _unique_indexes():
+    with _unique_indexes(conn, indexes, owner=None):
         _INSERT_USER.execute(conn, values)
 
 
@@ -149,7 +149,7 @@ def update_user(
         "updated": now,
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
-    with _unique_indexes():
+    with _unique_indexes(conn, indexes, owner=token):
         return _UPDATE_USER.execute(conn, values) == 1
 
 
@@ -189,7 +189,7 @@ def user_indexes(conn: Connection, token: str) -> dict[str, bytes | None]:
 def set_user_indexes(conn: Connection, token: str, indexes: dict[str, bytes | None]) -> None:
     """Replace a user's lookup indexes (after a change of the identities' canonical form);
     409 if another record holds one of them."""
-    with _unique_indexes():
+    with _unique_indexes(conn, indexes, owner=token):
         conn.execute(
             users.update()
             .where(users.c.token == token)
@@ -342,19 +342,34 @@ def delete_user_access_tokens(conn: Connection, user_token: str) -> None:
 
 
 @contextmanager
-def _unique_indexes() -> Iterator[None]:
+def _unique_indexes(
+    conn: Connection, indexes: dict[str, bytes | None], owner: str | None
+) -> Iterator[None]:
     """A write refused for a lookup index another record holds becomes 409 ``duplicate
-    index: <field>``, the field read from the violated constraint. On PostgreSQL the
-    transaction is then aborted: a caller that goes on runs the write under a savepoint."""
+    index: <field>``, naming the first such field in ``INDEX_FIELDS`` order. On PostgreSQL
+    the transaction is then aborted: a caller that goes on runs the write under a savepoint."""
     try:
         yield
     except sa.exc.IntegrityError as exc:
-        raise _duplicate_index(exc) from exc
+        raise _duplicate_index(conn, exc, indexes, owner) from exc
 
 
-def _duplicate_index(exc: sa.exc.IntegrityError) -> Conflict:
-    # PostgreSQL names the constraint (users_email_idx_key); SQLite the column, in its
-    # message ("UNIQUE constraint failed: users.email_idx").
+def _duplicate_index(
+    conn: Connection,
+    exc: sa.exc.IntegrityError,
+    indexes: dict[str, bytes | None],
+    owner: str | None,
+) -> Conflict:
+    # PostgreSQL names the constraint it checked first (users_login_idx_key), in the order
+    # of INDEX_FIELDS, and its transaction can run nothing more. SQLite checks its indexes
+    # in an order of its own, but only the failed statement was undone: ask which field
+    # another record holds.
+    if conn.dialect.name == "sqlite":
+        for field in INDEX_FIELDS:
+            digest = indexes.get(field)
+            holder = index_owner(conn, field, digest) if digest is not None else None
+            if holder is not None and holder != owner:
+                return Conflict(f"duplicate index: {field}")
     diagnostics = getattr(exc.orig, "diag", None)
     named = getattr(diagnostics, "constraint_name", None) or str(exc.orig)
     for field in INDEX_FIELDS:
