@@ -229,3 +229,32 @@ def test_the_loop_does_not_wait_while_a_thread_holds_the_writer_lock(database: D
 
     assert asyncio.run(scenario()) == ("request", 5)
     assert stored(database) == ["job", "request"]
+
+
+def test_turns_that_wait_for_a_held_writer_lock_join_one_batch(database: Database) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def job() -> None:  # another writer (a job's thread, or another process) holds the lock
+        with database.transaction() as conn:
+            conn.execute(notes.insert(), {"text": "job"})
+            held.set()
+            release.wait(TIMEOUT)
+
+    async def scenario() -> list[str]:
+        worker = threading.Thread(target=job)
+        worker.start()
+        assert held.wait(TIMEOUT)
+        submitted = []
+        for text in ("first", "second", "third"):  # three turns of the loop
+            submitted.append(asyncio.ensure_future(database.run_async(note(text))))
+            await asyncio.sleep(0.02)
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(*submitted), TIMEOUT)
+        worker.join(TIMEOUT)
+        return results
+
+    commits = commits_of(database)
+    assert asyncio.run(scenario()) == ["first", "second", "third"]
+    # The job's commit, then one for the three turns that waited: not one per turn.
+    assert len(commits) == 2
+    assert stored(database) == ["first", "job", "second", "third"]

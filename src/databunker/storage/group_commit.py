@@ -7,8 +7,10 @@ Here the event loop runs the units itself: the units submitted while it handles 
 network events are run together, each under a savepoint of one transaction, then committed.
 A unit is a short run of Python and SQLite calls (no network), so the loop is busy with it
 no longer than with any other request work. The loop never waits for the writer lock: if
-another thread (a job) or process holds it, the batch is handed to a worker thread, which
-waits for the lock instead, and its callers are answered from there.
+another thread (a job) or process holds it, the batch is handed to one worker thread, which
+waits for the lock instead; the units of the turns that follow join that waiting batch, so
+a busy lock makes batches larger rather than spawning a transaction per turn. Their callers
+are answered back on the loop.
 
 What each caller sees does not change:
 
@@ -53,6 +55,10 @@ class Lock(Protocol):
 
     def release(self) -> None: ...
 
+    def __enter__(self) -> None: ...
+
+    def __exit__(self, *_exc: object) -> None: ...
+
 
 class GroupCommit:
     """Runs units of work in shared transactions (see the module docstring)."""
@@ -62,6 +68,10 @@ class GroupCommit:
         self._writer = writer
         # Units waiting for the next flush, per event loop (each loop flushes its own).
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Unit, Deliver]]] = {}
+        # Per loop, the batch a worker thread is waiting to run once it has the writer lock;
+        # the loop adds to it until the thread takes it (under ``_handoff``).
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[Unit, Deliver]]] = {}
+        self._handoff = threading.Lock()
         self._running = threading.local()
 
     def run_async(self, unit: Callable[[Connection], T]) -> asyncio.Future[T]:
@@ -101,6 +111,11 @@ class GroupCommit:
         batch = self._pending.pop(loop, [])
         if not batch:
             return
+        with self._handoff:
+            waiting = self._waiting.get(loop)
+            if waiting is not None:  # a thread waits for the lock: join its batch
+                waiting.extend(batch)
+                return
         if self._writer.try_acquire():
             try:
                 outcomes = self._run_batch(batch)
@@ -110,9 +125,14 @@ class GroupCommit:
             return
         # The writer lock is taken (a job's thread, another process): wait for it on a
         # worker thread, not on the loop, and answer the callers back on the loop.
+        with self._handoff:
+            self._waiting[loop] = batch
 
         def in_thread() -> None:
-            outcomes = self._run_batch(batch)
+            with self._writer:
+                with self._handoff:
+                    taken = self._waiting.pop(loop)
+                outcomes = self._run_batch(taken)
             loop.call_soon_threadsafe(_deliver, outcomes)
 
         loop.run_in_executor(None, in_thread)
