@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from databunker.storage import Database
+from databunker.storage.group_commit import GroupCommit
 from support.postgres import TemporaryPostgres
 
 TIMEOUT = 30
@@ -258,3 +259,41 @@ def test_turns_that_wait_for_a_held_writer_lock_join_one_batch(database: Databas
     # The job's commit, then one for the three turns that waited: not one per turn.
     assert len(commits) == 2
     assert stored(database) == ["first", "job", "second", "third"]
+
+
+class LockThatFailsOnce:
+    """A writer lock that is always taken elsewhere, and whose first wait fails."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("the lock file cannot be locked")
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+
+def test_a_wait_for_the_lock_that_fails_answers_its_callers_and_leaves_no_batch_behind(
+    database: Database,
+) -> None:
+    runner = GroupCommit(database.transaction, LockThatFailsOnce())
+
+    async def scenario() -> tuple[object, str]:
+        lost = asyncio.ensure_future(runner.run_async(note("lost")))
+        (failed,) = await asyncio.wait_for(asyncio.gather(lost, return_exceptions=True), 5)
+        kept = await asyncio.wait_for(runner.run_async(note("kept")), 5)
+        return failed, kept
+
+    failed, kept = asyncio.run(scenario())
+    assert isinstance(failed, OSError)
+    assert kept == "kept"
+    assert stored(database) == ["kept"]

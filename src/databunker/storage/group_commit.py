@@ -129,13 +129,29 @@ class GroupCommit:
             self._waiting[loop] = batch
 
         def in_thread() -> None:
-            with self._writer:
-                with self._handoff:
-                    taken = self._waiting.pop(loop)
-                outcomes = self._run_batch(taken)
+            taken: list[tuple[Unit, Deliver]] | None = None
+            outcomes: list[Outcome] | None = None
+            try:
+                with self._writer:
+                    taken = self._take_waiting(loop)
+                    outcomes = self._run_batch(taken)
+            except Exception as exc:
+                if outcomes is None:  # nothing of the batch was committed: say so to each
+                    log.error(
+                        "a batch waiting for the writer lock failed",
+                        extra={"error_type": type(exc).__name__},
+                    )
+                    if taken is None:
+                        taken = self._take_waiting(loop)
+                    outcomes = [(deliver, None, exc) for _unit, deliver in taken]
             loop.call_soon_threadsafe(_deliver, outcomes)
 
         loop.run_in_executor(None, in_thread)
+
+    def _take_waiting(self, loop: asyncio.AbstractEventLoop) -> list[tuple[Unit, Deliver]]:
+        """The batch waiting for the lock (``[]`` once taken): later turns start their own."""
+        with self._handoff:
+            return self._waiting.pop(loop, [])
 
     def _run_batch(self, batch: list[tuple[Unit, Deliver]]) -> list[Outcome]:
         """Run the batch in one transaction; what each caller is to be told."""
