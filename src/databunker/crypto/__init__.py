@@ -5,6 +5,7 @@ Knows nothing of HTTP or SQL.
 """
 
 from databunker.crypto.keys import (
+    KEYRING_KEY_ENTRY,
     DataKey,
     DecryptionError,
     Keyring,
@@ -12,12 +13,15 @@ from databunker.crypto.keys import (
     KeySet,
     MasterKey,
     kek_version_prefix,
+    open_keyring_entry,
+    seal_keyring_entry,
     value_context,
     wrapped_kek_version,
 )
 from databunker.crypto.tokens import is_uuid, new_token
 
 __all__ = [
+    "KEYRING_KEY_ENTRY",
     "DataKey",
     "DecryptionError",
     "KeySet",
@@ -27,6 +31,8 @@ __all__ = [
     "is_uuid",
     "kek_version_prefix",
     "new_token",
+    "open_keyring_entry",
+    "seal_keyring_entry",
     "value_context",
     "wrapped_kek_version",
 ]

@@ -236,3 +236,42 @@ def test_an_interrupted_rotation_resumes_with_the_same_version(
     assert found.rotation is not None
     assert found.rotation.state == "done"
     _all_readable(client, before)
+
+
+def test_after_a_rekey_a_server_holding_the_old_key_follows_a_rotation_and_a_retire(
+    served: tuple[Context, TestClient, dict[str, str]], database_url: str
+) -> None:
+    """The rekey reseals the keyring key only: the running server, whose master key is
+    refused from then on, still learns the rotation's new KEK and wraps with it."""
+    vault, client, before = served
+    database = Database(database_url)
+    try:
+        old, new = MasterKey.from_hex(MASTER_KEY_HEX), MasterKey.generate()
+        keys.rekey(
+            database, _operator_keyring(database, old), new, EnvironmentKeyProvider(), wall_clock
+        )
+        operator = _operator_keyring(database, new)
+        with Load(client) as load:
+            time.sleep(0.5)
+            version = keys.rotate(database, operator, wall_clock, batch=BATCH)
+            time.sleep(keys.REFRESH_SECONDS + 1)
+        keys.rewrap(database, operator, wall_clock, batch=BATCH)
+        destroyed = keys.retire(database, operator, wall_clock)
+        time.sleep(keys.REFRESH_SECONDS + 1)
+
+        assert load.failures == []
+        assert (version, destroyed) == (2, [1])
+        assert vault.keyring.key_id == 2  # the server still holding the old master key
+        assert vault.keyring.master.hex() == old.hex()
+        _all_readable(client, {**before, **load.written})
+        after = client.post("/v1/user", json={"email": "after-rekey@example.com"})
+        assert after.status_code == 200, after.text
+        _all_readable(client, {after.json()["token"]: "after-rekey@example.com"})
+        found = keys.status(database)
+        assert [(v.version, v.wrapped_keys) for v in found.versions] == [
+            (2, len(before) + 2 * len(load.written) + 1)
+        ]
+        with pytest.raises(VaultStateError, match="master key does not match"):
+            open_vault(database, Keyring(old))
+    finally:
+        database.dispose()
