@@ -329,7 +329,7 @@ class KeySet:
 
     def entries(self) -> dict[str, bytes]:
         """The entries the keyring key seals (the keyring key itself is not one of them)."""
-        named = {f"{_KEK_PREFIX}{version}": raw for version, raw in self.keks.items()}
+        named = {kek_entry_name(version): raw for version, raw in self.keks.items()}
         named["blind-index"] = self.blind_index
         named["secret-hash"] = self.secret_hash
         named.update({f"service/{purpose}": raw for purpose, raw in self.services.items()})
@@ -483,6 +483,11 @@ def wrapped_kek_version(blob: bytes) -> int:
     if len(blob) < _HEADER.size:
         return 0
     return int(_HEADER.unpack(blob[: _HEADER.size])[1])
+
+
+def kek_entry_name(version: int) -> str:
+    """The keyring entry of KEK ``version``."""
+    return f"{_KEK_PREFIX}{version}"
 
 
 def kek_version_prefix(version: int) -> bytes:

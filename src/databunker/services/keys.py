@@ -12,8 +12,11 @@ Invariants:
   the key check in one transaction, so the old master key is refused at start from then on,
   while servers already running go on reading the keyring (a later rotation's KEK too) with
   the keyring key they hold;
-- a KEK version is destroyed only when no wrapped data key names it, counted in the same
-  transaction, and not before every server has had ``SETTLE_SECONDS`` to stop using it.
+- a KEK version is destroyed only when no wrapped data key names it, counted in the
+  transaction that deletes it, after its delete: every transaction that wraps a data key
+  first holds the KEK's row (``hold_current_kek``), so none can add one under it unseen;
+  a server that still wraps with a destroyed version finds its row gone, reloads the
+  keyring and wraps with the current one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from databunker.crypto import (
     Keyring,
     KeySet,
     MasterKey,
+    kek_entry_name,
     kek_version_prefix,
     open_keyring_entry,
     seal_keyring_entry,
@@ -234,6 +238,17 @@ class KeyringWatcher:
         return True
 
 
+def hold_current_kek(conn: sa.Connection, keyring: Keyring) -> None:
+    """Keep the KEK version ``keyring`` wraps new data keys with stored until this
+    transaction ends; a keyring that missed a retire is reloaded from the database first."""
+    for _attempt in range(3):
+        if store.hold_entry(conn, kek_entry_name(keyring.key_id)):
+            return
+        log.info("a KEK version was retired: keyring reloaded", extra={"event": "reload"})
+        keyring.load(keyring.master, _read_keys_with(conn, keyring.keys.wrapping))
+    raise KeyringError("the keyring changed while a data key was being wrapped")
+
+
 # -- provider ---------------------------------------------------------------------------------
 def provider_values(database: Database) -> dict[str, str]:
     """The key provider's public values stored with the vault (``{}`` before init)."""
@@ -396,6 +411,8 @@ def rewrap(
         after = ""
         while True:
             with database.transaction() as conn:
+                if not store.hold_entry(conn, kek_entry_name(current)):
+                    raise KeyringError(f"KEK version {current} is no longer stored")
                 rows = store.wrapped_keys_not_under(conn, source, prefix, after, batch)
                 for row in rows:
                     owner = row.key if source.name == "users" else f"session:{row.key}"
@@ -422,27 +439,29 @@ def rewrap(
     return done
 
 
-def retire(
-    database: Database,
-    keyring: Keyring,
-    clock: Callable[[], int],
-    *,
-    settle: float = SETTLE_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[int]:
-    """Destroy the KEK versions that wrap nothing (never the current one); returns them."""
-    with database.transaction() as conn:
-        rotation = _rotation(conn)
-    if rotation is not None:
-        waited = clock() - rotation.started
-        if waited < settle:
-            sleep(settle - waited)
+def retire(database: Database, keyring: Keyring, clock: Callable[[], int]) -> list[int]:
+    """Destroy the KEK versions that wrap nothing (never the current one); returns them.
+
+    Each candidate's row is deleted first, which waits for every transaction that holds it
+    to wrap a data key; only then are the wrapped keys counted, and a version that wraps
+    one after all is put back."""
     with database.transaction() as conn:
         keys = _read_keys_with(conn, keyring.keys.wrapping)
+        stored = store.read_entries(conn)
         counts = store.count_by_prefix(conn)
         empty = {
             v for v in keys.keks if v != keys.current and counts.get(kek_version_prefix(v), 0) == 0
         }
+        if empty:
+            store.delete_entries(conn, [kek_entry_name(v) for v in empty])
+            counts = store.count_by_prefix(conn)
+            used = {v for v in empty if counts.get(kek_version_prefix(v), 0) > 0}
+            if used:
+                log.info("a KEK version wraps a new data key: kept", extra={"event": "retire"})
+                store.write_entries(
+                    conn, {kek_entry_name(v): stored[kek_entry_name(v)] for v in used}, clock()
+                )
+            empty -= used
         if empty:
             keys = keys.without_keks(empty)
             _store(conn, keys, clock())
