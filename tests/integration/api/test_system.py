@@ -12,11 +12,14 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
 from databunker.services.context import Context
+from databunker.storage import LATEST_VERSION
+from databunker.storage.repositories import set_meta
 from support.vaults import ROOT_TOKEN, client_for
 from support.vaults import create_user as create
 
@@ -64,6 +67,52 @@ def test_status_is_public(anonymous: TestClient, path: str) -> None:
     response = anonymous.get(path, follow_redirects=False)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_ready_is_public_and_says_so(anonymous: TestClient) -> None:
+    response = anonymous.get("/v1/sys/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "ready": True}
+
+
+@pytest.mark.parametrize(
+    ("shift", "reason"),
+    [
+        (-1, "database schema is older than this server's: it is not migrated yet"),
+        (1, "database schema is newer than this server's: upgrade this server"),
+    ],
+)
+def test_ready_is_503_while_the_schema_is_not_this_servers(
+    vault: Context, shift: int, reason: str
+) -> None:
+    with client_for(vault, None) as anonymous:
+        with vault.database.transaction() as conn:
+            set_meta(conn, "schema_version", str(LATEST_VERSION + shift))
+        response = anonymous.get("/v1/sys/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "error", "message": reason, "ready": False}
+        with vault.database.transaction() as conn:
+            set_meta(conn, "schema_version", str(LATEST_VERSION))
+        assert anonymous.get("/v1/sys/ready").status_code == 200
+
+
+def test_ready_is_503_while_the_database_is_out_of_reach(vault: Context) -> None:
+    database = vault.database
+    reachable = database.engine
+    with client_for(vault, None) as anonymous:
+        # A database server that is gone: nothing listens on port 9 of this machine.
+        database.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+        try:
+            response = anonymous.get("/v1/sys/ready")
+        finally:
+            database.engine.dispose()
+            database.engine = reachable
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "message": "database unavailable",
+        "ready": False,
+    }
 
 
 def test_ui_configuration_is_public_with_pascal_case_keys(make_vault: Any) -> None:

@@ -228,3 +228,13 @@ def test_a_vault_keyed_by_the_environment_stays_sealed_until_restarted(
         assert status.status_code == 503
         assert status.json()["sealed"] is True
         assert client.get("/v1/user/token/6c1f5a2e-4b7d-4e8a-9f00-1a2b3c4d5e6f").status_code == 503
+
+
+def test_ready_is_503_while_sealed_and_200_once_unsealed(sealed_vault: SealedVault) -> None:
+    with sealed_vault.client() as client:
+        response = client.get("/v1/sys/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "error", "message": "vault is sealed", "ready": False}
+        for share in sealed_vault.shares[:3]:
+            client.post("/v1/sys/unseal", json={"share": share})
+        assert client.get("/v1/sys/ready").json() == {"status": "ok", "ready": True}
