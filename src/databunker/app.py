@@ -50,6 +50,7 @@ from databunker.key_keeper import KeyKeeper, fixed_unsealer
 from databunker.metrics import Metrics
 from databunker.notify.dispatcher import OutboxDispatcher
 from databunker.services.context import Context
+from databunker.tracing import Tracing
 from databunker.unsealing import POLL_SECONDS, Unsealer
 
 log = logging.getLogger("databunker.keys")
@@ -86,6 +87,7 @@ class Application:
                 # the app was built with the vault, in a worker process.
                 if owns_database:
                     vault.database.dispose()
+                await anyio.to_thread.run_sync(self.tracing.shutdown)
 
         self.starlette = Starlette(
             routes=[
@@ -121,7 +123,13 @@ class Application:
         self.starlette.state.webhooks = None
         self.starlette.state.keeper = self.keeper
         gate = SealedGate(self.starlette, vault.keyring)
-        self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics)
+        tracing_settings = vault.settings.tracing
+        self.tracing = (
+            Tracing.otlp(tracing_settings.endpoint, tracing_settings.service_name)
+            if tracing_settings.enabled
+            else Tracing()
+        )
+        self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics, self.tracing)
 
     async def _run_jobs(self, interval: float) -> None:
         # Periodic jobs wait while the vault is sealed.

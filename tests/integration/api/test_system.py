@@ -11,12 +11,14 @@ import re
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
+from databunker.logs import JSONFormatter
 from databunker.services.context import Context
 from databunker.storage import LATEST_VERSION
 from databunker.storage.repositories import set_meta
@@ -392,3 +394,59 @@ def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Cont
     with client_for(vault) as client:
         assert client.get("/v1/status").status_code == 200
         assert gc.get_freeze_count() > 10_000
+
+
+# -- request and trace ids -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "echoed"),
+    [(None, False), ("req-42.a:b_c", True), ("two words", False), ("x" * 65, False)],
+)
+def test_every_answer_carries_a_request_id_the_callers_only_when_plain(
+    anonymous: TestClient, given: str | None, echoed: bool
+) -> None:
+    headers = {"X-Request-Id": given} if given is not None else {}
+    answered = anonymous.get("/v1/status", headers=headers).headers["x-request-id"]
+    if echoed:
+        assert answered == given
+    else:
+        assert re.fullmatch(r"[0-9a-f]{16}", answered)
+    assert anonymous.get("/v1/status").headers["x-request-id"] != answered
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "continued"),
+    [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", True),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
+        ("garbage", False),
+        (None, False),
+    ],
+)
+def test_log_lines_of_a_request_carry_its_request_and_trace_ids(
+    vault: Context, traceparent: str | None, continued: bool
+) -> None:
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(orjson.loads(JSONFormatter().format(record)))
+
+    handler = Collect()
+    access = logging.getLogger("databunker.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        with client_for(vault) as client:
+            headers = {"traceparent": traceparent} if traceparent else {}
+            answer = client.get("/v1/sys/ready", headers=headers)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    line = next(entry for entry in lines if entry["route"] == "/v1/sys/ready")
+    assert line["request_id"] == answer.headers["x-request-id"]
+    if continued:
+        assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])
+        assert line["trace_id"] != "0" * 32
