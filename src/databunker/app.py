@@ -69,14 +69,15 @@ class Application:
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             jobs = asyncio.create_task(self._run_jobs(vault.settings.server.jobs_interval))
-            keeping = asyncio.create_task(self._keep_keys())
+            stopping = asyncio.Event()
+            keeping = asyncio.create_task(self._keep_keys(stopping))
             _settle_heap()
             try:
                 yield
             finally:
-                keeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeping
+                # Not a cancel: a check running on a thread finishes before the pool goes.
+                stopping.set()
+                await keeping
                 await anyio.to_thread.run_sync(self.keeper.stop)
                 await self._stop_webhooks()
                 # A round already running finishes first: its thread is not abandoned.
@@ -138,10 +139,11 @@ class Application:
             if not self.vault.keyring.sealed:
                 await anyio.to_thread.run_sync(run_jobs, self.vault)
 
-    async def _keep_keys(self) -> None:
+    async def _keep_keys(self, stopping: asyncio.Event) -> None:
         """Follow the unsealer and the stored keyring; run the outbox dispatcher only while
-        unsealed (it needs the outbox key)."""
-        while True:
+        unsealed (it needs the outbox key). Returns once ``stopping`` is set, never with a
+        check still running on a thread."""
+        while not stopping.is_set():
             if self.vault.keyring.sealed:
                 await self._stop_webhooks()
             elif self.starlette.state.webhooks is None:
@@ -149,7 +151,10 @@ class Application:
                 if webhooks is not None:
                     webhooks.start()
                 self.starlette.state.webhooks = webhooks
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+            if stopping.is_set():
+                return
             try:
                 await anyio.to_thread.run_sync(self.keeper.sync)
                 await anyio.to_thread.run_sync(self.keeper.refresh)

@@ -8,8 +8,9 @@ import gc
 import logging
 import random
 import re
+import threading
+import time
 import uuid
-import warnings
 from typing import Any
 
 import orjson
@@ -392,11 +393,6 @@ def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Cont
     # Full collections walking every module and table under load stall every request.
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    # Garbage that earlier tests on this worker left frozen (a test's unclosed database
-    # connection, say) is collected here, outside this test's subject.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
     with client_for(vault) as client:
         assert client.get("/v1/status").status_code == 200
         assert gc.get_freeze_count() > 10_000
@@ -456,3 +452,21 @@ def test_log_lines_of_a_request_carry_its_request_and_trace_ids(
     else:
         assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])
         assert line["trace_id"] != "0" * 32
+
+
+def test_shutdown_waits_for_a_keyring_check_running_on_a_thread(vault: Context) -> None:
+    """A check still running when the server stops must end before the database pool is
+    closed: a check that ran on after it would open a connection nobody closes."""
+    app = build_app(vault)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_refresh() -> None:
+        started.set()
+        time.sleep(0.5)
+        finished.set()
+
+    app.keeper.refresh = slow_refresh  # type: ignore[method-assign]
+    with TestClient(app, headers={"X-Bunker-Token": ROOT_TOKEN}) as client:
+        assert client.get("/v1/status").status_code == 200
+        assert started.wait(10)
+    assert finished.is_set()
