@@ -128,7 +128,7 @@ def validate(operation: V2Operation, document: Mapping[str, Any]) -> Any:
         wrong: list[str] = []
         for problem in exc.errors():
             name = ".".join(str(part) for part in problem["loc"]) or "body"
-            if problem["type"] == "missing" and len(problem["loc"]) == 1:
+            if problem["type"] == "missing":
                 missing.append(name)
             else:
                 wrong.append(str(problem["loc"][0]) if problem["loc"] else name)
