@@ -27,7 +27,12 @@ from sqlalchemy.engine import Connection
 
 from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, authenticate
-from databunker.services.audit import attribute_failure, save_event, save_event_apart
+from databunker.services.audit import (
+    attribute_failure,
+    save_event,
+    save_event_apart,
+    save_events,
+)
 from databunker.services.context import AuditEvent, Context, Principal, Work, fold_notes
 
 log = logging.getLogger("databunker.audit")
@@ -125,10 +130,15 @@ class UnitOfWork(Generic[T]):
         if event is not None:
             save_event(conn, event, self.now)
         if not context.settings.generic.disable_audit:
-            for extra in work.audit.extra_events:
-                if extra.request_metadata is None and self.request_metadata is not None:
-                    extra = replace(extra, request_metadata=self.request_metadata)
-                save_event(conn, extra, self.now)
+            extras = work.audit.extra_events
+            if self.request_metadata is not None:
+                extras = [
+                    replace(extra, request_metadata=self.request_metadata)
+                    if extra.request_metadata is None
+                    else extra
+                    for extra in extras
+                ]
+            save_events(conn, extras, self.now)
         self.queued = work.queued
         return result
 

@@ -143,6 +143,17 @@ def _named_person(
 
 
 def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
+    row = _audit_row(event, now)
+    audit_rows.insert_audit(conn, row)
+    return row.atoken
+
+
+def save_events(conn: Connection, events: list[AuditEvent], now: int) -> None:
+    """Several events in one insert (a bulk operation's event per person), in order."""
+    audit_rows.insert_audits(conn, [_audit_row(event, now) for event in events])
+
+
+def _audit_row(event: AuditEvent, now: int) -> audit_rows.AuditRow:
     atoken = new_token()
     owner = event.user_token
     key = event.data_key if owner else None
@@ -154,25 +165,21 @@ def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
 
     metadata = seal("request_metadata", event.request_metadata)
     debug = SEALED_METADATA + base64.b64encode(metadata).decode() if metadata else None
-    audit_rows.insert_audit(
-        conn,
-        audit_rows.AuditRow(
-            atoken=atoken,
-            created=now,
-            user_token=owner,
-            mode=event.mode,
-            who=seal("who", event.who.encode() if event.who else None),
-            accessor=event.accessor,
-            app=event.app,
-            title=event.title,
-            status=event.status,
-            msg=event.msg,
-            debug=debug,
-            before=seal("before", event.before),
-            after=seal("after", event.after),
-        ),
+    return audit_rows.AuditRow(
+        atoken=atoken,
+        created=now,
+        user_token=owner,
+        mode=event.mode,
+        who=seal("who", event.who.encode() if event.who else None),
+        accessor=event.accessor,
+        app=event.app,
+        title=event.title,
+        status=event.status,
+        msg=event.msg,
+        debug=debug,
+        before=seal("before", event.before),
+        after=seal("after", event.after),
     )
-    return atoken
 
 
 class _KeyCache:

@@ -28,6 +28,7 @@ from databunker.services.records import (
 from databunker.services.request_queue import open_request
 from databunker.services.results import Page, RequestOpened
 from databunker.services.text import has_control_characters
+from databunker.storage import agreements as agreement_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage import retention as retention_rows
 from databunker.storage.erasure import erase_personal_data
@@ -92,21 +93,44 @@ def create_user(
 def create_users(work: Work, profiles: list[Profile], *, finaltime: int = 0) -> list[UserSaved]:
     """Many new people in one transaction, each as ``create_user`` makes one (v2's rules:
     no lookup identity needed), each with an audit event of their own; one refused profile
-    (a duplicate identity included) refuses them all."""
-    saved: list[UserSaved] = []
+    (a duplicate identity included) refuses them all. The rows and the events are written
+    in one statement each."""
+    schema = work.context.schema
+    country = work.settings.sms.default_country
+    new: list[user_rows.NewUser] = []
+    keys: list[DataKey] = []
     for profile in profiles:
-        token, key = _insert_user(work, profile, require_lookup=False, finaltime=finaltime)
+        if schema is not None:
+            schema.check_new(profile)
+        token = work.random.token()
+        key = DataKey.generate()
+        new.append(
+            user_rows.NewUser(
+                token=token,
+                data_key=work.keyring.wrap(key, token),
+                profile=seal_profile(key, token, profile),
+                indexes=profile_indexes(profile, work.keyring, country),
+            )
+        )
+        keys.append(key)
+    user_rows.insert_users(work.conn, new, now=work.now, final_time=finaltime)
+    # Consents given before the records existed: looked for only if any wait at all.
+    pending = agreement_rows.any_unbound(work.conn)
+    accessor = work.principal.accessor
+    for user, key, profile in zip(new, keys, profiles, strict=True):
+        if pending:
+            bind_to_new_user(work, user.token, key, user.indexes)
+        enqueue_webhook(work, {"action": "profilenew", "identity": user.token, "mode": "token"})
         work.audit.also(
             AuditEvent(
                 title=CREATE_TITLE,
-                accessor=work.principal.accessor,
-                user_token=token,
+                accessor=accessor,
+                user_token=user.token,
                 data_key=key,
                 after=documents.encode(profile),
             )
         )
-        saved.append(UserSaved(token))
-    return saved
+    return [UserSaved(user.token) for user in new]
 
 
 CREATE_TITLE = "create user record"

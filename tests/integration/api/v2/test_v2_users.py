@@ -13,6 +13,7 @@ from databunker.jobs import run_jobs
 from databunker.services.context import Context
 from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
+from support.audit_chain import Verifier, chained, tamper, verify  # noqa: F401 - a fixture
 from support.v2 import ANN, BOB, assert_error, call, create, ok
 from support.vaults import ROOT_TOKEN, Clock, VaultFactory, client_for
 
@@ -280,3 +281,32 @@ def test_delete_bulk_skips_nobody_and_counts_the_erased(api: TestClient) -> None
         400,
         "The mode parameter has an incorrect format",
     )
+
+
+def test_bulk_events_are_linked_into_the_audit_chain(
+    api: TestClient,
+    verify: Verifier,  # noqa: F811
+) -> None:
+    records = [{"profile": {"login": f"chain{i}"}} for i in range(30)]
+    created = ok(api, "UserCreateBulk", {"records": records, "request_metadata": {"job": "x"}})
+    ok(api, "UserDeleteBulk", {"users": [{"mode": "login", "identity": "chain3"}]})
+    events = api.get(f"/v1/audit/list/{created['created'][5]['token']}").json()["rows"]
+    detail = api.get(f"/v1/audit/get/{events[0]['atoken']}").json()
+    assert detail["event"]["request_metadata"] == {"job": "x"}
+    assert detail["event"]["after"] == {"login": "chain5"}
+    outcome = verify()
+    assert outcome.code == 0, outcome
+    # 30 creations, the bulk call's own event, the erasure, the bulk delete's event, and
+    # the two audit reads just made
+    assert outcome.stdout.splitlines()[0] == "audit chain intact: 35 events"
+
+
+def test_a_changed_bulk_event_breaks_the_chain(
+    api: TestClient,
+    vault: Context,
+    verify: Verifier,  # noqa: F811
+) -> None:
+    ok(api, "UserCreateBulk", {"records": [{"profile": {"login": f"t{i}"}} for i in range(5)]})
+    victim = chained(vault)[2]
+    tamper(vault, "UPDATE audit SET title = 'nothing' WHERE atoken = :a", a=victim)
+    assert verify().code == 1
