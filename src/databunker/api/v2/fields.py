@@ -8,6 +8,8 @@ from databunker.services.deadlines import final_time
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+# Offsets beyond this are no page of anything, and would overflow a database's integer.
+MAX_OFFSET = 1_000_000_000
 TimeValue = str | int | None
 
 
@@ -25,6 +27,8 @@ class Paged(V2Body):
     def page(self) -> tuple[int, int]:
         """(offset, limit): a negative offset is 0, a limit outside 1-100 is 100 (§1.8)."""
         limit = self.limit if 1 <= self.limit <= MAX_LIMIT else MAX_LIMIT
+        if self.offset > MAX_OFFSET:
+            raise BadRequest("The offset parameter has an incorrect format")
         return max(self.offset, 0), limit
 
 

@@ -134,6 +134,33 @@ def test_list_pages_the_persons_requests_newest_first(api: TestClient) -> None:
     )
     assert empty["rows"] == []
     assert empty["total"] == 2
+    assert_error(
+        call(
+            api,
+            "UserRequestListUserRequests",
+            {"mode": "token", "identity": token, "offset": 10**30},
+        ),
+        400,
+        "The offset parameter has an incorrect format",
+    )
+    assert_error(
+        call(
+            api, "UserRequestListUserRequests", {"mode": "token", "identity": token, "limit": "x"}
+        ),
+        400,
+        "The limit parameter has an incorrect format",
+    )
+    # digit strings are accepted for integers
+    assert (
+        len(
+            ok(
+                api,
+                "UserRequestListUserRequests",
+                {"mode": "token", "identity": token, "limit": "1"},
+            )["rows"]
+        )
+        == 1
+    )
 
 
 def test_unknown_and_malformed_requests(api: TestClient) -> None:

@@ -8,6 +8,8 @@ import uuid
 import pytest
 from starlette.testclient import TestClient
 
+from databunker.api.v2 import OPERATIONS
+from databunker.api.v2.registry import index_operations
 from databunker.services.context import Context
 from support.v2 import ANN, assert_error, call, create, ok
 from support.vaults import ROOT_TOKEN, VaultFactory, client_for
@@ -243,3 +245,15 @@ def test_a_v2_person_is_the_same_person_through_v1_and_back(api: TestClient) -> 
     answer = ok(api, "UserGet", {"mode": "email", "identity": "bob@example.com"})
     assert answer["token"] == created["token"]
     assert answer["profile"] == {"login": "bob", "email": "bob@example.com"}
+
+
+def test_an_operation_defined_twice_is_refused_at_start() -> None:
+    operation = OPERATIONS["UserGet"]
+    with pytest.raises(ValueError, match="UserGet is defined twice"):
+        index_operations([(operation,), (operation,)])
+
+
+def test_every_operation_name_is_served(api: TestClient) -> None:
+    for name in OPERATIONS:
+        response = call(api, name, {})
+        assert response.status_code != 404 or response.json()["message"] != UNKNOWN_OP, name
