@@ -14,6 +14,7 @@ from typing import Any
 from databunker.crypto import DataKey
 from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
 from databunker.services import documents
+from databunker.services.access import require_root
 from databunker.services.agreements import bind_to_new_user
 from databunker.services.context import AuditEvent, Work
 from databunker.services.identity import profile_indexes
@@ -45,8 +46,10 @@ __all__ = [
     "delete_user",
     "delete_users",
     "erase_user",
+    "find_users",
     "get_user",
     "get_user_detail",
+    "list_living_users",
     "list_users",
     "request_change",
     "request_erasure",
@@ -335,3 +338,34 @@ def list_users(work: Work, offset: int, limit: int) -> Page[UserRecord]:
         _key, profile = open_user(work, row)
         rows.append(UserRecord(row.token, profile))
     return Page(total, rows)
+
+
+def list_living_users(work: Work, offset: int, limit: int) -> Page[UserRecord]:
+    """Every record not erased, oldest first, so that paging through a vault that grows
+    meanwhile misses nobody; like ``list_users``, only if ``generic.list_users`` allows."""
+    if not work.settings.generic.list_users:
+        raise AccessDenied()
+    total = user_rows.count_living_users(work.conn)
+    rows = []
+    for row in user_rows.list_living_users(work.conn, offset=offset, limit=limit):
+        _key, profile = open_user(work, row)
+        rows.append(UserRecord(row.token, profile))
+    return Page(total, rows)
+
+
+def find_users(work: Work, identities: list[tuple[str, str]]) -> list[UserRecord]:
+    """The living records the (mode, identity) pairs name, each once, in the order first
+    named; an identity that names nobody is simply left out (root only, like listing)."""
+    require_root(work.principal)
+    if not work.settings.generic.list_users:
+        raise AccessDenied()
+    found: list[UserRecord] = []
+    seen: set[str] = set()
+    for mode, identity in identities:
+        row = find_user(work, mode, identity)
+        if row is None or row.erased is not None or row.token in seen:
+            continue
+        seen.add(row.token)
+        _key, profile = open_user(work, row)
+        found.append(UserRecord(row.token, profile))
+    return found

@@ -271,6 +271,23 @@ def list_users(conn: Connection, *, offset: int, limit: int | None) -> list[User
     return [_user(row) for row in conn.execute(query)]
 
 
+def count_living_users(conn: Connection) -> int:
+    query = sa.select(sa.func.count()).select_from(users).where(users.c.erased.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def list_living_users(conn: Connection, *, offset: int, limit: int) -> list[UserRow]:
+    """Records not erased, oldest first: a page stays put while new records are added."""
+    query = (
+        sa.select(*_USER_COLUMNS)
+        .where(users.c.erased.is_(None))
+        .order_by(users.c.created, users.c.token)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_user(row) for row in conn.execute(query)]
+
+
 # -- access tokens -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AccessTokenRow:
