@@ -281,6 +281,23 @@ def _open_metadata(key: DataKey | None, row: audit_rows.AuditRow, text: str) -> 
     return _open(key, row, "request_metadata", blob)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEventDetail:
+    """One event as listed, with the values it kept."""
+
+    entry: AuditEntry
+    values: AuditValues
+
+
+def get_event_detail(work: Work, atoken: str) -> AuditEventDetail:
+    """``get_event`` with the event's metadata (same access rule: root, or its person)."""
+    values = get_event(work, atoken)
+    row = audit_rows.get_audit(work.conn, atoken)
+    if row is None:  # gone between the two reads (a retention purge)
+        raise NotFound("not found")
+    return AuditEventDetail(_entry(row, _KeyCache(work.conn, work.keyring)), values)
+
+
 def purge_old_events(work: Work) -> int:
     """Periodic job: events older than ``policy.max_audit_retention_period`` are deleted."""
     keep = work.settings.policy.max_audit_retention_seconds

@@ -160,11 +160,13 @@ def get_session(work: Work, session: str) -> SessionView:
     return _view(work, live)
 
 
-def delete_session(work: Work, session: str) -> None:
-    """Deleting a session that is not there is done too (its route is root's)."""
+def delete_session(work: Work, session: str) -> bool:
+    """Deleting a session that is not there is done too (its route is root's); returns
+    whether a live session was removed."""
     require_uuid(session)
     removed = session_rows.delete_session(work.conn, session)
     _file_event(work, session, removed)
+    return _live(work, removed) is not None
 
 
 def list_user_sessions(

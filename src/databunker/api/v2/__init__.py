@@ -11,13 +11,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from databunker.api.v2 import appdata, user_requests, users
+from databunker.api.v2 import (
+    appdata,
+    audit,
+    bulk,
+    consent,
+    login,
+    sessions,
+    sharing,
+    system,
+    user_requests,
+    users,
+)
 from databunker.api.v2.registry import index_operations
 from databunker.api.v2.wire import METHOD_NOT_ALLOWED, UNKNOWN_OPERATION, error, perform
 
 __all__ = ["AREAS", "OPERATIONS", "routes"]
 
-AREAS = (users, user_requests, appdata)
+AREAS = (users, user_requests, appdata, consent, sessions, sharing, audit, login, bulk, system)
 OPERATIONS = index_operations(area.OPERATIONS for area in AREAS)
 
 

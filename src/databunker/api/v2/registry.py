@@ -21,6 +21,7 @@ from databunker.services.context import Work
 from databunker.units import Access
 
 __all__ = [
+    "CLIENT_ADDRESS",
     "USER_NOT_FOUND",
     "Access",
     "Handler",
@@ -67,6 +68,15 @@ class V2Operation:
     handler: Handler
     title: str | None = None
     not_found: str = USER_NOT_FOUND
+    # A refusal commits what the attempt spent (a captcha, a rate-limit hit, a wrong code's
+    # try) instead of rolling it back (``units.UnitOfWork``'s ``keep_spent``).
+    keep_spent: bool = False
+    # The body's model has a ``client_address`` field that the wire fills with the caller's
+    # network address (never a value from the body), for rate limits per address.
+    client_address: bool = False
+
+
+CLIENT_ADDRESS = "client_address"
 
 
 def index_operations(areas: Iterable[Iterable[V2Operation]]) -> Mapping[str, V2Operation]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databunker.api.v2.registry import Missing, Payload, V2Operation
+from databunker.api.v2.registry import CLIENT_ADDRESS, Missing, Payload, V2Operation
 from databunker.crypto import DecryptionError, KeyringSealed
 from databunker.errors import AccessDenied, BadRequest, Conflict, DatabunkerError, NotFound
 from databunker.services import documents
@@ -232,6 +232,9 @@ async def perform(request: Request, operation: V2Operation) -> Response:
     try:
         document = await read_document(request, limits.max_body_bytes, limits.max_json_depth)
         metadata = _metadata(document)
+        document.pop(CLIENT_ADDRESS, None)  # only ever the wire's own reading
+        if operation.client_address:
+            document[CLIENT_ADDRESS] = request.client.host if request.client else "unknown"
         tenant_check = _tenant_check(request)
 
         def run(work: Work) -> Payload:
@@ -248,6 +251,7 @@ async def perform(request: Request, operation: V2Operation) -> Response:
             subject=_subject(document),
             wake=_waker(request),
             request_metadata=metadata,
+            keep_spent=operation.keep_spent,
         )
     except Exception as exc:
         return _error_answer(exc, operation)
