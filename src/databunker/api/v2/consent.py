@@ -30,7 +30,7 @@ ACTIVITY_NOT_FOUND = "The processing activity record was not found"
 _BASIS_STATUS_IN = {"active": legal.ACTIVE, "inactive": legal.DISABLED}
 _BASIS_STATUS_OUT = {legal.ACTIVE: "active", legal.DISABLED: "inactive"}
 # v2's agreement states and the stored ones (v1's).
-_AGREEMENT_STATUS_OUT = {"yes": "active", "no": "canceled"}
+_AGREEMENT_STATUS_OUT = {"yes": "active", "no": "canceled", "revoked": "canceled"}
 Flag = bool | str | int | None
 
 

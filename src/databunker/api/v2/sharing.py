@@ -12,7 +12,7 @@ from typing import Any
 from databunker.api.v2.fields import Identified, TimeValue
 from databunker.api.v2.registry import Access, Missing, Payload, V2Body, V2Operation
 from databunker.api.v2.sessions import lifetime
-from databunker.errors import AccessDenied
+from databunker.errors import AccessDenied, NotFound
 from databunker.services import sharing
 from databunker.services.context import Work
 
@@ -40,9 +40,14 @@ def create(work: Work, body: SharedRecordCreateBody) -> Payload:
         "app": body.appname,
         "expiration": seconds,
     }
-    created = sharing.create_shared_record(
-        work, body.mode, body.identity, {k: v for k, v in given.items() if v is not None}
-    )
+    try:
+        created = sharing.create_shared_record(
+            work, body.mode, body.identity, {k: v for k, v in given.items() if v is not None}
+        )
+    except NotFound as exc:
+        if exc.message != "app not found":
+            raise
+        raise Missing("The app record was not found") from exc
     return {"recorduuid": created.record}
 
 
@@ -61,7 +66,6 @@ OPERATIONS = (
         Access.AUTHENTICATED,
         create,
         title="create shareable record by {mode}",
-        not_found="The app record was not found",
     ),
     V2Operation(
         "SharedRecordGet",
