@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from databunker.errors import AccessDenied
 from databunker.jobs import run_jobs
 from databunker.services import unlock
-from databunker.services.context import Context, Work
+from databunker.services.context import Context, Principal, PrincipalKind, Work
 from databunker.storage.tables import access_tokens
 from databunker.units import Access
 from support.units import perform
@@ -90,3 +90,16 @@ def test_expired_unlock_ids_are_purged(vault: Context, clock: Clock) -> None:
     handled = run_jobs(vault)
 
     assert handled["purge expired unlock ids"] == 2
+
+
+def test_an_unlock_id_opens_the_gate_only_for_the_credential_it_was_given_to(
+    vault: Context, clock: Clock
+) -> None:
+    unlock_id = _issue(vault)
+    other_admin = Principal(PrincipalKind.ROOT, accessor="another administrator")
+
+    with vault.database.transaction() as conn:
+        work = Work(vault, conn, other_admin, clock())
+        with pytest.raises(AccessDenied):
+            unlock.require_unlock(work, unlock_id)
+    _check(vault, unlock_id)

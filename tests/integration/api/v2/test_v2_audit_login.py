@@ -203,10 +203,31 @@ def test_login_errors_and_rate_limits(root: TestClient, stranger: TestClient) ->
         400,
         "Missing API request parameters: code, captchacode",
     )
-    # a client_address in the body is never believed
-    body = {"mode": "email", "identity": "x@example.com", "smscode": "1", "client_address": "1"}
+    body = {"mode": "email", "identity": "x@example.com", "smscode": "1"}
     for _ in range(10):
         assert call(stranger, "UserLogin", body).status_code == 403
+    assert_error(call(stranger, "UserLogin", body), 429, "Too many requests")
+
+
+def test_the_limit_per_client_address_reads_the_network_not_the_body(
+    stranger: TestClient,
+) -> None:
+    # 60 logins per address per window, each for another identity and claiming another
+    # address in the body: the 61st is refused all the same.
+    for n in range(60):
+        body = {
+            "mode": "email",
+            "identity": f"p{n}@example.com",
+            "smscode": "1",
+            "client_address": f"10.0.0.{n}",
+        }
+        assert call(stranger, "UserLogin", body).status_code == 403
+    body = {
+        "mode": "email",
+        "identity": "last@example.com",
+        "smscode": "1",
+        "client_address": "10.9.9.9",
+    }
     assert_error(call(stranger, "UserLogin", body), 429, "Too many requests")
 
 
