@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from databunker import web
+from databunker.api import v2
 from databunker.api.middleware import EdgeMiddleware
 from databunker.api.sealed import SEALED_MESSAGE, SealedGate
 from databunker.api.v1 import (
@@ -106,6 +107,7 @@ class Application:
                 *login.routes,
                 *requests.routes,
                 *export.routes,
+                *v2.routes,
                 *web.routes,
             ],
             exception_handlers={

@@ -26,6 +26,7 @@ from databunker.services import (
     retention,
     sessions,
     sharing,
+    unlock,
 )
 from databunker.services.context import Context, Principal, PrincipalKind, Work
 
@@ -65,6 +66,7 @@ def registered_jobs() -> list[Job | NetworkJob]:
         Job("purge stale rate limits", login.purge_stale_rate_limits),
         Job("purge expired user tokens", login.purge_expired_user_tokens),
         Job("purge expired admin sessions", admin_sessions.purge_expired_sessions),
+        Job("purge expired unlock ids", unlock.purge_expired_unlocks),
         # Last, so that webhooks queued by the jobs above go out in the same round.
         NetworkJob("deliver webhooks", dispatcher.deliver_due),
     ]

@@ -27,7 +27,12 @@ from sqlalchemy.engine import Connection
 
 from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, authenticate
-from databunker.services.audit import attribute_failure, save_event, save_event_apart
+from databunker.services.audit import (
+    attribute_failure,
+    save_event,
+    save_event_apart,
+    save_events,
+)
 from databunker.services.context import AuditEvent, Context, Principal, Work, fold_notes
 
 log = logging.getLogger("databunker.audit")
@@ -80,8 +85,10 @@ class UnitOfWork(Generic[T]):
         title: str | None = None,
         subject: tuple[str, str] | None = None,
         keep_spent: bool = False,
+        request_metadata: bytes | None = None,
     ) -> None:
         self.context = context
+        self.request_metadata = request_metadata
         self.credential = credential
         self.access = access
         self.operation = operation
@@ -97,7 +104,9 @@ class UnitOfWork(Generic[T]):
     def _event(self) -> AuditEvent | None:
         if self._title is None:
             return None
-        event = AuditEvent(title=self._title, accessor=self._accessor)
+        event = AuditEvent(
+            title=self._title, accessor=self._accessor, request_metadata=self.request_metadata
+        )
         if self._work is None:
             return event
         return fold_notes(event, self._work.audit.notes)
@@ -121,8 +130,15 @@ class UnitOfWork(Generic[T]):
         if event is not None:
             save_event(conn, event, self.now)
         if not context.settings.generic.disable_audit:
-            for extra in work.audit.extra_events:
-                save_event(conn, extra, self.now)
+            extras = work.audit.extra_events
+            if self.request_metadata is not None:
+                extras = [
+                    replace(extra, request_metadata=self.request_metadata)
+                    if extra.request_metadata is None
+                    else extra
+                    for extra in extras
+                ]
+            save_events(conn, extras, self.now)
         self.queued = work.queued
         return result
 
@@ -177,9 +193,11 @@ async def run_unit(
     subject: tuple[str, str] | None = None,
     keep_spent: bool = False,
     wake: Callable[[], None] | None = None,
+    request_metadata: bytes | None = None,
 ) -> T:
     """Run ``operation`` as one unit of work; ``wake`` is called after commit if the unit
-    queued a notification (it wakes this process's outbox dispatcher)."""
+    queued a notification (it wakes this process's outbox dispatcher). ``request_metadata``
+    (the caller's context, JSON) is kept with the unit's audit event, success or failure."""
     unit = UnitOfWork(
         context,
         credential,
@@ -188,6 +206,7 @@ async def run_unit(
         title=title,
         subject=subject,
         keep_spent=keep_spent,
+        request_metadata=request_metadata,
     )
     try:
         return await unit.run_async()

@@ -29,7 +29,7 @@ CORS_HEADERS = [
     (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
     (
         b"access-control-allow-headers",
-        b"Accept, Content-Type, Content-Length, Accept-Encoding, X-Bunker-Token",
+        b"Accept, Content-Type, Content-Length, Accept-Encoding, X-Bunker-Token, X-Bunker-Tenant",
     ),
     (b"access-control-max-age", b"600"),
 ]

@@ -16,10 +16,12 @@ prefix), so no two different rows hash alike.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from collections.abc import Callable, Iterable, Sequence
 
-from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives import hashes
 
 LINK_BYTES = 32
 GENESIS = bytes(LINK_BYTES)
@@ -73,9 +75,9 @@ class AuditLinks:
         self._key = key
 
     def _mac(self, *parts: bytes) -> bytes:
-        mac = hmac.HMAC(self._key(), hashes.SHA256())
-        mac.update(b"".join(parts))
-        return mac.finalize()
+        # HMAC-SHA256 from the standard library: the same MAC as ``cryptography``'s, at a
+        # tenth of its cost per call (a bulk operation links thousands of events).
+        return hmac.new(self._key(), b"".join(parts), hashlib.sha256).digest()
 
     def link(
         self, previous: bytes, lane: int, position: int, metadata: Sequence[Field], digest: bytes

@@ -326,6 +326,22 @@ def withdraw(
     return None
 
 
+def request_withdrawal(work: Work, brief: str, mode: str, identity: str) -> RequestOpened:
+    """Whoever asks (root, or the person's own token), the withdrawal waits for approval as
+    an ``agreement-withdraw`` request; approving it withdraws the consent."""
+    brief = parse_brief(brief)
+    parse_mode(mode)
+    usable_basis(work, brief)
+    user, key, _profile = records.resolve_user(work, mode, identity, for_update=True)
+    if user.erased is not None:
+        raise NotFound("user record not found")
+    if agreement_rows.find(work.conn, brief, user_token=user.token) is None:
+        raise NotFound("not found")
+    return open_request(
+        work, user_token=user.token, action="agreement-withdraw", key=key, brief=brief
+    )
+
+
 def notify_consent_change(
     work: Work, row: AgreementRow, status: str, *, identity: str | None
 ) -> None:

@@ -52,6 +52,13 @@ class UserApps:
     apps: list[str]
 
 
+class AppRecordNotFound(NotFound):
+    """The person exists, but holds no record for this application."""
+
+    def __init__(self) -> None:
+        super().__init__("not found")
+
+
 APP_NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
 CHANGE_APP_DATA = "change-app-data"
 
@@ -158,7 +165,7 @@ def apply_app_change(
     """
     current = app_rows.get_app_record(work.conn, user_token, app, for_update=True)
     if current is None and not create_missing:
-        raise NotFound("not found")
+        raise AppRecordNotFound()
     before = open_app_record(key, current) if current is not None else {}
     after = documents.apply_change(before, change)
     write_app_record(work, user_token, key, app, after, current=current)
@@ -191,8 +198,10 @@ def get_app_record(work: Work, mode: str, identity: str, name: str) -> AppRecord
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app)
     found = app_rows.get_app_record(work.conn, row.token, app) if key is not None else None
-    if found is None or key is None:
+    if key is None:
         raise NotFound("not found")
+    if found is None:
+        raise AppRecordNotFound()
     return AppRecord(row.token, app, open_app_record(key, found))
 
 
@@ -214,15 +223,33 @@ def change_app_record(
     return AppRecordSaved(row.token)
 
 
-def delete_app_record(work: Work, mode: str, identity: str, name: str) -> AppRecordSaved:
-    """DELETE: idempotent; a person's own token may delete only self-service apps' records."""
+def delete_app_record(
+    work: Work, mode: str, identity: str, name: str, *, must_exist: bool = False
+) -> AppRecordSaved:
+    """DELETE: idempotent (unless ``must_exist``, v2); a person's own token may delete only
+    self-service apps' records."""
     app = parse_app_name(name)
     row, key = _subject(work, mode, identity, app, for_update=True)
     _living(row, key)
     if _needs_approval(work, app):
         raise AccessDenied("this app record can be deleted only by an administrator")
-    app_rows.delete_app_record(work.conn, row.token, app)
+    deleted = app_rows.delete_app_record(work.conn, row.token, app)
+    if must_exist and not deleted:
+        raise AppRecordNotFound()
     return AppRecordSaved(row.token)
+
+
+def request_app_change(
+    work: Work, mode: str, identity: str, name: str, change: Any
+) -> RequestOpened:
+    """A change of the person's app record queued for approval, whoever asks (v2); a change
+    that cannot apply is refused now."""
+    app = parse_app_name(name)
+    row, key = _subject(work, mode, identity, app, for_update=True)
+    key = _living(row, key)
+    current = app_rows.get_app_record(work.conn, row.token, app)
+    documents.apply_change(open_app_record(key, current) if current else {}, change)
+    return _request_change(work, row.token, key, app, change)
 
 
 def list_user_apps(work: Work, mode: str, identity: str) -> UserApps:

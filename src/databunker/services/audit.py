@@ -7,6 +7,8 @@ outcome) stays readable for the DPO.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -55,11 +57,19 @@ class AuditEntry:
 @dataclass(frozen=True, slots=True)
 class AuditValues:
     """What one event kept of the change it records: the person's values before and after
-    (None when not kept or no longer readable), and debug text."""
+    (None when not kept or no longer readable), debug text, and the ``request_metadata``
+    the caller sent with the request (v2), while readable."""
 
     before: Any | None
     after: Any | None
     debug: str | None
+    request_metadata: Any | None = None
+
+
+# ``request_metadata`` is kept in the ``debug`` column, sealed like the other values under the
+# person's data key (so erasure shreds it) and marked with this prefix; the column is part of
+# the event's chained metadata, so the sealed text is linked as written.
+SEALED_METADATA = "sealed-request-metadata:"
 
 
 def save_event_apart(conn: Connection, event: AuditEvent, now: int) -> str:
@@ -133,6 +143,17 @@ def _named_person(
 
 
 def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
+    row = _audit_row(event, now)
+    audit_rows.insert_audit(conn, row)
+    return row.atoken
+
+
+def save_events(conn: Connection, events: list[AuditEvent], now: int) -> None:
+    """Several events in one insert (a bulk operation's event per person), in order."""
+    audit_rows.insert_audits(conn, [_audit_row(event, now) for event in events])
+
+
+def _audit_row(event: AuditEvent, now: int) -> audit_rows.AuditRow:
     atoken = new_token()
     owner = event.user_token
     key = event.data_key if owner else None
@@ -142,25 +163,23 @@ def save_event(conn: Connection, event: AuditEvent, now: int) -> str:
             return None
         return key.encrypt(plaintext, value_context("audit", column, atoken, owner))
 
-    audit_rows.insert_audit(
-        conn,
-        audit_rows.AuditRow(
-            atoken=atoken,
-            created=now,
-            user_token=owner,
-            mode=event.mode,
-            who=seal("who", event.who.encode() if event.who else None),
-            accessor=event.accessor,
-            app=event.app,
-            title=event.title,
-            status=event.status,
-            msg=event.msg,
-            debug=None,
-            before=seal("before", event.before),
-            after=seal("after", event.after),
-        ),
+    metadata = seal("request_metadata", event.request_metadata)
+    debug = SEALED_METADATA + base64.b64encode(metadata).decode() if metadata else None
+    return audit_rows.AuditRow(
+        atoken=atoken,
+        created=now,
+        user_token=owner,
+        mode=event.mode,
+        who=seal("who", event.who.encode() if event.who else None),
+        accessor=event.accessor,
+        app=event.app,
+        title=event.title,
+        status=event.status,
+        msg=event.msg,
+        debug=debug,
+        before=seal("before", event.before),
+        after=seal("after", event.after),
     )
-    return atoken
 
 
 class _KeyCache:
@@ -241,11 +260,42 @@ def get_event(work: Work, atoken: str) -> AuditValues:
     work.audit.record(user_token=row.user_token, msg=f"event {atoken}")
     require_user_access(work.principal, row.user_token)
     key = _KeyCache(work.conn, work.keyring).get(row.user_token)
+    debug = row.debug or None
+    metadata = None
+    if debug is not None and debug.startswith(SEALED_METADATA):
+        metadata = _open_metadata(key, row, debug.removeprefix(SEALED_METADATA))
+        debug = None
     return AuditValues(
         before=_open(key, row, "before", row.before),
         after=_open(key, row, "after", row.after),
-        debug=row.debug or None,
+        debug=debug,
+        request_metadata=metadata,
     )
+
+
+def _open_metadata(key: DataKey | None, row: audit_rows.AuditRow, text: str) -> Any:
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _open(key, row, "request_metadata", blob)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEventDetail:
+    """One event as listed, with the values it kept."""
+
+    entry: AuditEntry
+    values: AuditValues
+
+
+def get_event_detail(work: Work, atoken: str) -> AuditEventDetail:
+    """``get_event`` with the event's metadata (same access rule: root, or its person)."""
+    values = get_event(work, atoken)
+    row = audit_rows.get_audit(work.conn, atoken)
+    if row is None:  # gone between the two reads (a retention purge)
+        raise NotFound("not found")
+    return AuditEventDetail(_entry(row, _KeyCache(work.conn, work.keyring)), values)
 
 
 def purge_old_events(work: Work) -> int:

@@ -96,8 +96,9 @@ ANONYMOUS = Principal(PrincipalKind.NONE)
 class AuditEvent:
     """One entry of the audit trail, as the unit of work writes it.
 
-    ``who``, ``before`` and ``after`` are plaintext here and are encrypted under the person's
-    data key when saved; without a data key they are not saved at all.
+    ``who``, ``before``, ``after`` and ``request_metadata`` (the caller's context, as JSON)
+    are plaintext here and are encrypted under the person's data key when saved; without a
+    data key they are not saved at all.
     """
 
     title: str
@@ -111,6 +112,7 @@ class AuditEvent:
     msg: str | None = None
     before: bytes | None = field(default=None, repr=False)
     after: bytes | None = field(default=None, repr=False)
+    request_metadata: bytes | None = field(default=None, repr=False)
 
 
 class _Unset(Enum):

@@ -147,6 +147,13 @@ def parse_brief(value: str, message: str = "bad brief format") -> str:
     return brief
 
 
+def _check_existing(found: bool, wanted: bool | None, taken: str) -> None:
+    if wanted is True and not found:
+        raise NotFound("not found")
+    if wanted is False and found:
+        raise Conflict(taken)
+
+
 def seed(conn: Connection, now: int) -> None:
     """The legal bases every installation starts with: consent to send login codes."""
     for basis in SEEDED_BASES:
@@ -173,9 +180,14 @@ def _basis(row: LegalBasisRow) -> LegalBasis:
     )
 
 
-def save_basis(work: Work, brief: str, change: BasisChange) -> None:
+def save_basis(
+    work: Work, brief: str, change: BasisChange, *, existing: bool | None = None
+) -> None:
+    """Create or change a legal basis; ``existing`` True only changes one (404 if there is
+    none), False only creates one (409 if the brief is taken), None does either (v1)."""
     brief = parse_brief(brief)
     current = catalogue_rows.get_basis(work.conn, brief, for_update=True)
+    _check_existing(current is not None, existing, "a legal basis with this brief exists already")
     base = current or LegalBasisRow(brief, ACTIVE, "", "", "", "", "", False, False, work.now)
     new_brief = parse_brief(change.brief) if change.brief else brief
     requiredflag: bool = _kept(change.requiredflag, base.requiredflag)
@@ -239,9 +251,15 @@ def parse_activity(value: str) -> str:
     return parse_brief(value, "bad activity format")
 
 
-def save_activity(work: Work, activity: str, change: ActivityChange) -> None:
+def save_activity(
+    work: Work, activity: str, change: ActivityChange, *, existing: bool | None = None
+) -> None:
+    """Create or change a processing activity; ``existing`` as for ``save_basis``."""
     activity = parse_activity(activity)
     current = catalogue_rows.get_activity(work.conn, activity)
+    _check_existing(
+        current is not None, existing, "a processing activity with this name exists already"
+    )
     base = current or ActivityRow(activity, activity, "", "", "", work.now)
     new_name = parse_activity(change.activity) if change.activity else activity
     row = ActivityRow(

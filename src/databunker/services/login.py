@@ -22,13 +22,13 @@ from enum import Enum
 from typing import Any
 
 from databunker.crypto import DataKey
-from databunker.errors import BadRequest, RateLimited
-from databunker.services.access import LOGIN_KIND, access_token_hash
+from databunker.errors import BadRequest, NotFound, RateLimited
+from databunker.services.access import LOGIN_KIND, access_token_hash, require_root
 from databunker.services.captcha import spend_captcha
 from databunker.services.context import Work
 from databunker.services.identity import normalise
 from databunker.services.outbox import enqueue_email, enqueue_sms
-from databunker.services.records import open_user
+from databunker.services.records import open_user, resolve_user
 from databunker.storage import login as login_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage.repositories import UserRow
@@ -194,7 +194,20 @@ def login(work: Work, mode: str, identity: str, code: str, address: str) -> User
     return _issue_user_token(work, row.token)
 
 
-def _issue_user_token(work: Work, user_token: str) -> UserAccess:
+def issue_for_user(work: Work, mode: str, identity: str, lifetime: int | None) -> UserAccess:
+    """An administrator mints a person's access token directly, as a login would: it lives
+    ``lifetime`` seconds (``policy.user_token_seconds`` when None), never longer than that
+    policy allows."""
+    require_root(work.principal)
+    row, _key, _profile = resolve_user(work, mode, identity)
+    if row.erased is not None or row.data_key is None:
+        raise NotFound("user record not found")
+    longest = work.settings.policy.user_token_seconds
+    seconds = longest if lifetime is None or lifetime <= 0 else min(lifetime, longest)
+    return _issue_user_token(work, row.token, seconds)
+
+
+def _issue_user_token(work: Work, user_token: str, seconds: int | None = None) -> UserAccess:
     xtoken = work.random.token()
     token_hash = access_token_hash(work.keyring, xtoken)
     user_rows.insert_access_token(
@@ -203,7 +216,8 @@ def _issue_user_token(work: Work, user_token: str) -> UserAccess:
         kind=LOGIN_KIND,
         user_token=user_token,
         now=work.now,
-        expires=work.now + work.settings.policy.user_token_seconds,
+        expires=work.now
+        + (work.settings.policy.user_token_seconds if seconds is None else seconds),
     )
     work.audit.record(msg=f"generated: {token_hash.hex()[:16]}")
     return UserAccess(xtoken=xtoken, user_token=user_token)

@@ -37,6 +37,7 @@ __all__ = [
     "approve_request",
     "cancel_request",
     "get_request",
+    "list_all_requests",
     "list_requests",
     "list_user_requests",
 ]
@@ -115,6 +116,12 @@ def list_requests(work: Work, status: str | None, offset: int, limit: int) -> Pa
     """Every request with ``status`` (default ``open``), newest first (a root route)."""
     wanted = parse_status(status, request_rows.OPEN)
     return _page(work, user_token=None, status=wanted, offset=offset, limit=limit)
+
+
+def list_all_requests(work: Work, offset: int, limit: int) -> Page[RequestSummary]:
+    """Every request whatever its status, newest first (root's)."""
+    require_root(work.principal)
+    return _page(work, user_token=None, status=None, offset=offset, limit=limit)
 
 
 def list_user_requests(

@@ -11,6 +11,7 @@ linked to that person, and learns nothing about any other session, not even whet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from databunker.crypto import DataKey, is_uuid, value_context
 from databunker.errors import AccessDenied, NotFound
@@ -104,16 +105,21 @@ def _live(work: Work, row: session_rows.SessionRow | None) -> session_rows.Sessi
     return row if row is not None and row.expires > work.now else None
 
 
-def upsert_session(work: Work, session: str, data: JSONObject) -> None:
+_FROM_DATA = object()
+
+
+def upsert_session(
+    work: Work, session: str, data: JSONObject, expiration: Any = _FROM_DATA
+) -> None:
     """Create the session or overwrite it whole (express-session's ``set`` and ``touch``).
 
-    The object is stored as posted; its ``expiration`` sets the lifetime, never beyond
-    ``policy.max_session_retention_period``.
+    The object is stored as posted. ``expiration`` (a duration, or an absolute time, as
+    ``services.durations`` reads it) sets the lifetime; by default the object's own
+    ``expiration`` key does (v1). Never beyond ``policy.max_session_retention_period``.
     """
     require_uuid(session)
-    expires = capped_expiry(
-        work.now, data.get("expiration"), work.settings.policy.max_session_retention_seconds
-    )
+    requested = data.get("expiration") if expiration is _FROM_DATA else expiration
+    expires = capped_expiry(work.now, requested, work.settings.policy.max_session_retention_seconds)
     person = _linked_person(work, data)
     user_token = person.token if person is not None else None
     key = DataKey.generate()
@@ -154,11 +160,13 @@ def get_session(work: Work, session: str) -> SessionView:
     return _view(work, live)
 
 
-def delete_session(work: Work, session: str) -> None:
-    """Deleting a session that is not there is done too (its route is root's)."""
+def delete_session(work: Work, session: str) -> bool:
+    """Deleting a session that is not there is done too (its route is root's); returns
+    whether a live session was removed."""
     require_uuid(session)
     removed = session_rows.delete_session(work.conn, session)
     _file_event(work, session, removed)
+    return _live(work, removed) is not None
 
 
 def list_user_sessions(

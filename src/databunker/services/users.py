@@ -14,9 +14,11 @@ from typing import Any
 from databunker.crypto import DataKey
 from databunker.errors import AccessDenied, BadRequest, Conflict, NotFound
 from databunker.services import documents
+from databunker.services.access import require_root
 from databunker.services.agreements import bind_to_new_user
-from databunker.services.context import Work
+from databunker.services.context import AuditEvent, Work
 from databunker.services.identity import profile_indexes
+from databunker.services.keys import hold_current_kek
 from databunker.services.outbox import enqueue_webhook
 from databunker.services.records import (
     Profile,
@@ -29,19 +31,30 @@ from databunker.services.records import (
 from databunker.services.request_queue import open_request
 from databunker.services.results import Page, RequestOpened
 from databunker.services.text import has_control_characters
+from databunker.storage import agreements as agreement_rows
 from databunker.storage import repositories as user_rows
+from databunker.storage import retention as retention_rows
 from databunker.storage.erasure import erase_personal_data
 from databunker.storage.repositories import UserRow
 
 __all__ = [
     "Profile",
+    "UserDetail",
     "UserRecord",
     "UserSaved",
     "change_user",
     "create_user",
+    "create_users",
+    "delete_user",
+    "delete_users",
     "erase_user",
+    "find_users",
     "get_user",
+    "get_user_detail",
+    "list_living_users",
     "list_users",
+    "request_change",
+    "request_erasure",
     "shred",
 ]
 
@@ -61,11 +74,81 @@ class UserSaved:
     token: str
 
 
-def create_user(work: Work, profile: Profile) -> UserSaved:
+@dataclass(frozen=True, slots=True)
+class UserDetail:
+    """A living person's record and its retention deadline (``finaltime``, 0 for none)."""
+
+    token: str
+    profile: Profile
+    finaltime: int
+
+
+def create_user(
+    work: Work, profile: Profile, *, require_lookup: bool = True, finaltime: int = 0
+) -> UserSaved:
+    """A new person. ``require_lookup`` (v1) refuses a profile with no lookup identity;
+    without it (v2) such a person is reached by their token only. ``finaltime`` (v2), an
+    absolute time, starts a retention as root would: the person is erased then, and no
+    retain/delete link exists for it."""
+    token, key = _insert_user(work, profile, require_lookup=require_lookup, finaltime=finaltime)
+    work.audit.record(subject=(token, key), after=documents.encode(profile))
+    return UserSaved(token)
+
+
+def create_users(work: Work, profiles: list[Profile], *, finaltime: int = 0) -> list[UserSaved]:
+    """Many new people in one transaction, each as ``create_user`` makes one (v2's rules:
+    no lookup identity needed), each with an audit event of their own; one refused profile
+    (a duplicate identity included) refuses them all. The rows and the events are written
+    in one statement each."""
+    schema = work.context.schema
+    country = work.settings.sms.default_country
+    new: list[user_rows.NewUser] = []
+    keys: list[DataKey] = []
+    hold_current_kek(work.conn, work.keyring)  # stored until this unit ends (a retire waits)
+    for profile in profiles:
+        if schema is not None:
+            schema.check_new(profile)
+        token = work.random.token()
+        key = DataKey.generate()
+        new.append(
+            user_rows.NewUser(
+                token=token,
+                data_key=work.keyring.wrap(key, token),
+                profile=seal_profile(key, token, profile),
+                indexes=profile_indexes(profile, work.keyring, country),
+            )
+        )
+        keys.append(key)
+    user_rows.insert_users(work.conn, new, now=work.now, final_time=finaltime)
+    # Consents given before the records existed: looked for only if any wait at all.
+    pending = agreement_rows.any_unbound(work.conn)
+    accessor = work.principal.accessor
+    for user, key, profile in zip(new, keys, profiles, strict=True):
+        if pending:
+            bind_to_new_user(work, user.token, key, user.indexes)
+        enqueue_webhook(work, {"action": "profilenew", "identity": user.token, "mode": "token"})
+        work.audit.also(
+            AuditEvent(
+                title=CREATE_TITLE,
+                accessor=accessor,
+                user_token=user.token,
+                data_key=key,
+                after=documents.encode(profile),
+            )
+        )
+    return [UserSaved(user.token) for user in new]
+
+
+CREATE_TITLE = "create user record"
+
+
+def _insert_user(
+    work: Work, profile: Profile, *, require_lookup: bool, finaltime: int
+) -> tuple[str, DataKey]:
     if work.context.schema is not None:
         work.context.schema.check_new(profile)
     indexes = profile_indexes(profile, work.keyring, work.settings.sms.default_country)
-    if not any(indexes.values()):
+    if require_lookup and not any(indexes.values()):
         raise BadRequest("failed to create user, all user lookup fields are missing")
     token = work.random.token()
     key = DataKey.generate()
@@ -78,16 +161,34 @@ def create_user(work: Work, profile: Profile) -> UserSaved:
         indexes=indexes,
         now=work.now,
     )
+    if finaltime:
+        retention_rows.start_expiration(
+            work.conn,
+            token,
+            status=retention_rows.WAIT,
+            time=finaltime,
+            token_hash=None,
+            started_by="root",
+        )
     # Consents given by this email or phone before the record existed now belong to it.
     bind_to_new_user(work, token, key, indexes)
-    work.audit.record(subject=(token, key), after=documents.encode(profile))
     enqueue_webhook(work, {"action": "profilenew", "identity": token, "mode": "token"})
-    return UserSaved(token)
+    return token, key
 
 
 def get_user(work: Work, mode: str, identity: str) -> UserRecord:
     row, _key, profile = resolve_user(work, mode, identity)
     return UserRecord(row.token, profile)
+
+
+def get_user_detail(work: Work, mode: str, identity: str) -> UserDetail:
+    """A living person's record; an erased one is not found."""
+    row, key, profile = resolve_user(work, mode, identity)
+    if row.erased is not None or key is None:
+        raise NotFound("user record not found")
+    state = retention_rows.get_expiration(work.conn, row.token)
+    deadline = state.time if state is not None and state.status == retention_rows.WAIT else 0
+    return UserDetail(row.token, profile, deadline)
 
 
 def change_user(work: Work, mode: str, identity: str, change: Any) -> UserSaved | RequestOpened:
@@ -142,6 +243,59 @@ def erase_user(work: Work, mode: str, identity: str) -> RequestOpened | None:
     return None
 
 
+def delete_user(work: Work, mode: str, identity: str) -> None:
+    """Erase the person now (crypto-shredding): a missing or already erased person is not
+    found, whoever asks (v2)."""
+    row, key, profile = resolve_user(work, mode, identity, for_update=True)
+    if row.erased is not None:
+        raise NotFound("user record not found")
+    shred(work, row, key, profile)
+    work.audit.forget_person()
+
+
+def delete_users(work: Work, targets: list[tuple[str, str]]) -> int:
+    """Erase each named person (root, as the route declares); nobody by that identity, or
+    someone already erased, is skipped. Each erasure is an audit event of its own, which
+    keeps no identity. Returns how many were erased."""
+    erased = 0
+    for mode, identity in targets:
+        row = find_user(work, mode, identity, for_update=True)
+        if row is None or row.erased is not None:
+            continue
+        key, profile = open_user(work, row)
+        shred(work, row, key, profile)
+        work.audit.also(
+            AuditEvent(
+                title=f"delete user record by {mode}",
+                mode=mode,
+                accessor=work.principal.accessor,
+                user_token=row.token,
+            )
+        )
+        erased += 1
+    return erased
+
+
+def request_change(work: Work, mode: str, identity: str, change: Any) -> RequestOpened:
+    """A change of the person's profile (a merge patch or a JSON Patch) queued for approval,
+    whoever asks; a change that cannot apply is refused now, not when it is approved."""
+    row, key, old = resolve_user(work, mode, identity, for_update=True)
+    if row.erased is not None or key is None:
+        raise NotFound("user record not found")
+    new = documents.apply_change(old, change)
+    if work.context.schema is not None:
+        work.context.schema.check_change(old, new)
+    return _request(work, row.token, key, "change-profile", change)
+
+
+def request_erasure(work: Work, mode: str, identity: str) -> RequestOpened:
+    """The person's erasure queued for approval, whoever asks."""
+    row, key, _profile = resolve_user(work, mode, identity, for_update=True)
+    if row.erased is not None:
+        raise NotFound("user record not found")
+    return _request(work, row.token, key, "forget-me", None)
+
+
 def _request(
     work: Work, user_token: str, key: DataKey | None, action: str, change: Any
 ) -> RequestOpened:
@@ -187,3 +341,34 @@ def list_users(work: Work, offset: int, limit: int) -> Page[UserRecord]:
         _key, profile = open_user(work, row)
         rows.append(UserRecord(row.token, profile))
     return Page(total, rows)
+
+
+def list_living_users(work: Work, offset: int, limit: int) -> Page[UserRecord]:
+    """Every record not erased, oldest first, so that paging through a vault that grows
+    meanwhile misses nobody; like ``list_users``, only if ``generic.list_users`` allows."""
+    if not work.settings.generic.list_users:
+        raise AccessDenied()
+    total = user_rows.count_living_users(work.conn)
+    rows = []
+    for row in user_rows.list_living_users(work.conn, offset=offset, limit=limit):
+        _key, profile = open_user(work, row)
+        rows.append(UserRecord(row.token, profile))
+    return Page(total, rows)
+
+
+def find_users(work: Work, identities: list[tuple[str, str]]) -> list[UserRecord]:
+    """The living records the (mode, identity) pairs name, each once, in the order first
+    named; an identity that names nobody is simply left out (root only, like listing)."""
+    require_root(work.principal)
+    if not work.settings.generic.list_users:
+        raise AccessDenied()
+    found: list[UserRecord] = []
+    seen: set[str] = set()
+    for mode, identity in identities:
+        row = find_user(work, mode, identity)
+        if row is None or row.erased is not None or row.token in seen:
+            continue
+        seen.add(row.token)
+        _key, profile = open_user(work, row)
+        found.append(UserRecord(row.token, profile))
+    return found

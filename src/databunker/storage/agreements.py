@@ -102,6 +102,19 @@ def unbound_for(conn: Connection, who_indexes: list[bytes]) -> list[AgreementRow
     return [AgreementRow(*row) for row in query.all(conn, values)]
 
 
+_ANY_UNBOUND = Prepared(
+    sa.select(agreements.c.id)
+    .where(agreements.c.user_token.is_(None))
+    .limit(sa.literal_column("1"))
+    .offset(sa.literal_column("0"))
+)
+
+
+def any_unbound(conn: Connection) -> bool:
+    """Whether any agreement waits for its owner's record (a bulk create asks once)."""
+    return _ANY_UNBOUND.first(conn, {}) is not None
+
+
 def count_for_brief(conn: Connection, brief: str) -> int:
     query = sa.select(sa.func.count()).select_from(agreements)
     return int(conn.execute(query.where(agreements.c.brief == brief)).scalar_one())

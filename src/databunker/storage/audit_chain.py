@@ -333,6 +333,55 @@ def append(conn: Connection, row: Mapping[str, Any]) -> None:
     _WRITE_HEAD.execute(conn, _head_params(new_head))
 
 
+def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert events as the next links of one lane, in order: the head advances once and
+    the events go in one (many-row) insert. The same links ``append`` would write, one by
+    one, for a bulk operation's events (an event per person)."""
+    if not rows:
+        return
+    chain = _chain_of(conn)
+    owned = _owned_lane(conn)
+    if owned.lane is None or len(rows) == 1:
+        for row in rows:
+            append(conn, row)
+        return
+    for _attempt in range(2):
+        if owned.head is None:
+            owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
+        start = owned.head
+        head = start
+        events: list[dict[str, Any]] = []
+        for row in rows:
+            digest = payload_digest(row["who"], row["before"], row["after"])
+            position = head.position + 1
+            link = chain.link(head.link, head.lane, position, _metadata(row), digest)
+            event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
+            event.update(
+                chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest
+            )
+            events.append(event)
+            head = ChainHead(
+                head.lane,
+                position,
+                link,
+                head.first_position,
+                head.first_prev,
+                head.legacy_seq,
+                None,
+            )
+        new_head = _sealed(chain, head)
+        params = _head_params(new_head)
+        params["was_sealed"] = start.seal
+        # The lane is this connection's (its lock, or SQLite's one writer): advancing the
+        # head first and inserting after it is the order ``append`` keeps on SQLite.
+        if _ADVANCE.execute(conn, params) == 1:
+            _INSERT_EVENT.execute_many(conn, events)
+            owned.head = new_head
+            return
+        owned.head = None
+    raise AuditChainError("the audit chain's lane changed while it was held")
+
+
 def _append_to_owned_lane(
     conn: Connection, chain: AuditLinks, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
 ) -> None:

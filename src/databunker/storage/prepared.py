@@ -12,7 +12,7 @@ index, ...), with the parameters hidden, so callers see the same exceptions eith
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,9 +40,24 @@ class Prepared:
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         sql, order = self._compile(conn.dialect)
         arguments: Any = [params[name] for name in order] if order is not None else params
+        return self._cursor_run(conn, sql, lambda cursor: cursor.execute(sql, arguments))
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row, as one driver call (a bulk insert)."""
+        if not rows:
+            return
+        sql, order = self._compile(conn.dialect)
+        arguments: Any = (
+            [[row[name] for name in order] for row in rows] if order is not None else rows
+        )
+        cursor = self._cursor_run(conn, sql, lambda cursor: cursor.executemany(sql, arguments))
+        cursor.close()
+
+    @staticmethod
+    def _cursor_run(conn: Connection, sql: str, run: Callable[[Any], Any]) -> Any:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(sql, arguments)
+            run(cursor)
         except conn.dialect.loaded_dbapi.Error as exc:
             cursor.close()
             raise sa.exc.DBAPIError.instance(

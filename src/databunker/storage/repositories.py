@@ -109,6 +109,68 @@ def insert_user(
         _INSERT_USER.execute(conn, values)
 
 
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    token: str
+    data_key: bytes
+    profile: bytes
+    indexes: dict[str, bytes | None]
+
+
+_INSERT_USERS = Prepared(
+    users.insert().values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "token",
+                "created",
+                *_USER_WRITE,
+                "exp_status",
+                "exp_time",
+                "exp_token_hash",
+                "exp_started_by",
+            )
+        }
+    )
+)
+
+
+def insert_users(
+    conn: Connection, new: Sequence[NewUser], *, now: int, final_time: int = 0
+) -> None:
+    """Many users in one statement; an index another record (or another of these) holds is
+    refused as ``insert_user`` refuses it (409 naming the field). ``final_time`` starts a
+    retention for each (status ``wait``, started by root, with no retain/delete link)."""
+    retention = {
+        "exp_status": "wait" if final_time else None,
+        "exp_time": final_time,
+        "exp_token_hash": None,
+        "exp_started_by": "root" if final_time else None,
+    }
+    values = [
+        {
+            "token": user.token,
+            "data_key": user.data_key,
+            "profile": user.profile,
+            "version": 1,
+            "created": now,
+            "updated": now,
+            **{f"{field}_idx": user.indexes.get(field) for field in INDEX_FIELDS},
+            **retention,
+        }
+        for user in new
+    ]
+    try:
+        _INSERT_USERS.execute_many(conn, values)
+    except sa.exc.IntegrityError as exc:
+        conflict = Conflict("duplicate index")
+        for user in new:
+            conflict = _duplicate_index(conn, exc, user.indexes, user.token)
+            if conflict.message != "duplicate index":
+                break
+        raise conflict from exc
+
+
 def _one_user(
     conn: Connection, lookup: tuple[Prepared, Prepared], key: object, for_update: bool
 ) -> UserRow | None:
@@ -209,6 +271,23 @@ def list_users(conn: Connection, *, offset: int, limit: int | None) -> list[User
     return [_user(row) for row in conn.execute(query)]
 
 
+def count_living_users(conn: Connection) -> int:
+    query = sa.select(sa.func.count()).select_from(users).where(users.c.erased.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def list_living_users(conn: Connection, *, offset: int, limit: int) -> list[UserRow]:
+    """Records not erased, oldest first: a page stays put while new records are added."""
+    query = (
+        sa.select(*_USER_COLUMNS)
+        .where(users.c.erased.is_(None))
+        .order_by(users.c.created, users.c.token)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_user(row) for row in conn.execute(query)]
+
+
 # -- access tokens -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AccessTokenRow:
@@ -289,6 +368,13 @@ def insert_audit(conn: Connection, row: AuditRow) -> None:
     """Write an event as the next link of the audit chain (``storage/audit_chain.py``).
     Its key is a fresh random token: this insert breaks no unique index."""
     audit_chain.append(conn, {name: getattr(row, name) for name in AuditRow.__slots__})
+
+
+def insert_audits(conn: Connection, rows: Sequence[AuditRow]) -> None:
+    """Write events as the next links of the audit chain, in one insert."""
+    audit_chain.append_many(
+        conn, [{name: getattr(row, name) for name in AuditRow.__slots__} for row in rows]
+    )
 
 
 def _audit_filter(user_token: str | None) -> Sequence[sa.ColumnElement[bool]]:

@@ -45,7 +45,7 @@ def start_expiration(
     *,
     status: str,
     time: int,
-    token_hash: bytes,
+    token_hash: bytes | None,
     started_by: str,
 ) -> None:
     conn.execute(

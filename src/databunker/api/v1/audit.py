@@ -49,6 +49,8 @@ def _values_body(values: AuditValues) -> dict[str, Any]:
         event["after"] = values.after
     if values.debug:
         event["debug"] = values.debug
+    if values.request_metadata is not None:
+        event["request_metadata"] = values.request_metadata
     return {"status": "ok", "event": event}
 
 
