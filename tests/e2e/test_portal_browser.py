@@ -341,9 +341,9 @@ def test_the_admin_sees_stored_markup_as_text(
         dpo.get_by_role("link", name="forget-me").click()
         dpo.get_by_text("Current record").click()
         expect(dpo.get_by_text(XSS)).to_be_visible()
-        dpo.get_by_label("Reason for cancelling").fill(XSS)
-        dpo.get_by_role("button", name="Cancel request").click()
-        expect(dpo.get_by_role("status")).to_have_text("The request was cancelled.")
+        dpo.get_by_label("Reason for rejecting (the person sees it)").fill(XSS)
+        dpo.get_by_role("button", name="Reject").click()
+        expect(dpo.get_by_role("status")).to_have_text("The request was rejected.")
         expect(dpo.locator("#request-reason")).to_have_text(XSS)
         html = dpo.content()
         assert XSS not in html

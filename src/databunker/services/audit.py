@@ -30,7 +30,7 @@ from databunker.storage import repositories as audit_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage import requests as request_rows
 from databunker.storage.prepared import savepoint
-from databunker.storage.repositories import AuditQuery
+from databunker.storage.repositories import AuditQuery as AuditQuery
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from databunker.web.admin_base import (
 from databunker.web.pages import Payload
 
 LOOKUP = "/admin/users"
+SESSIONS_SHOWN = 20
 # Shown masked, as the original admin UI did.
 SECRET_KEYS = frozenset({"password", "pwd", "pass", "parol", "passwd"})
 
@@ -67,6 +68,14 @@ async def lookup(request: Request) -> Response:
     return redirect(request, f"/admin/user/{found.token}")
 
 
+def _display(profile: dict[str, object]) -> str:
+    for name in users.DISPLAY_FIELDS:
+        value = profile.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
 def _record(work: Work, token: str) -> Payload:
     row, _key, profile = records.resolve_user(work, "token", token)
     return {"profile": profile, "erased": row.erased is not None}
@@ -90,8 +99,16 @@ async def person(request: Request) -> Response:
     )
     live_sessions = await as_admin(
         request,
-        lambda work: sessions.list_user_sessions(work, "token", token, 0, 1),
+        lambda work: sessions.list_user_sessions(work, "token", token, 0, SESSIONS_SHOWN),
         "get all user sessions",
+    )
+    app_records = await as_admin(
+        request,
+        lambda work: [
+            (name, apps.get_app_record(work, "token", token, name).data)
+            for name in sorted(app_names.apps)
+        ],
+        "get user app record by token",
     )
     waiting = await as_admin(
         request,
@@ -109,8 +126,10 @@ async def person(request: Request) -> Response:
         "erased": record["erased"],
         "secret_keys": SECRET_KEYS,
         "consents": consents.rows,
-        "apps": app_names.apps,
-        "sessions": live_sessions.total,
+        "display": _display(record["profile"]),
+        "apps": [{"app": name, "data": data} for name, data in app_records],
+        "sessions": live_sessions.rows,
+        "sessions_total": live_sessions.total,
         "waiting": waiting.rows,
         "trail": trail.rows,
         "paging": paging(number, trail.total),

@@ -237,7 +237,7 @@ async def profile(request: Request) -> Response:
         fields.append(
             {
                 "id": f"field-{index}",
-                "name": json.dumps(list(path), ensure_ascii=False),
+                "name": json.dumps(list(path), ensure_ascii=False, separators=(",", ":")),
                 "label": path_label(speaker, path, titles),
                 "value": _shown(value),
                 "secret": _is_secret_path(path),

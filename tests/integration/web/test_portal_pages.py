@@ -615,7 +615,9 @@ def add_events(vault: Context, clock: Clock, user_token: str, count: int) -> Non
 
 
 def history_lines(page: str) -> list[str]:
-    return [as_text(line) for line in re.findall(r"<li><span class=\"meta\">(.*?)</li>", page, re.S)]
+    return [
+        as_text(line) for line in re.findall(r"<li><span class=\"meta\">(.*?)</li>", page, re.S)
+    ]
 
 
 def test_history_pages_by_fifty(
