@@ -50,7 +50,11 @@ CONSENTS = {
         "Enviar un correo al iniciar sesión",
         "Base jurídica: Tu consentimiento",
     ),
-    "it": ("I tuoi consensi", "Inviare un\u2019e-mail all\u2019accesso", "Base giuridica: Il tuo consenso"),
+    "it": (
+        "I tuoi consensi",
+        "Inviare un\u2019e-mail all\u2019accesso",
+        "Base giuridica: Il tuo consenso",
+    ),
 }
 
 
