@@ -131,12 +131,21 @@ SEEDED_TEXTS = (
 
 
 def legal_texts(basis: LegalBasis, speaker: Speaker) -> BasisTexts:
-    """A legal basis's texts in the page's language: the built-in bases' texts come from
-    the catalogues; any other basis's texts are shown as the administrator wrote them."""
+    """A legal basis's texts in the page's language: those given for the language through
+    the API's ``translations``, else the built-in bases' texts from the catalogues, else
+    the texts as the administrator wrote them."""
+    given = basis.translations.get(speaker.language, {})
+
+    def text(name: str, original: str) -> str:
+        translated = given.get(name)
+        if translated:
+            return translated
+        return speaker.gettext(original) if original else ""
+
     return BasisTexts(
-        shortdesc=speaker.gettext(basis.shortdesc) if basis.shortdesc else "",
-        fulldesc=speaker.gettext(basis.fulldesc) if basis.fulldesc else "",
-        requiredmsg=speaker.gettext(basis.requiredmsg) if basis.requiredmsg else "",
+        shortdesc=text("shortdesc", basis.shortdesc),
+        fulldesc=text("fulldesc", basis.fulldesc),
+        requiredmsg=text("requiredmsg", basis.requiredmsg),
     )
 
 

@@ -173,3 +173,55 @@ def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> No
                 lang,
                 message.id,
             )
+
+
+# --- legal-basis texts per language (an extension of the v1 API) ---------------------------
+
+
+def test_legal_basis_texts_per_language(browser: TestClient, vault: Context, ann: str) -> None:
+    german = {"shortdesc": "Newsletter auf Deutsch", "fulldesc": "Einmal im Monat."}
+    with client_for(vault) as root:
+        saved = root.post(
+            "/v1/lbasis/news",
+            json={
+                "shortdesc": "Newsletter",
+                "fulldesc": "Once a month.",
+                "usercontrol": True,
+                "translations": {"de": german, "fr": {"shortdesc": "Lettre d'information"}},
+            },
+        )
+        assert saved.status_code == 200, saved.text
+        listed = {row["brief"]: row for row in root.get("/v1/lbasis").json()["rows"]}
+        # Saving without translations keeps them; old clients never see the key otherwise.
+        root.post("/v1/lbasis/news", json={"fulldesc": "Once a month, no more."})
+        kept = {row["brief"]: row for row in root.get("/v1/lbasis").json()["rows"]}
+    assert listed["news"]["translations"]["de"] == german
+    assert kept["news"]["translations"]["fr"] == {"shortdesc": "Lettre d'information"}
+    assert "translations" not in kept["core-send-email-on-login"]
+    browser.cookies.set("databunker_session", issue_user_token(vault, ann))
+    shown = as_text(browser.get("/consents?lang=de").text)
+    assert "Newsletter auf Deutsch" in shown
+    assert "Einmal im Monat." in shown
+    french = as_text(browser.get("/consents?lang=fr").text)
+    assert "Lettre d'information" in french
+    assert "Once a month, no more." in french  # not given in French: the original text
+    assert "Newsletter" in as_text(browser.get("/consents?lang=it").text)
+
+
+@pytest.mark.parametrize(
+    "translations",
+    [
+        "de",
+        {"german": {"shortdesc": "x"}},
+        {"de": "x"},
+        {"de": {"title": "x"}},
+        {"de": {"shortdesc": 3}},
+        {"de": {"shortdesc": "bell\u0007"}},
+    ],
+)
+def test_bad_translations_are_refused(vault: Context, translations: object) -> None:
+    with client_for(vault) as root:
+        answer = root.post("/v1/lbasis/news", json={"translations": translations})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["status"] == "error"
+        assert all(row["brief"] != "news" for row in root.get("/v1/lbasis").json()["rows"])
