@@ -44,6 +44,7 @@ from databunker.web.admin_base import (
     pretty,
     redirect,
     render,
+    request_rows,
 )
 from databunker.web.pages import Payload
 
@@ -59,26 +60,6 @@ def _client_address(request: Request) -> str:
 
 def _signin_page(request: Request, message: str | None = None, status: int = 200) -> Response:
     return render(request, "admin/signin.html", {"message": message}, status=status)
-
-
-def request_rows(
-    speaker: i18n.Speaker, rows: list[Any], names: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Requests as the admin lists show them: kind and status in words, the person by
-    their display name beside the token."""
-    return [
-        {
-            "rtoken": row.rtoken,
-            "kind": wording.request_kind(speaker, row.action, admin=True),
-            "about": row.app or row.brief or "",
-            "status": wording.request_status(speaker, row.status),
-            "created": row.creationtime,
-            "token": row.token,
-            "person": names.get(row.token, ""),
-            "reason": row.reason or "",
-        }
-        for row in rows
-    ]
 
 
 def _dashboard(work: Work) -> Payload:

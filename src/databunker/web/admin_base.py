@@ -107,6 +107,26 @@ async def form(request: Request) -> dict[str, str]:
     return await pages.check_csrf(request, SESSION)
 
 
+def request_rows(
+    speaker: i18n.Speaker, rows: list[Any], names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Requests as the admin lists show them: kind and status in words, the person by
+    their display name beside the token."""
+    return [
+        {
+            "rtoken": row.rtoken,
+            "kind": wording.request_kind(speaker, row.action, admin=True),
+            "about": row.app or row.brief or "",
+            "status": wording.request_status(speaker, row.status),
+            "created": row.creationtime,
+            "token": row.token,
+            "person": names.get(row.token, ""),
+            "reason": row.reason or "",
+        }
+        for row in rows
+    ]
+
+
 # --- paging --------------------------------------------------------------------------------
 
 

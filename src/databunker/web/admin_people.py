@@ -17,6 +17,7 @@ from databunker.services import agreements, apps, audit, records, sessions, user
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.identity import MODES
+from databunker.web import i18n
 from databunker.web.admin_base import (
     PAGE_SIZE,
     as_admin,
@@ -26,6 +27,7 @@ from databunker.web.admin_base import (
     paging,
     redirect,
     render,
+    request_rows,
 )
 from databunker.web.pages import Payload
 
@@ -120,17 +122,20 @@ async def person(request: Request) -> Response:
         lambda work: audit.list_user_events(work, token, offset, PAGE_SIZE),
         "view audit events",
     )
+    display = _display(record["profile"])
     context = {
         "token": token,
         "profile": record["profile"],
         "erased": record["erased"],
         "secret_keys": SECRET_KEYS,
         "consents": consents.rows,
-        "display": _display(record["profile"]),
+        "display": display,
         "apps": [{"app": name, "data": data} for name, data in app_records],
         "sessions": live_sessions.rows,
         "sessions_total": live_sessions.total,
-        "waiting": waiting.rows,
+        "waiting": request_rows(
+            i18n.speaker(request), waiting.rows, {token: _display(record["profile"])}
+        ),
         "trail": trail.rows,
         "paging": paging(number, trail.total),
     }
