@@ -151,6 +151,9 @@ def test_the_admin_portal_speaks_the_language_too(vault: Context, browser: TestC
     assert "0 offene Anfragen" in dashboard
     assert "1 Rechtsgrundlage" not in dashboard  # two are built in
     assert "2 Rechtsgrundlagen" in dashboard
+    legal = as_text(browser.get("/admin/legal").text)
+    assert "Neue Rechtsgrundlage" in legal
+    assert "Verarbeitungstätigkeiten" in legal
 
 
 @pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != i18n.DEFAULT])
