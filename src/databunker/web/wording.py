@@ -355,3 +355,16 @@ def short_actor(entry: Any) -> str:
     if accessor is None:
         return N_("anonymous")
     return N_("the person")
+
+
+# Domain errors the portals' pages meet most, for the catalogues (``pages.error_page`` and
+# the admin's error page translate a domain message when the catalogue has it).
+DOMAIN_MESSAGES = (
+    N_("access denied"),
+    N_("not found"),
+    N_("too many requests"),
+    N_("bad offset"),
+    N_("user record not found"),
+    N_("give a reason for rejecting the request"),
+    N_("give the day as YYYY-MM-DD"),
+)

@@ -228,3 +228,12 @@ def test_bad_translations_are_refused(vault: Context, translations: object) -> N
         assert answer.status_code == 400, answer.text
         assert answer.json()["status"] == "error"
         assert all(row["brief"] != "news" for row in root.get("/v1/lbasis").json()["rows"])
+
+
+def test_error_pages_speak_the_language(browser: TestClient, vault: Context, ann: str) -> None:
+    browser.cookies.set("databunker_session", issue_user_token(vault, ann))
+    refused = browser.get("/audit?offset=abc&lang=it")
+    assert refused.status_code == 400
+    shown = as_text(refused.text)
+    assert "Qualcosa è andato storto" in shown
+    assert "posizione di pagina non valida" in shown
