@@ -546,6 +546,7 @@ def i18n_name(lang: str) -> str:
 def tab_to(page: Page, selector: str, limit: int = 60) -> None:
     """Press Tab until the element ``selector`` names has the focus, and check the focus
     is visible (an outline)."""
+    page.wait_for_load_state("load")
     for _ in range(limit):
         page.keyboard.press("Tab")
         if page.evaluate(f"() => document.activeElement.matches({json.dumps(selector)})"):
@@ -584,6 +585,7 @@ def test_sign_in_withdraw_and_erase_with_the_keyboard_only(
 
         tab_to(page, 'nav a[href="/forget"]')
         page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Erase my data")).to_be_visible()
         tab_to(page, 'input[name="confirm"]')
         page.keyboard.press("Space")
         tab_to(page, "button.danger")
