@@ -83,7 +83,12 @@ async def _signin_page(
         "mode": mode,
         "identity": identity,
     }
-    return pages.render(request, "signin.html", context, status=status)
+    return pages.render(request, "signin.html", {**context, **_demo(request)}, status=status)
+
+
+def _demo(request: Request) -> dict[str, str | None]:
+    """In a vault started by ``databunker demo`` the login code is fixed: the pages say it."""
+    return {"demo_code": login.DEMO_CODE if pages.context_of(request).demo else None}
 
 
 @page
@@ -122,7 +127,9 @@ async def send_code(request: Request) -> Response:
             mode=mode,
             identity=identity,
         )
-    return pages.render(request, "code.html", {"mode": mode, "identity": identity})
+    return pages.render(
+        request, "code.html", {"mode": mode, "identity": identity, **_demo(request)}
+    )
 
 
 @page

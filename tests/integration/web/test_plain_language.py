@@ -3,6 +3,7 @@ grounds, the erasure page, request wording, the admin's names, plurals, filters 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Iterator
@@ -280,3 +281,17 @@ def test_admin_event_page_has_title_time_actor_and_one_diff(
     assert "Person ann@example.com" in shown
     assert shown.count("Annie") == 1  # one diff, not the values twice
     assert "<pre>" not in page
+
+
+def test_the_demo_pages_give_the_demo_code(make_vault) -> None:  # type: ignore[no-untyped-def]
+    demo = dataclasses.replace(vault_with(make_vault), demo=True)
+    with client_for(demo, None) as client:
+        start = client.get("/")
+        assert "the code is always 4444" in as_text(start.text)
+        sent = client.post(
+            "/signin",
+            data={"csrf": csrf_of(start.text), "mode": "email", "identity": "a@example.com"},
+        )
+        assert "the code is always 4444" in as_text(sent.text)
+    with client_for(vault_with(make_vault), None) as client:
+        assert "4444" not in client.get("/").text
