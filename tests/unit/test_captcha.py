@@ -32,3 +32,12 @@ def test_the_image_is_a_png_of_the_expected_size() -> None:
 
 def test_the_same_answer_never_renders_the_same_image_twice() -> None:
     assert render("111111") != render("111111")
+
+
+def test_nothing_dark_is_drawn_but_the_digits() -> None:
+    # The ground stays pale, so no line or dot crosses a digit in ink that competes with it.
+    ground = Image.open(io.BytesIO(render(""))).convert("L")
+    assert min(ground.get_flattened_data()) >= 150
+    digits = Image.open(io.BytesIO(render("482913"))).convert("L")
+    dark = sum(1 for value in digits.get_flattened_data() if value < 100)
+    assert dark > 300  # six digits in dark ink

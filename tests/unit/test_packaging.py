@@ -50,3 +50,16 @@ def test_every_dependency_is_used() -> None:
         if not imported:
             unused.append(name)
     assert unused == []
+
+
+def test_the_package_data_carries_every_template_and_catalogue() -> None:
+    package = ROOT / "src" / "databunker"
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["databunker"]
+    carried = {path for pattern in globs for path in package.glob(pattern)}
+    needed = [
+        *package.glob("web/templates/**/*.html"),
+        *package.glob("web/static/*"),
+        *package.glob("web/locale/*/LC_MESSAGES/messages.po"),
+    ]
+    assert len([p for p in needed if p.suffix == ".po"]) == 4
+    assert [p for p in needed if p not in carried] == []

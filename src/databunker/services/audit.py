@@ -32,6 +32,7 @@ from databunker.storage import repositories as audit_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage import requests as request_rows
 from databunker.storage.prepared import savepoint
+from databunker.storage.repositories import AuditQuery as AuditQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +58,15 @@ class AuditEntry:
 @dataclass(frozen=True, slots=True)
 class AuditValues:
     """What one event kept of the change it records: the person's values before and after
-    (None when not kept or no longer readable), debug text, and the ``request_metadata``
-    the caller sent with the request (v2), while readable."""
+    (None when not kept or no longer readable), debug text, the ``request_metadata`` the
+    caller sent with the request (v2) while readable, and the event as lists show it (its
+    title, time and actor)."""
 
     before: Any | None
     after: Any | None
     debug: str | None
     request_metadata: Any | None = None
+    entry: AuditEntry | None = None
 
 
 # ``request_metadata`` is kept in the ``debug`` column, sealed like the other values under the
@@ -229,9 +232,17 @@ def _entry(row: audit_rows.AuditRow, keys: _KeyCache) -> AuditEntry:
     )
 
 
-def _page(work: Work, user_token: str | None, offset: int, limit: int) -> Page[AuditEntry]:
-    total = audit_rows.count_audit(work.conn, user_token=user_token)
-    rows = audit_rows.list_audit(work.conn, user_token=user_token, offset=offset, limit=limit)
+def _page(
+    work: Work,
+    user_token: str | None,
+    offset: int,
+    limit: int,
+    query: AuditQuery | None = None,
+) -> Page[AuditEntry]:
+    total = audit_rows.count_audit(work.conn, user_token=user_token, query=query)
+    rows = audit_rows.list_audit(
+        work.conn, user_token=user_token, offset=offset, limit=limit, query=query
+    )
     keys = _KeyCache(work.conn, work.keyring)
     keys.preload([r.user_token for r in rows if r.user_token])
     return Page(total=total, rows=[_entry(r, keys) for r in rows])
@@ -245,9 +256,23 @@ def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> Pa
     return _page(work, user_token, offset, limit)
 
 
-def list_all_events(work: Work, offset: int, limit: int) -> Page[AuditEntry]:
-    """The whole trail (its routes and pages are root's)."""
-    return _page(work, None, offset, limit)
+def list_all_events(
+    work: Work, offset: int, limit: int, query: AuditQuery | None = None
+) -> Page[AuditEntry]:
+    """The whole trail (its routes and pages are root's), optionally narrowed by ``query``."""
+    return _page(work, None, offset, limit, query)
+
+
+def search_events(
+    work: Work, user_token: str | None, query: AuditQuery, offset: int, limit: int
+) -> Page[AuditEntry]:
+    """Root's filtered view of the trail: one person's events (or everyone's) that match
+    ``query``."""
+    require_root(work.principal)
+    if user_token is not None:
+        require_uuid(user_token)
+        work.audit.record(mode="token", user_token=user_token)
+    return _page(work, user_token, offset, limit, query)
 
 
 def get_event(work: Work, atoken: str) -> AuditValues:
@@ -259,7 +284,8 @@ def get_event(work: Work, atoken: str) -> AuditValues:
         raise NotFound("not found")
     work.audit.record(user_token=row.user_token, msg=f"event {atoken}")
     require_user_access(work.principal, row.user_token)
-    key = _KeyCache(work.conn, work.keyring).get(row.user_token)
+    keys = _KeyCache(work.conn, work.keyring)
+    key = keys.get(row.user_token)
     debug = row.debug or None
     metadata = None
     if debug is not None and debug.startswith(SEALED_METADATA):
@@ -270,6 +296,7 @@ def get_event(work: Work, atoken: str) -> AuditValues:
         after=_open(key, row, "after", row.after),
         debug=debug,
         request_metadata=metadata,
+        entry=_entry(row, keys),
     )
 
 

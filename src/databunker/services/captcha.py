@@ -14,7 +14,7 @@ import io
 import secrets
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from databunker.crypto import DataKey, DecryptionError, is_uuid, value_context
 from databunker.errors import NotFound
@@ -23,7 +23,7 @@ from databunker.storage import login as captcha_rows
 
 CAPTCHA_SECONDS = 120
 ANSWER_DIGITS = 6
-WIDTH, HEIGHT = 200, 80
+WIDTH, HEIGHT = 240, 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,29 +93,30 @@ def spend_captcha(work: Work, captcha_id: str, answer: str) -> bool:
 
 
 def render(answer: str) -> bytes:
-    """Draw the digits jittered and rotated over noise, then blur lightly."""
+    """Draw the digits dark and large, each rotated, sized and placed at random on a pale
+    mottled ground. Nothing is drawn over the digits (no crossing lines): the ground is
+    light enough that every digit keeps a strong contrast, while the varying shapes and the
+    texture behind them still keep simple machine reading from segmenting the picture."""
     rng = secrets.SystemRandom()
-    image = Image.new("RGB", (WIDTH, HEIGHT), (245, 245, 240))
+    image = Image.new("RGB", (WIDTH, HEIGHT), (248, 248, 244))
     draw = ImageDraw.Draw(image)
-    for _ in range(8):
-        points = [(rng.randrange(WIDTH), rng.randrange(HEIGHT)) for _ in range(2)]
-        draw.line(points, fill=_colour(rng, 120, 200), width=rng.choice((1, 2)))
-    font = ImageFont.load_default(size=40)
-    step = WIDTH // (len(answer) + 1)
+    for _ in range(14):
+        x, y = rng.randrange(WIDTH), rng.randrange(HEIGHT)
+        radius = rng.randint(6, 22)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=_colour(rng, 205, 240))
+    for _ in range(WIDTH * HEIGHT // 30):
+        draw.point((rng.randrange(WIDTH), rng.randrange(HEIGHT)), fill=_colour(rng, 185, 235))
+    step = WIDTH // (len(answer) + 1) if answer else WIDTH
     for position, digit in enumerate(answer):
-        glyph = Image.new("RGBA", (50, 60), (0, 0, 0, 0))
-        ImageDraw.Draw(glyph).text((10, 5), digit, font=font, fill=_colour(rng, 10, 90))
-        glyph = glyph.rotate(rng.uniform(-30, 30), resample=Image.Resampling.BICUBIC)
-        x = step // 2 + position * step + rng.randint(-4, 4)
-        y = rng.randint(0, HEIGHT - 62)
+        font = ImageFont.load_default(size=rng.randint(38, 48))
+        glyph = Image.new("RGBA", (60, 70), (0, 0, 0, 0))
+        ImageDraw.Draw(glyph).text((12, 4), digit, font=font, fill=_colour(rng, 15, 70))
+        glyph = glyph.rotate(rng.uniform(-22, 22), resample=Image.Resampling.BICUBIC)
+        x = step // 2 + position * step + rng.randint(-3, 3)
+        y = rng.randint(0, HEIGHT - 70)
         image.paste(glyph, (x, y), glyph)
-    for _ in range(WIDTH * HEIGHT // 25):
-        draw.point((rng.randrange(WIDTH), rng.randrange(HEIGHT)), fill=_colour(rng, 60, 220))
-    for _ in range(3):
-        points = [(rng.randrange(WIDTH), rng.randrange(HEIGHT)) for _ in range(3)]
-        draw.line(points, fill=_colour(rng, 40, 120), width=1)
     out = io.BytesIO()
-    image.filter(ImageFilter.SMOOTH).save(out, format="PNG")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 

@@ -6,8 +6,10 @@ deleted: its agreements are revoked and it is marked ``deleted``, keeping the ev
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -58,6 +60,8 @@ class LegalBasis:
     usercontrol: bool
     requiredflag: bool
     created: int
+    # The texts in other languages, by language code (only the texts given for it).
+    translations: dict[str, dict[str, str]] = dataclass_field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +120,43 @@ class BasisChange:
     fulldesc: str | None = None
     basistype: str | None = None
     usercontrol: bool | None = None
+    # Replaces the texts in other languages ({} removes them); None keeps them.
+    translations: dict[str, dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         _check_texts(self)
+        if self.translations is not None:
+            check_translations(self.translations)
+
+
+LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+TRANSLATED_TEXTS = ("shortdesc", "fulldesc", "requiredmsg")
+
+
+def check_translations(value: Any) -> dict[str, dict[str, str]]:
+    """Per-language texts of a legal basis: an object of language tags (``de``, ``pt-BR``),
+    each an object of some of ``shortdesc``, ``fulldesc`` and ``requiredmsg`` as text."""
+    if not isinstance(value, dict):
+        raise BadRequest("translations must be an object of languages")
+    for language, texts in value.items():
+        if not isinstance(language, str) or not LANGUAGE_TAG.fullmatch(language):
+            raise BadRequest("translations: a language must be a tag such as de or pt-BR")
+        if not isinstance(texts, dict):
+            raise BadRequest(f"translations.{language} must be an object")
+        for name, text in texts.items():
+            if name not in TRANSLATED_TEXTS:
+                raise BadRequest(f"translations.{language}: unknown field {name[:40]}")
+            if not isinstance(text, str):
+                raise BadRequest(f"translations.{language}.{name} must be text")
+            clean_text(f"translations.{language}.{name}", text, multiline=True)
+    return value
+
+
+def _stored_translations(text: str) -> dict[str, dict[str, str]]:
+    if not text:
+        return {}
+    found = json.loads(text)
+    return found if isinstance(found, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +215,7 @@ def _basis(row: LegalBasisRow) -> LegalBasis:
         usercontrol=row.usercontrol,
         requiredflag=row.requiredflag,
         created=row.created,
+        translations=_stored_translations(row.translations),
     )
 
 
@@ -202,6 +241,13 @@ def save_basis(
         usercontrol=_kept(change.usercontrol, base.usercontrol),
         requiredflag=requiredflag,
         created=base.created,
+        translations=(
+            base.translations
+            if change.translations is None
+            else json.dumps(change.translations, ensure_ascii=False, sort_keys=True)
+            if change.translations
+            else ""
+        ),
     )
     if new_brief != brief and catalogue_rows.get_basis(work.conn, new_brief) is not None:
         raise Conflict("a legal basis with this brief exists already")

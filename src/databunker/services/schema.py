@@ -103,6 +103,24 @@ class UserSchema:
         if problem:
             raise BadRequest(f"schema validation error: {problem}")
 
+    def titles(self) -> dict[tuple[str, ...], str]:
+        """Each property's ``title``, by its path (nested objects' properties too): the
+        labels the portals show."""
+        found: dict[tuple[str, ...], str] = {}
+
+        def walk(schema: Any, prefix: tuple[str, ...]) -> None:
+            properties = schema.get("properties") if isinstance(schema, dict) else None
+            if not isinstance(properties, dict):
+                return
+            for name, sub in properties.items():
+                path = (*prefix, name)
+                if isinstance(sub, dict) and isinstance(sub.get("title"), str):
+                    found[path] = sub["title"]
+                walk(sub, path)
+
+        walk(self.validator.schema, ())
+        return found
+
     def admin_fields_changed(self, old: Any, new: Any) -> bool:
         return any(_value_at(old, p) != _value_at(new, p) for p in self.admin)
 

@@ -8,6 +8,7 @@ record, and learn nothing about records they may not reach.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,31 @@ def get_user_detail(work: Work, mode: str, identity: str) -> UserDetail:
     state = retention_rows.get_expiration(work.conn, row.token)
     deadline = state.time if state is not None and state.status == retention_rows.WAIT else 0
     return UserDetail(row.token, profile, deadline)
+
+
+# The profile fields that name a person to an administrator, in order of preference.
+DISPLAY_FIELDS = ("email", "name", "login", "phone")
+
+
+def display_names(work: Work, tokens: Iterable[str]) -> dict[str, str]:
+    """A short name for each person (their email, name, login or phone, whichever the
+    profile has first), by token; erased or unknown people are left out. Root only: it is
+    how an administrator's lists name people beside their tokens, and like those lists it
+    files no audit event per person."""
+    if not work.principal.is_root:
+        raise AccessDenied()
+    shown: dict[str, str] = {}
+    for token in dict.fromkeys(tokens):
+        row = find_user(work, "token", token)
+        if row is None or row.erased is not None:
+            continue
+        _key, profile = open_user(work, row)
+        for name in DISPLAY_FIELDS:
+            value = profile.get(name)
+            if isinstance(value, str) and value.strip():
+                shown[token] = value.strip()
+                break
+    return shown
 
 
 def change_user(work: Work, mode: str, identity: str, change: Any) -> UserSaved | RequestOpened:

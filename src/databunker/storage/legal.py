@@ -23,6 +23,7 @@ class LegalBasisRow:
     usercontrol: bool
     requiredflag: bool
     created: int
+    translations: str = ""  # JSON text, see ``tables.legal_bases``
 
 
 @dataclass(slots=True)

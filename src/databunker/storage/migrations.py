@@ -269,12 +269,20 @@ def _v5_audit_chain(op: Operations) -> None:
     )
 
 
+def _v6_legal_basis_translations(op: Operations) -> None:
+    op.add_column(
+        "legal_bases",
+        sa.Column("translations", sa.Text, nullable=False, server_default=""),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_core_vault,
     _v2_consent_and_personal_data,
     _v3_passwordless_login,
     _v4_keyring,
     _v5_audit_chain,
+    _v6_legal_basis_translations,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

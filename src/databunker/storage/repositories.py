@@ -377,27 +377,62 @@ def insert_audits(conn: Connection, rows: Sequence[AuditRow]) -> None:
     )
 
 
-def _audit_filter(user_token: str | None) -> Sequence[sa.ColumnElement[bool]]:
-    return [audit.c.user_token == user_token] if user_token is not None else []
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which events an audit listing keeps: ``title_contains`` matches the title without
+    regard to case; ``since``/``until`` bound the event time (Unix seconds, until excluded)."""
+
+    title_contains: str | None = None
+    since: int | None = None
+    until: int | None = None
 
 
-def count_audit(conn: Connection, *, user_token: str | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(audit).where(*_audit_filter(user_token))
-    return int(conn.execute(query).scalar_one())
+def _audit_filter(
+    user_token: str | None, query: AuditQuery | None = None
+) -> Sequence[sa.ColumnElement[bool]]:
+    found: list[sa.ColumnElement[bool]] = []
+    if user_token is not None:
+        found.append(audit.c.user_token == user_token)
+    if query is not None:
+        if query.title_contains:
+            escaped = (
+                query.title_contains.lower()
+                .replace("\\", "\\\\")
+                .replace("%", "\\%")
+                .replace("_", "\\_")
+            )
+            found.append(sa.func.lower(audit.c.title).like(f"%{escaped}%", escape="\\"))
+        if query.since is not None:
+            found.append(audit.c.created >= query.since)
+        if query.until is not None:
+            found.append(audit.c.created < query.until)
+    return found
+
+
+def count_audit(
+    conn: Connection, *, user_token: str | None = None, query: AuditQuery | None = None
+) -> int:
+    counted = sa.select(sa.func.count()).select_from(audit).where(*_audit_filter(user_token, query))
+    return int(conn.execute(counted).scalar_one())
 
 
 def list_audit(
-    conn: Connection, *, user_token: str | None = None, offset: int, limit: int | None
+    conn: Connection,
+    *,
+    user_token: str | None = None,
+    offset: int,
+    limit: int | None,
+    query: AuditQuery | None = None,
 ) -> list[AuditRow]:
-    query = (
+    selected = (
         sa.select(*_AUDIT_COLUMNS)
-        .where(*_audit_filter(user_token))
+        .where(*_audit_filter(user_token, query))
         .order_by(audit.c.created.desc(), audit.c.seq.desc())
         .offset(offset)
     )
     if limit is not None:
-        query = query.limit(limit)
-    return [AuditRow(**row._mapping) for row in conn.execute(query)]
+        selected = selected.limit(limit)
+    return [AuditRow(**row._mapping) for row in conn.execute(selected)]
 
 
 def get_audit(conn: Connection, atoken: str) -> AuditRow | None:

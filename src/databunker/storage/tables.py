@@ -174,6 +174,8 @@ legal_bases = sa.Table(
     sa.Column("usercontrol", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("requiredflag", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created", sa.BigInteger, nullable=False),
+    # The texts in other languages: a JSON object {"de": {"shortdesc": ...}, ...}, or "".
+    sa.Column("translations", sa.Text, nullable=False, server_default=""),
 )
 
 processing_activities = sa.Table(

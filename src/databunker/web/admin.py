@@ -9,23 +9,27 @@ legal bases and processing activities live in ``admin_catalogue``, the person lo
 from __future__ import annotations
 
 import contextlib
+import datetime
+import re
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.errors import BadRequest, DatabunkerError, RateLimited
-from databunker.services import admin_sessions, audit, documents, legal
+from databunker.services import admin_sessions, audit, documents, legal, users
 from databunker.services import requests as user_requests
 from databunker.services.access import NO_CREDENTIAL
 from databunker.services.agreements import AgreementView
+from databunker.services.audit import AuditQuery
 from databunker.services.context import Work
 from databunker.services.records import Profile
 from databunker.services.requests import RequestDetail
 from databunker.units import Access
-from databunker.web import admin_catalogue, admin_people, pages
+from databunker.web import admin_catalogue, admin_people, i18n, pages, wording
 from databunker.web.admin_base import (
     HOME,
     PAGE_SIZE,
@@ -40,6 +44,7 @@ from databunker.web.admin_base import (
     pretty,
     redirect,
     render,
+    request_rows,
 )
 from databunker.web.pages import Payload
 
@@ -62,6 +67,7 @@ def _dashboard(work: Work) -> Payload:
     return {
         "open_total": waiting.total,
         "latest": waiting.rows,
+        "names": users.display_names(work, [r.token for r in waiting.rows]),
         "bases": legal.list_bases(work).total,
         "activities": legal.list_activities(work).total,
     }
@@ -72,7 +78,10 @@ async def home(request: Request) -> Response:
     """The dashboard, or the sign-in form for a browser without an admin session."""
     if pages.session_token(request, SESSION) is None:
         return _signin_page(request)
-    return render(request, "admin/dashboard.html", await as_admin(request, _dashboard))
+    view = await as_admin(request, _dashboard)
+    speaker = i18n.speaker(request)
+    context = {**view, "latest": request_rows(speaker, view["latest"], view["names"])}
+    return render(request, "admin/dashboard.html", context)
 
 
 @page
@@ -121,13 +130,18 @@ async def requests_page(request: Request) -> Response:
     status = request.query_params.get("status") or "open"
     number = page_number(request)
     offset = (number - 1) * PAGE_SIZE
-    view = await as_admin(
-        request, lambda work: user_requests.list_requests(work, status, offset, PAGE_SIZE)
-    )
+
+    def operation(work: Work) -> Payload:
+        found = user_requests.list_requests(work, status, offset, PAGE_SIZE)
+        return found, users.display_names(work, [r.token for r in found.rows])
+
+    view, names = await as_admin(request, operation)
+    speaker = i18n.speaker(request)
     context = {
-        "rows": view.rows,
+        "rows": request_rows(speaker, view.rows, names),
         "status": status,
-        "statuses": STATUSES,
+        "status_label": wording.request_status(speaker, status),
+        "statuses": [(value, wording.request_status(speaker, value)) for value in STATUSES],
         "paging": paging(number, view.total),
     }
     return render(request, "admin/requests.html", context)
@@ -151,13 +165,18 @@ def _proposal(answer: RequestDetail) -> dict[str, Any]:
 @page
 async def request_page(request: Request) -> Response:
     rtoken = request.path_params["rtoken"]
-    answer: RequestDetail = await as_admin(
-        request,
-        lambda work: user_requests.get_request(work, rtoken),
-        "get user request by request token",
-    )
+
+    def operation(work: Work) -> Payload:
+        found = user_requests.get_request(work, rtoken)
+        return found, users.display_names(work, [found.request.token])
+
+    answer, names = await as_admin(request, operation, "get user request by request token")
+    speaker = i18n.speaker(request)
     context = {
         "request": answer.request,
+        "kind": wording.request_kind(speaker, answer.action, admin=True),
+        "status": wording.request_status(speaker, answer.request.status),
+        "person": names.get(answer.request.token, ""),
         "original": _shown_original(answer.original),
         **_proposal(answer),
     }
@@ -192,7 +211,7 @@ async def cancel_request(request: Request) -> Response:
     fields = await form(request)
     reason = fields.get("reason", "").strip()
     if not reason:
-        raise BadRequest("give a reason for cancelling the request")
+        raise BadRequest("give a reason for rejecting the request")
     await as_admin(
         request,
         lambda work: user_requests.cancel_request(work, rtoken, {"reason": reason}),
@@ -204,22 +223,75 @@ async def cancel_request(request: Request) -> Response:
 # --- audit ---------------------------------------------------------------------------------
 
 
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _audit_filters(request: Request) -> dict[str, str]:
+    params = request.query_params
+    return {
+        "person": params.get("person", params.get("token", "")).strip(),
+        "action": params.get("action", "").strip(),
+        "day": params.get("day", "").strip(),
+    }
+
+
+def _day_bounds(day: str) -> tuple[int | None, int | None]:
+    """The Unix seconds a ``YYYY-MM-DD`` day (UTC) starts and ends at; a bad day: 400."""
+    if not day:
+        return None, None
+    try:
+        if DAY.fullmatch(day) is None:
+            raise ValueError(day)
+        start = datetime.datetime.fromisoformat(day).replace(tzinfo=datetime.UTC)
+    except ValueError as exc:
+        raise BadRequest("give the day as YYYY-MM-DD") from exc
+    first = int(start.timestamp())
+    return first, first + 24 * 3600
+
+
+def _person_token(work: Work, person: str) -> str | None:
+    """A person filter as a token: a token as it is, an email or phone looked up."""
+    if not person:
+        return None
+    if "@" in person:
+        return users.get_user(work, "email", person).token
+    if person.startswith("+"):
+        return users.get_user(work, "phone", person).token
+    return person
+
+
 @page
 async def audit_page(request: Request) -> Response:
-    user_token = request.query_params.get("token", "").strip()
+    filters = _audit_filters(request)
+    since, until = _day_bounds(filters["day"])
+    query = AuditQuery(title_contains=filters["action"] or None, since=since, until=until)
     number = page_number(request)
     offset = (number - 1) * PAGE_SIZE
-    if user_token:
-        view = await as_admin(
-            request,
-            lambda work: audit.list_user_events(work, user_token, offset, PAGE_SIZE),
-            "view audit events",
-        )
-    else:
-        view = await as_admin(request, lambda work: audit.list_all_events(work, offset, PAGE_SIZE))
+
+    def operation(work: Work) -> Payload:
+        token = _person_token(work, filters["person"])
+        found = audit.search_events(work, token, query, offset, PAGE_SIZE)
+        names = users.display_names(work, [r.user_token for r in found.rows if r.user_token])
+        return found, names
+
+    # Reading one person's trail is filed under them, as the API's route does.
+    title = "view audit events" if filters["person"] else None
+    view, names = await as_admin(request, operation, title)
+    speaker = i18n.speaker(request)
+    rows = [
+        {
+            "entry": row,
+            "action": row.title,
+            "person": names.get(row.user_token or "", ""),
+            "actor": speaker.gettext(wording.short_actor(row)),
+        }
+        for row in view.rows
+    ]
+    kept = {name: value for name, value in filters.items() if value}
     context = {
-        "rows": view.rows,
-        "token": user_token,
+        "rows": rows,
+        "filters": filters,
+        "query": urlencode(kept) + "&" if kept else "",
         "paging": paging(number, view.total),
     }
     return render(request, "admin/audit.html", context)
@@ -228,13 +300,28 @@ async def audit_page(request: Request) -> Response:
 @page
 async def audit_event_page(request: Request) -> Response:
     atoken = request.path_params["atoken"]
-    event = await as_admin(request, lambda work: audit.get_event(work, atoken), "view audit event")
+
+    def operation(work: Work) -> Payload:
+        found = audit.get_event(work, atoken)
+        owner = found.entry.user_token if found.entry is not None else None
+        return found, users.display_names(work, [owner] if owner else [])
+
+    event, names = await as_admin(request, operation, "view audit event")
     changes = (
         field_changes(event.before, event.after)
         if event.before is not None or event.after is not None
         else []
     )
-    context = {"atoken": atoken, "event": event, "changes": changes}
+    entry = event.entry
+    speaker = i18n.speaker(request)
+    context = {
+        "atoken": atoken,
+        "event": event,
+        "entry": entry,
+        "actor": speaker.gettext(wording.short_actor(entry)) if entry is not None else "",
+        "person": names.get(entry.user_token or "", "") if entry is not None else "",
+        "changes": changes,
+    }
     return render(request, "admin/audit_event.html", context)
 
 
@@ -252,5 +339,5 @@ routes: list[Route] = [
     Route("/admin/audit/{atoken}", audit_event_page, methods=["GET"]),
     *admin_catalogue.routes,
     *admin_people.routes,
-    pages.static_files("/admin/static/{name}", ["admin.css"]),
+    pages.static_files("/admin/static/{name}", ["admin.css", "favicon.svg"]),
 ]

@@ -21,8 +21,9 @@ from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, Source
 from databunker.services.context import Work
 from databunker.units import Access
-from databunker.web import pages
+from databunker.web import i18n, pages, wording
 from databunker.web.pages import Payload
+from databunker.web.wording import N_
 
 Page = Callable[[Request], Awaitable[Response]]
 SESSION = pages.ADMIN
@@ -30,13 +31,13 @@ HOME = "/admin"
 PAGE_SIZE = 50
 
 NOTICES = {
-    "approved": "The request was approved and carried out.",
-    "canceled": "The request was cancelled.",
-    "basis-saved": "The legal basis was saved.",
-    "basis-deleted": "The legal basis was deleted.",
-    "activity-saved": "The processing activity was saved.",
-    "activity-deleted": "The processing activity was deleted.",
-    "signed-out": "You are signed out.",
+    "approved": N_("The request was approved and carried out."),
+    "canceled": N_("The request was rejected."),
+    "basis-saved": N_("The legal basis was saved."),
+    "basis-deleted": N_("The legal basis was deleted."),
+    "activity-saved": N_("The processing activity was saved."),
+    "activity-deleted": N_("The processing activity was deleted."),
+    "signed-out": N_("You are signed out."),
 }
 
 
@@ -54,7 +55,7 @@ def page(handler: Page) -> Page:
             return response
         except DatabunkerError as exc:
             # Domain messages never carry personal data or secrets: they may be shown.
-            context = {"message": exc.message}
+            context = {"message": i18n.speaker(request).gettext(exc.message)}
             return render(request, "admin/error.html", context, status=exc.status_code)
 
     return wrapped
@@ -91,7 +92,9 @@ async def as_admin(
 def render(
     request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
 ) -> Response:
-    values = {"notice": NOTICES.get(request.query_params.get("done", "")), **(context or {})}
+    known = NOTICES.get(request.query_params.get("done", ""))
+    shown = None if known is None else i18n.speaker(request).gettext(known)
+    values = {"notice": shown, **(context or {})}
     return pages.render(request, template, values, status=status, session=SESSION)
 
 
@@ -102,6 +105,26 @@ def redirect(request: Request, to: str) -> Response:
 async def form(request: Request) -> dict[str, str]:
     """The posted fields, once the form's CSRF token matches the admin session (403 if not)."""
     return await pages.check_csrf(request, SESSION)
+
+
+def request_rows(
+    speaker: i18n.Speaker, rows: list[Any], names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Requests as the admin lists show them: kind and status in words, the person by
+    their display name beside the token."""
+    return [
+        {
+            "rtoken": row.rtoken,
+            "kind": wording.request_kind(speaker, row.action, admin=True),
+            "about": row.app or row.brief or "",
+            "status": wording.request_status(speaker, row.status),
+            "created": row.creationtime,
+            "token": row.token,
+            "person": names.get(row.token, ""),
+            "reason": row.reason or "",
+        }
+        for row in rows
+    ]
 
 
 # --- paging --------------------------------------------------------------------------------
@@ -173,6 +196,7 @@ def field_changes(old: Any, new: Any) -> list[dict[str, str]]:
     return rows
 
 
-pages.templates.filters["utc"] = utc
+pages.templates.filters["utc"] = i18n.template_moment
 pages.templates.filters["shown"] = shown
 pages.templates.filters["pretty"] = pretty
+pages.templates.globals["short_actor"] = wording.short_actor

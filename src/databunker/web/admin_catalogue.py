@@ -28,7 +28,6 @@ BASIS_TYPES = (
     "vital-interest",
 )
 MODULES = ("login", "signup-page", "checkout-page", "cookie-popup", "login-page", "other")
-BASIS_TEXTS = ("shortdesc", "fulldesc", "basistype", "module", "requiredmsg")
 ACTIVITY_TEXTS = ("title", "script", "fulldesc", "applicableto")
 CATALOGUE = "/admin/legal"
 
@@ -98,7 +97,11 @@ async def save_basis(request: Request) -> Response:
             # An unticked box is absent from the form: it means false here, not "keep".
             requiredflag=bool(fields.get("requiredflag")),
             usercontrol=bool(fields.get("usercontrol")),
-            **{name: fields.get(name, "") for name in BASIS_TEXTS},
+            shortdesc=fields.get("shortdesc", ""),
+            fulldesc=fields.get("fulldesc", ""),
+            requiredmsg=fields.get("requiredmsg", ""),
+            module=fields.get("module", ""),
+            basistype=fields.get("basistype", ""),
         )
 
     def operation(work: Work) -> None:

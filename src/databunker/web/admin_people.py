@@ -17,6 +17,7 @@ from databunker.services import agreements, apps, audit, records, sessions, user
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.identity import MODES
+from databunker.web import i18n
 from databunker.web.admin_base import (
     PAGE_SIZE,
     as_admin,
@@ -26,10 +27,12 @@ from databunker.web.admin_base import (
     paging,
     redirect,
     render,
+    request_rows,
 )
 from databunker.web.pages import Payload
 
 LOOKUP = "/admin/users"
+SESSIONS_SHOWN = 20
 # Shown masked, as the original admin UI did.
 SECRET_KEYS = frozenset({"password", "pwd", "pass", "parol", "passwd"})
 
@@ -67,6 +70,14 @@ async def lookup(request: Request) -> Response:
     return redirect(request, f"/admin/user/{found.token}")
 
 
+def _display(profile: dict[str, object]) -> str:
+    for name in users.DISPLAY_FIELDS:
+        value = profile.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
 def _record(work: Work, token: str) -> Payload:
     row, _key, profile = records.resolve_user(work, "token", token)
     return {"profile": profile, "erased": row.erased is not None}
@@ -90,8 +101,16 @@ async def person(request: Request) -> Response:
     )
     live_sessions = await as_admin(
         request,
-        lambda work: sessions.list_user_sessions(work, "token", token, 0, 1),
+        lambda work: sessions.list_user_sessions(work, "token", token, 0, SESSIONS_SHOWN),
         "get all user sessions",
+    )
+    app_records = await as_admin(
+        request,
+        lambda work: [
+            (name, apps.get_app_record(work, "token", token, name).data)
+            for name in sorted(app_names.apps)
+        ],
+        "get user app record by token",
     )
     waiting = await as_admin(
         request,
@@ -103,15 +122,20 @@ async def person(request: Request) -> Response:
         lambda work: audit.list_user_events(work, token, offset, PAGE_SIZE),
         "view audit events",
     )
+    display = _display(record["profile"])
     context = {
         "token": token,
         "profile": record["profile"],
         "erased": record["erased"],
         "secret_keys": SECRET_KEYS,
         "consents": consents.rows,
-        "apps": app_names.apps,
-        "sessions": live_sessions.total,
-        "waiting": waiting.rows,
+        "display": display,
+        "apps": [{"app": name, "data": data} for name, data in app_records],
+        "sessions": live_sessions.rows,
+        "sessions_total": live_sessions.total,
+        "waiting": request_rows(
+            i18n.speaker(request), waiting.rows, {token: _display(record["profile"])}
+        ),
         "trail": trail.rows,
         "paging": paging(number, trail.total),
     }

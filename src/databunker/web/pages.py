@@ -33,6 +33,7 @@ from databunker.errors import AccessDenied, DatabunkerError, NotFound
 from databunker.services.access import Credential
 from databunker.services.context import Context, Work
 from databunker.units import Access, run_unit
+from databunker.web import i18n
 
 HERE = Path(__file__).parent
 PAGE_CSP = (
@@ -65,7 +66,13 @@ templates = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+templates.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.template_gettext, i18n.template_ngettext, newstyle=True
+)
+templates.filters["when"] = i18n.template_moment
+templates.filters["number"] = i18n.template_number
 
 
 def _is_https(request: Request) -> bool:
@@ -105,6 +112,7 @@ async def check_csrf(request: Request, session: CookieSession = PERSON) -> dict[
 def _finish(request: Request, response: Response, session: CookieSession = PERSON) -> Response:
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
+    i18n.remember(request, response)
     fresh = request.scope.get("databunker.presession")
     if fresh is not None and session_token(request, session) is None:
         response.set_cookie(
@@ -127,7 +135,11 @@ def render(
     session: CookieSession = PERSON,
 ) -> Response:
     settings = context_of(request).settings
+    speaker = i18n.speaker(request)
     values: dict[str, Any] = {
+        "speaker": speaker,
+        "lang": speaker.language,
+        "languages": i18n.LANGUAGES,
         "ui": settings.ui,
         "csrf": csrf_token(request, session),
         "signed_in": session_token(request, session) is not None,
@@ -216,8 +228,25 @@ async def call(
 
 
 def error_page(request: Request, exc: DatabunkerError) -> Response:
-    # Domain messages never carry personal data or secrets: they may be shown as they are.
-    return render(request, "error.html", {"message": exc.message}, status=exc.status_code)
+    # Domain messages never carry personal data or secrets: they may be shown as they are
+    # (in the page's language where the catalogue has them).
+    message = i18n.speaker(request).gettext(exc.message)
+    return render(request, "error.html", {"message": message}, status=exc.status_code)
+
+
+MEDIA_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript"}
+
+
+def favicon_route() -> Route:
+    """``/favicon.ico``, which browsers ask for whatever the page links: the portal's icon."""
+    body = (HERE / "static" / "favicon.svg").read_bytes()
+
+    async def serve(_request: Request) -> Response:
+        response = Response(body, media_type="image/svg+xml")
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+    return Route("/favicon.ico", serve, methods=["GET"])
 
 
 def static_files(path: str, names: Iterable[str]) -> Route:
@@ -226,10 +255,12 @@ def static_files(path: str, names: Iterable[str]) -> Route:
     files = {name: (HERE / "static" / name).read_bytes() for name in names}
 
     async def serve(request: Request) -> Response:
-        body = files.get(request.path_params["name"])
+        name = request.path_params["name"]
+        body = files.get(name)
         if body is None:
             return error_page(request, NotFound())
-        response = Response(body, media_type="text/css")
+        media_type = MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+        response = Response(body, media_type=media_type)
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from databunker.errors import BadRequest
-from databunker.services import agreements, captcha, export, legal, login, users
+from databunker.services import agreements, captcha, documents, export, legal, login, users
 from databunker.services import requests as user_requests
 from databunker.services.access import NO_CREDENTIAL
 from databunker.services.context import Work
@@ -28,7 +28,7 @@ from databunker.services.documents import encode
 from databunker.services.results import RequestOpened
 from databunker.services.users import UserSaved
 from databunker.units import Access
-from databunker.web import pages, portal_records
+from databunker.web import i18n, pages, portal_records
 from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     SECRET_KEYS,
@@ -37,6 +37,14 @@ from databunker.web.portal_base import (
     notice,
     page,
     result_notice,
+)
+from databunker.web.wording import (
+    AGREEMENT_STATUSES,
+    FIXED_BASIS_TYPES,
+    basis_type,
+    humanised,
+    legal_texts,
+    path_label,
 )
 
 __all__ = ["SignedOut", "as_person", "page", "routes"]
@@ -75,7 +83,12 @@ async def _signin_page(
         "mode": mode,
         "identity": identity,
     }
-    return pages.render(request, "signin.html", context, status=status)
+    return pages.render(request, "signin.html", {**context, **_demo(request)}, status=status)
+
+
+def _demo(request: Request) -> dict[str, str | None]:
+    """In a vault started by ``databunker demo`` the login code is fixed: the pages say it."""
+    return {"demo_code": login.DEMO_CODE if pages.context_of(request).demo else None}
 
 
 @page
@@ -89,7 +102,8 @@ async def send_code(request: Request) -> Response:
     mode = fields.get("mode", "")
     identity = fields.get("identity", "").strip()
     if mode not in login.LOGIN_MODES or not identity:
-        return await _signin_page(request, message="Enter your email or phone.", status=400)
+        message = i18n.speaker(request).gettext("Enter your email address or phone number.")
+        return await _signin_page(request, message=message, status=400)
     address = request.client.host if request.client else "unknown"
     answer = await pages.call(
         request,
@@ -109,11 +123,13 @@ async def send_code(request: Request) -> Response:
     if answer is login.PreloginOutcome.CAPTCHA_FAILED:
         return await _signin_page(
             request,
-            message="The digits did not match. Try the new picture.",
+            message=i18n.speaker(request).gettext("The digits did not match. Try the new picture."),
             mode=mode,
             identity=identity,
         )
-    return pages.render(request, "code.html", {"mode": mode, "identity": identity})
+    return pages.render(
+        request, "code.html", {"mode": mode, "identity": identity, **_demo(request)}
+    )
 
 
 @page
@@ -132,7 +148,8 @@ async def enter_code(request: Request) -> Response:
             keep_spent=True,
         )
     except BadRequest:
-        context = {"mode": mode, "identity": identity, "message": "This code is not valid."}
+        message = i18n.speaker(request).gettext("This code is not valid.")
+        context = {"mode": mode, "identity": identity, "message": message}
         return pages.render(request, "code.html", context, status=400)
     response = pages.redirect(request, "/profile")
     pages.start_session(request, response, answer.xtoken)
@@ -156,28 +173,152 @@ async def sign_out(request: Request) -> Response:
 def _profile_view(work: Work, user_token: str) -> Payload:
     found = users.get_user(work, "token", user_token)
     waiting = user_requests.list_user_requests(work, "token", user_token, "open", 0, 100)
-    return {"profile": found.profile, "waiting": waiting.rows}
+    proposed: dict[tuple[str, ...], Any] = {}
+    for row in waiting.rows:
+        if row.action != "change-profile":
+            continue
+        detail = user_requests.get_request(work, row.rtoken)
+        if isinstance(detail.original, dict) and detail.change is not None:
+            with contextlib.suppress(BadRequest):
+                after = documents.apply_change(detail.original, detail.change)
+                for path, value in _leaves(after):
+                    if _at(found.profile, path) != value:
+                        proposed[path] = value
+    return {"profile": found.profile, "waiting": waiting.rows, "proposed": proposed}
+
+
+def _leaves(document: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Each value of a JSON object that is not itself an object, by its path."""
+    if not isinstance(document, dict):
+        return [(prefix, document)]
+    found: list[tuple[tuple[str, ...], Any]] = []
+    for name in sorted(document):
+        value = document[name]
+        if isinstance(value, dict) and value:
+            found.extend(_leaves(value, (*prefix, name)))
+        else:
+            found.append(((*prefix, name), value))
+    return found
+
+
+_ABSENT = object()
+
+
+def _at(document: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(document, dict) or part not in document:
+            return _ABSENT
+        document = document[part]
+    return document
 
 
 def _shown(value: Any) -> str:
+    if value is None or value is _ABSENT:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _editable(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _is_secret_path(path: tuple[str, ...]) -> bool:
+    return any(part.lower() in SECRET_KEYS for part in path)
+
+
+def _titles(request: Request) -> dict[tuple[str, ...], str]:
+    schema = pages.context_of(request).schema
+    return schema.titles() if schema is not None else {}
 
 
 @page
 async def profile(request: Request) -> Response:
     view = await as_person(request, _profile_view, "get user record by token")
-    fields = [
-        {
-            "name": name,
-            "value": _shown(value),
-            "secret": name.lower() in SECRET_KEYS,
-            "editable": isinstance(value, str | int | float) and not isinstance(value, bool),
-        }
-        for name, value in sorted(view["profile"].items())
+    speaker = i18n.speaker(request)
+    titles = _titles(request)
+    fields = []
+    for index, (path, value) in enumerate(_leaves(view["profile"])):
+        pending = view["proposed"].get(path, _ABSENT)
+        fields.append(
+            {
+                "id": f"field-{index}",
+                "name": json.dumps(list(path), ensure_ascii=False, separators=(",", ":")),
+                "label": path_label(speaker, path, titles),
+                "value": _shown(value),
+                "secret": _is_secret_path(path),
+                "editable": _editable(value),
+                "pending": None if pending is _ABSENT else _shown(pending),
+            }
+        )
+    for path, value in view["proposed"].items():
+        if _at(view["profile"], path) is _ABSENT:
+            label = path_label(speaker, path, titles)
+            fields.append(
+                {
+                    "id": f"field-{len(fields)}",
+                    "name": "",
+                    "label": label,
+                    "value": "",
+                    "secret": _is_secret_path(path),
+                    "editable": False,
+                    "pending": _shown(value),
+                }
+            )
+    shown_notice = notice(request)
+    forgetting = [
+        r
+        for r in view["waiting"]
+        if r.action == "forget-me" and request.query_params.get("done") != "forget-pending"
     ]
-    waiting = [r for r in view["waiting"] if r.action in ("change-profile", "forget-me")]
-    context = {"fields": fields, "waiting": waiting, "notice": notice(request)}
+    context = {"fields": fields, "forgetting": forgetting, "notice": shown_notice}
     return pages.render(request, "profile.html", context)
+
+
+def _typed_like(current: Any, text: str) -> Any:
+    """The posted text as the type the field holds now (a number stays a number)."""
+    if isinstance(current, int) and not isinstance(current, bool):
+        with contextlib.suppress(ValueError):
+            return int(text)
+    if isinstance(current, float):
+        with contextlib.suppress(ValueError):
+            return float(text)
+    return text
+
+
+def _path_of(name: str) -> tuple[str, ...] | None:
+    """A posted field's path: a JSON array of keys (nested fields), else one top-level key."""
+    if name.startswith("["):
+        with contextlib.suppress(ValueError):
+            path = json.loads(name)
+            if isinstance(path, list) and path and all(isinstance(p, str) for p in path):
+                return tuple(path)
+        return None
+    return (name,) if name else None
+
+
+def profile_change(current: dict[str, Any], posted: dict[str, str]) -> dict[str, Any]:
+    """The merge patch the posted form asks for: each field whose text changed, nested
+    fields inside their objects, and a new top-level field if one was named."""
+    change: dict[str, Any] = {}
+    for name, text in posted.items():
+        if not name.startswith("field:"):
+            continue
+        path = _path_of(name.removeprefix("field:"))
+        if path is None or _is_secret_path(path):
+            continue
+        old = _at(current, path)
+        if old is _ABSENT or not _editable(old) or _shown(old) == text:
+            continue
+        target = change
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = _typed_like(old, text)
+    new_key, new_value = posted.get("new_name", "").strip(), posted.get("new_value", "")
+    if new_key and new_key not in current:
+        change[new_key] = new_value
+    return change
 
 
 @page
@@ -186,16 +327,7 @@ async def save_profile(request: Request) -> Response:
 
     def operation(work: Work, user_token: str) -> UserSaved | RequestOpened | None:
         current = users.get_user(work, "token", user_token).profile
-        change: dict[str, Any] = {}
-        for name, value in fields.items():
-            if not name.startswith("field:"):
-                continue
-            key = name.removeprefix("field:")
-            if key in current and _shown(current[key]) != value and key.lower() not in SECRET_KEYS:
-                change[key] = value
-        new_key, new_value = fields.get("new_name", "").strip(), fields.get("new_value", "")
-        if new_key:
-            change[new_key] = new_value
+        change = profile_change(current, fields)
         if not change:
             return None
         return users.change_user(work, "token", user_token, change)
@@ -221,14 +353,56 @@ def _consents_view(work: Work, user_token: str) -> Payload:
             continue
         rows.append({"basis": basis, "agreement": agreement})
     for brief, agreement in given.items():
-        rows.append({"basis": {"brief": brief, "shortdesc": brief}, "agreement": agreement})
+        rows.append({"basis": None, "brief": brief, "agreement": agreement})
     return {"rows": rows}
+
+
+def consent_row(speaker: i18n.Speaker, row: dict[str, Any]) -> dict[str, Any]:
+    """One legal basis as the consents page shows it: what it is for, on what ground, its
+    state, and which button (if any) the person may press."""
+    basis: legal.LegalBasis | None = row["basis"]
+    agreement = row["agreement"]
+    brief = basis.brief if basis is not None else row["brief"]
+    kind = (basis.basistype if basis is not None else "") or "consent"
+    fixed = kind in FIXED_BASIS_TYPES
+    login_basis = basis is not None and basis.module == "login"
+    status = agreement.status if agreement is not None else None
+    if status is not None:
+        state = speaker.gettext(AGREEMENT_STATUSES.get(status, status))
+    elif fixed:
+        state = speaker.gettext("Applies while you use our service")
+    elif login_basis:
+        # Signing in with a code sent this way is what this consent allows.
+        state = speaker.gettext("Given when you signed in with a one-time code")
+    else:
+        state = speaker.gettext("Not given")
+    user_control = basis is None or basis.usercontrol
+    action: str | None = None
+    if not fixed and user_control:
+        if status == "yes":
+            action = "withdraw"
+        elif (status is None and not login_basis) or status in ("no", "revoked", "expired"):
+            action = "give"
+    texts = legal_texts(basis, speaker) if basis is not None else None
+    return {
+        "brief": brief,
+        "title": (texts.shortdesc if texts else "") or humanised(brief),
+        "description": texts.fulldesc if texts else "",
+        "required": texts.requiredmsg if texts and basis is not None and basis.requiredflag else "",
+        "kind": basis_type(speaker, kind),
+        "state": state,
+        "given": status == "yes" or (status is None and (fixed or login_basis)),
+        "agreement": agreement,
+        "action": action,
+    }
 
 
 @page
 async def consents(request: Request) -> Response:
     view = await as_person(request, _consents_view, "get agreements for token")
-    context = {"rows": view["rows"], "notice": notice(request)}
+    speaker = i18n.speaker(request)
+    rows = [consent_row(speaker, row) for row in view["rows"]]
+    context = {"rows": rows, "notice": notice(request)}
     return pages.render(request, "consents.html", context)
 
 
@@ -282,15 +456,24 @@ def _document(value: Any) -> Any:
 @page
 async def forget_page(request: Request) -> Response:
     await as_person(request, lambda _work, _token: {})
-    return pages.render(request, "forget.html", {"message": None})
+    return pages.render(request, "forget.html", _forget_context(request, None))
+
+
+def _forget_context(request: Request, message: str | None) -> dict[str, Any]:
+    # A person's own erasure is immediate only where the setting allows it; otherwise it
+    # is a request the data protection officer decides (``users.erase_user``).
+    immediate = pages.context_of(request).settings.selfservice.forget_me
+    return {"message": message, "immediate": immediate}
 
 
 @page
 async def forget(request: Request) -> Response:
     fields = await pages.check_csrf(request)
     if fields.get("confirm") != "yes":
-        message = "Tick the box to confirm that you want to be forgotten."
-        return pages.render(request, "forget.html", {"message": message}, status=400)
+        message = i18n.speaker(request).gettext(
+            "Tick the box to confirm that you want your data erased."
+        )
+        return pages.render(request, "forget.html", _forget_context(request, message), status=400)
     answer = await as_person(
         request,
         lambda work, token: users.erase_user(work, "token", token),
@@ -317,5 +500,6 @@ routes: list[Route] = [
     Route("/export", download, methods=["POST"]),
     Route("/forget", forget_page, methods=["GET"]),
     Route("/forget/confirm", forget, methods=["POST"]),
-    pages.static_files("/static/{name}", ["portal.css"]),
+    pages.static_files("/static/{name}", ["portal.css", "favicon.svg"]),
+    pages.favicon_route(),
 ]

@@ -8,7 +8,6 @@ person's sends the browser back to sign-in; a refusal of what a signed-in person
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,21 +20,30 @@ from databunker.services.access import Credential, Source
 from databunker.services.context import Work
 from databunker.services.results import RequestOpened
 from databunker.units import Access
-from databunker.web import pages
+from databunker.web import i18n, pages
 from databunker.web.pages import Payload
+from databunker.web.wording import N_
 
 Page = Callable[[Request], Awaitable[Response]]
 
 NOTICES = {
-    "saved": "Your profile was saved.",
-    "pending": "Your change waits for approval by the data protection officer.",
-    "exists": "A request of this kind already waits for approval.",
-    "given": "Your consent was recorded.",
-    "withdrawn": "Your consent was withdrawn.",
-    "withdraw-pending": "Your withdrawal waits for approval by the data protection officer.",
-    "canceled": "The request was cancelled.",
-    "forget-pending": "Your request to be forgotten waits for approval.",
-    "unchanged": "Nothing was changed.",
+    "saved": N_("Your profile was saved."),
+    "pending": N_(
+        "Your change was sent: it waits for approval by our data protection officer. "
+        "You see it below, next to the field it changes."
+    ),
+    "exists": N_("A request of this kind already waits for approval."),
+    "given": N_("Your consent was recorded."),
+    "withdrawn": N_("Your consent was withdrawn."),
+    "withdraw-pending": N_(
+        "Your withdrawal was sent: it waits for approval by our data protection officer."
+    ),
+    "canceled": N_("The request was cancelled."),
+    "forget-pending": N_(
+        "Your request to erase your data was sent: it waits for approval by our data "
+        "protection officer."
+    ),
+    "unchanged": N_("Nothing was changed."),
 }
 # Keys shown masked and never prefilled, as the original portal did.
 SECRET_KEYS = {"password", "pwd", "pass", "parol", "passwd"}
@@ -91,7 +99,9 @@ async def as_person(
 
 
 def notice(request: Request) -> str | None:
-    return NOTICES.get(request.query_params.get("done", ""))
+    """The notice a redirect asked for (``?done=``), in the page's language."""
+    known = NOTICES.get(request.query_params.get("done", ""))
+    return None if known is None else i18n.speaker(request).gettext(known)
 
 
 def result_notice(opened: RequestOpened | None, done: str, pending: str) -> str:
@@ -103,13 +113,8 @@ def result_notice(opened: RequestOpened | None, done: str, pending: str) -> str:
 
 
 def when(value: Any) -> str:
-    if not isinstance(value, int) or value <= 0:
-        return ""
-    moment = datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-pages.templates.filters["when"] = when
+    """A Unix time as an English page shows it (other languages: ``i18n.Speaker``)."""
+    return i18n.Speaker(i18n.DEFAULT).moment(value)
 
 
 def is_secret(name: str) -> bool:

@@ -20,14 +20,13 @@ from databunker.services import apps, audit, documents, sessions
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.requests import RequestDetail
-from databunker.web import pages
+from databunker.web import i18n, pages, wording
 from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     as_person,
     is_secret,
     notice,
     page,
-    shown_fields,
     shown_value,
 )
 
@@ -35,12 +34,6 @@ HISTORY_PAGE = 50
 SESSIONS_SHOWN = 100
 REQUESTS_SHOWN = 100
 OFFSET = re.compile(r"[0-9]{1,9}")
-ACTIONS = {
-    "forget-me": "Forget me",
-    "change-profile": "Change of your profile",
-    "change-app-data": "Change of application data",
-    "agreement-withdraw": "Withdrawal of a consent",
-}
 # Changes that propose a new version of a JSON document: shown field by field.
 DOCUMENT_CHANGES = ("change-profile", "change-app-data")
 
@@ -51,10 +44,7 @@ DOCUMENT_CHANGES = ("change-profile", "change-app-data")
 def _apps_view(work: Work, user_token: str) -> Payload:
     names = apps.list_user_apps(work, "token", user_token).apps
     records = [
-        {
-            "app": name,
-            "fields": shown_fields(apps.get_app_record(work, "token", user_token, name).data),
-        }
+        {"app": name, "data": apps.get_app_record(work, "token", user_token, name).data}
         for name in sorted(names)
     ]
     work.audit.record(app=None)  # one event for the list, not filed under its last app
@@ -64,30 +54,72 @@ def _apps_view(work: Work, user_token: str) -> Payload:
 @page
 async def apps_page(request: Request) -> Response:
     view = await as_person(request, _apps_view, "get user app list by token")
-    return pages.render(request, "apps.html", {"records": view["records"]})
+    speaker = i18n.speaker(request)
+    records = [
+        {"app": r["app"], "fields": readable_fields(speaker, r["data"])} for r in view["records"]
+    ]
+    return pages.render(request, "apps.html", {"records": records})
 
 
 # --- sessions ------------------------------------------------------------------------------
 
 
+# Keys of session data that hold identifiers, not anything a person recognises.
+HIDDEN_SESSION_KEYS = frozenset({"token", "usertoken", "user_token", "session", "sessionid"})
+
+
+def readable_fields(
+    speaker: i18n.Speaker, document: Any, hidden: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """A JSON value as labelled lines of text, nested objects flattened into their fields
+    (``Address > City``); keys in ``hidden`` and values that are UUIDs are left out."""
+    found: list[dict[str, Any]] = []
+
+    def walk(value: Any, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for name in sorted(value):
+                if name.lower() not in hidden:
+                    walk(value[name], (*path, name))
+            return
+        if isinstance(value, str) and UUID.fullmatch(value):
+            return
+        if isinstance(value, list):
+            text = ", ".join(v if isinstance(v, str) else json.dumps(v) for v in value)
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+        label = wording.path_label(speaker, path)
+        found.append(
+            {"name": label, "secret": any(is_secret(p) for p in path), "text": text, "block": False}
+        )
+
+    walk(document, ())
+    return found
+
+
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _sessions_view(work: Work, user_token: str) -> Payload:
     found = sessions.list_user_sessions(work, "token", user_token, 0, SESSIONS_SHOWN)
-    rows = [
-        {
-            "created": row.created,
-            "when": row.updated,
-            "expires": row.expires,
-            "fields": shown_fields(row.data),
-        }
-        for row in found.rows
-    ]
-    return {"rows": rows, "total": found.total}
+    return {"rows": found.rows, "total": found.total}
 
 
 @page
 async def sessions_page(request: Request) -> Response:
     view = await as_person(request, _sessions_view, "get all user sessions")
-    return pages.render(request, "sessions.html", view)
+    speaker = i18n.speaker(request)
+    rows = [
+        {
+            "created": row.created,
+            "when": row.updated,
+            "expires": row.expires,
+            "fields": readable_fields(speaker, row.data, HIDDEN_SESSION_KEYS),
+        }
+        for row in view["rows"]
+    ]
+    return pages.render(request, "sessions.html", {"rows": rows, "total": view["total"]})
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -102,7 +134,20 @@ async def requests_page(request: Request) -> Response:
         ),
         "get user privacy requests",
     )
-    context = {"rows": view.rows, "notice": notice(request)}
+    speaker = i18n.speaker(request)
+    rows = [
+        {
+            "rtoken": row.rtoken,
+            "kind": wording.request_kind(speaker, row.action),
+            "about": row.app or row.brief or "",
+            "status": wording.request_status(speaker, row.status),
+            "open": row.status == "open",
+            "created": row.creationtime,
+            "reason": row.reason or "",
+        }
+        for row in view.rows
+    ]
+    context = {"rows": rows, "notice": notice(request)}
     return pages.render(request, "requests.html", context)
 
 
@@ -120,7 +165,7 @@ def field_changes(current: dict[str, Any], proposed: dict[str, Any]) -> list[dic
             continue
         changes.append(
             {
-                "name": name,
+                "name": wording.humanised(name),
                 "secret": is_secret(name),
                 "before": shown_value(before) if name in current else None,
                 "after": shown_value(after) if name in proposed else None,
@@ -153,9 +198,11 @@ async def request_page(request: Request) -> Response:
         lambda work, _token: user_requests.get_request(work, rtoken),
         "get user request by request token",
     )
+    speaker = i18n.speaker(request)
     context = {
         "request": found.request,
-        "label": ACTIONS.get(found.action, found.action),
+        "label": wording.request_kind(speaker, found.action),
+        "status": wording.request_status(speaker, found.request.status),
         **_proposal(found),
     }
     return pages.render(request, "request.html", context)
@@ -199,8 +246,16 @@ async def audit_page(request: Request) -> Response:
     )
     rows, total = view.rows, view.total
     shown_to = offset + len(rows)
+    speaker = i18n.speaker(request)
+    days = [
+        {
+            "day": day.day,
+            "lines": [{"when": line.when, "text": line.sentence(speaker)} for line in day.lines],
+        }
+        for day in wording.history(speaker, rows)
+    ]
     context = {
-        "rows": rows,
+        "days": days,
         "total": total,
         "first": offset + 1,
         "last": shown_to,

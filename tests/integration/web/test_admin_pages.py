@@ -309,7 +309,9 @@ def test_approve_a_profile_change_shown_as_a_diff(
     assert '<strong id="open-requests">1</strong>' in dashboard
     listing = dpo.get("/admin/requests").text
     assert f'href="/admin/requests/{rtoken}"' in listing
-    assert "change-profile" in listing
+    assert "Profile change" in listing
+    assert "change-profile" not in listing
+    assert "ann@example.com" in listing  # the person by their email, beside the token
     detail = dpo.get(f"/admin/requests/{rtoken}").text
     assert (
         '<tr class="changed"><th scope="row">name</th><td data-label="Now" class="old">Ann</td>'
@@ -325,7 +327,7 @@ def test_approve_a_profile_change_shown_as_a_diff(
     assert approved.status_code == 303
     assert approved.headers["location"] == f"/admin/requests/{rtoken}?done=approved"
     page = dpo.get(approved.headers["location"]).text
-    assert '<dd id="request-status">approved</dd>' in page
+    assert '<dd id="request-status">Approved</dd>' in page
     assert "The change that was proposed:" in page
     assert "&#34;Annie&#34;" in page
     assert "The request was approved and carried out." in page
@@ -522,8 +524,11 @@ def test_look_up_a_person(
     page = dpo.get(found.headers["location"]).text
     assert "<dt>name</dt><dd>Ann</dd>" in page
     assert '"Legal basis">newsletter</td><td data-label="Status">yes</td>' in page
-    assert "Applications: shop" in page
-    assert "<strong>1</strong> live session" in page
+    assert "<h3>shop</h3>" in page
+    assert "<dt>cart</dt><dd>2</dd>" in page  # the app record itself, not only its name
+    assert "1 live session." in page
+    assert "<dt>ip</dt><dd>10.0.0.1</dd>" in page  # and the session's data
+    assert "<h1>ann@example.com</h1>" in page
     assert f'href="/admin/requests/{rtoken}"' in page
     assert "get user record by token" in page
     trail = api.get(f"/v1/audit/list/{ann}?limit=100").json()["rows"]

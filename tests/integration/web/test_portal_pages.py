@@ -198,7 +198,9 @@ def test_profile_edit_and_pending_change(make_vault, ann: str, portal_vault: Con
         page = client.get("/profile?done=pending").text
         assert "waits for approval" in page
         assert 'value="Ann"' in page
-        assert "A change to your profile" in page
+        assert "Waiting for approval: Annie" in page
+        assert page.count('class="pending"') == 1  # one sign, next to the field it changes
+        assert page.count('class="notice"') == 1  # and one banner
 
 
 def test_profile_edit_applies_at_once_with_self_service(signed_in: TestClient) -> None:
@@ -251,13 +253,14 @@ def test_requests_list_and_cancel(signed_in: TestClient) -> None:
     asked = signed_in.post("/forget/confirm", data={"csrf": csrf, "confirm": "yes"})
     assert asked.headers["location"] == "/profile?done=forget-pending"
     page = signed_in.get("/requests").text
-    assert "forget-me" in page
+    assert "Erase all my data" in page
+    assert "forget-me" not in page
     rtoken = re.search(r'name="rtoken" value="([^"]+)"', page)
     assert rtoken is not None
     signed_in.post("/requests/cancel", data={"csrf": csrf, "rtoken": rtoken.group(1)})
     page = signed_in.get("/requests").text
-    assert "canceled" in page
-    assert "user operation" in page
+    assert "Rejected or cancelled" in as_text(page)
+    assert "Reason: user operation" in as_text(page)
 
 
 def test_forget_me_needs_confirmation_then_erases(make_vault, ann: str) -> None:  # type: ignore[no-untyped-def]
@@ -290,8 +293,10 @@ def test_sign_out_revokes_the_token(portal_vault: Context, ann: str, browser: Te
 def test_audit_page_shows_own_events(signed_in: TestClient) -> None:
     signed_in.get("/profile")
     page = signed_in.get("/audit").text
-    assert "get user record by token" in page
-    assert "create user record" in page
+    shown = as_text(page)
+    assert "You viewed your profile." in shown
+    assert "Our service created your profile." in shown
+    assert "get user record by token" not in page
 
 
 def test_branding_comes_from_ui_settings(make_vault) -> None:  # type: ignore[no-untyped-def]
@@ -393,7 +398,7 @@ def test_the_navigation_reaches_every_page(signed_in: TestClient) -> None:
         ("/consents", "Consents"),
         ("/requests", "Requests"),
         ("/audit", "History"),
-        ("/forget", "Forget me"),
+        ("/forget", "Erase my data"),
     ]
     assert '<a href="/apps" aria-current="page">' in nav.group(1)
     assert "Sign out</button>" in nav.group(1)
@@ -442,16 +447,17 @@ def test_apps_page_shows_each_record(
     headings = re.findall(r'<h2 id="app-\d+">([^<]+)</h2>', page)
     assert headings == ["forum", "shop"]
     shown = as_text(page)
-    assert "nick annie posts 3" in shown
-    assert "plan gold" in shown
-    assert preformatted(page) == [shop["address"]]
+    assert "Nick annie Posts 3" in shown
+    assert "Plan gold" in shown
+    assert "Address \u203a City Oslo" in shown  # nested values as fields, not JSON
+    assert "Address \u203a Lines 1 Main St, " + XSS in shown
+    assert preformatted(page) == []
     assert "hunter2" not in page  # shown masked, as on the profile page
     assert "bank" not in page
     assert "NO9386011117947" not in page
     assert XSS not in page
     assert page.count(ESCAPED) == 2  # the note, and inside the nested address
-    assert "&#34;1 Main St&#34;" in page  # nested values are escaped as well
-    assert "get user app list by token" in signed_in.get("/audit").text
+    assert "You viewed the data applications keep about you." in signed_in.get("/audit").text
 
 
 def create_user_in(vault: Context, profile: dict[str, Any]) -> str:
@@ -481,9 +487,11 @@ def test_sessions_page_shows_sessions(
     page = response.text
     shown = as_text(page)
     assert f"Session started {when(started)}" in shown
-    assert f"Last updated {when(clock.now)} · ends {when(clock.now + 900)}" in shown
-    assert "expiration 900s" in shown
-    assert preformatted(page) == [["book", "pen"]]
+    assert f"Last used {when(clock.now)} · ends {when(clock.now + 900)}" in shown
+    assert "Expiration 900s" in shown
+    assert "Cart book, pen" in shown
+    assert preformatted(page) == []  # no raw JSON
+    assert ann not in page  # nor the record's token
     assert ESCAPED in page
     assert XSS not in page
     assert session not in page  # the session id is the application's cookie: not shown
@@ -512,19 +520,19 @@ def test_request_detail_shows_the_change_field_by_field(
     rtoken = asked["rtoken"]
 
     listing = signed_in.get("/requests").text
-    assert f'<a href="/requests/{rtoken}">change-profile</a>' in listing
+    assert f'<a href="/requests/{rtoken}">Change to your profile</a>' in listing
     response = signed_in.get(f"/requests/{rtoken}")
     assert response.status_code == 200
     page = response.text
     shown = as_text(page)
-    assert "Change of your profile" in shown
-    assert "Status open" in shown
+    assert "Change to your profile" in shown
+    assert "Status Waiting for approval" in shown
     assert "Reason none given" in shown
     assert diff_rows(page) == [
-        ("city", "not set", "Oslo"),
-        ("name", "Ann", "Annie"),
-        ("note", XSS, "removed"),
-        ("password", "•••••• hidden", "•••••• changed"),
+        ("City", "not set", "Oslo"),
+        ("Name", "Ann", "Annie"),
+        ("Note", XSS, "removed"),
+        ("Password", "•••••• hidden", "•••••• changed"),
     ]
     assert "s3cret" not in page
     assert XSS not in page
@@ -533,7 +541,7 @@ def test_request_detail_shows_the_change_field_by_field(
 
     as_root(portal_vault, "DELETE", f"/v1/request/{rtoken}", {"reason": XSS})
     page = signed_in.get(f"/requests/{rtoken}").text
-    assert "Status canceled" in as_text(page)
+    assert "Status Rejected or cancelled" in as_text(page)
     assert f"Reason {XSS}" in as_text(page)
     assert XSS not in page
     assert 'name="rtoken"' not in page
@@ -549,8 +557,8 @@ def test_request_detail_of_an_app_change_and_of_a_forget_me(
     patch = [{"op": "replace", "path": "/plan", "value": {"tier": "platinum"}}]
     asked = as_user(strict_vault, ann, "PUT", f"/v1/userapp/token/{ann}/shop", patch)
     page = signed_in.get(f"/requests/{asked['rtoken']}").text
-    assert "Change of application data" in page
-    assert diff_rows(page) == [("plan", "gold", '{ "tier": "platinum" }')]
+    assert "Change to data an application keeps" in page
+    assert diff_rows(page) == [("Plan", "gold", '{ "tier": "platinum" }')]
     assert preformatted(page) == [{"tier": "platinum"}]
 
     # The record moved on and the patch no longer applies: the change is shown as asked.
@@ -563,7 +571,7 @@ def test_request_detail_of_an_app_change_and_of_a_forget_me(
 
     forget = as_user(strict_vault, ann, "DELETE", f"/v1/user/token/{ann}")
     page = signed_in.get(f"/requests/{forget['rtoken']}").text
-    assert "<h1>Forget me</h1>" in page
+    assert "<h1>Erase all my data</h1>" in page
     assert "The proposed change" not in page
 
 
@@ -606,8 +614,10 @@ def add_events(vault: Context, clock: Clock, user_token: str, count: int) -> Non
             save_event(conn, event, clock.now)
 
 
-def history_titles(page: str) -> list[str]:
-    return re.findall(r"<td>(event \d\d|create user record|view audit events)</td>", page)
+def history_lines(page: str) -> list[str]:
+    return [
+        as_text(line) for line in re.findall(r"<li><span class=\"meta\">(.*?)</li>", page, re.S)
+    ]
 
 
 def test_history_pages_by_fifty(
@@ -617,32 +627,52 @@ def test_history_pages_by_fifty(
 
     first = signed_in.get("/audit")
     assert first.status_code == 200
-    assert "Events 1\u201350 of 61, newest first." in first.text
-    assert history_titles(first.text) == [f"event {n:02d}" for n in range(59, 9, -1)]
+    assert "Newest first. Events 1 to 50 of 61." in first.text
+    lines = history_lines(first.text)
+    assert len(lines) == 50  # another service's events are not folded together
+    assert all(line.endswith("Our service used your data.") for line in lines)
     assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', first.text) == [
         ("/audit?offset=50", "next", "Older")
     ]
 
     # Reading the first page was itself an event: 62 now.
     second = signed_in.get("/audit?offset=50")
-    assert "Events 51\u201362 of 62, newest first." in second.text
-    expected = [*(f"event {n:02d}" for n in range(10, -1, -1)), "create user record"]
-    assert history_titles(second.text) == expected
+    assert "Newest first. Events 51 to 62 of 62." in second.text
+    lines = history_lines(second.text)
+    assert len(lines) == 12
+    assert lines[-1].endswith("Our service created your profile.")
     assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', second.text) == [
         ("/audit", "prev", "Newer")
     ]
     assert XSS not in second.text
-    assert ESCAPED in second.text
+    assert ESCAPED not in second.text  # messages are the service's, not shown to people
 
     beyond = signed_in.get("/audit?offset=100")
-    assert "No events here: you have 63 in all." in beyond.text
+    assert "No events on this page." in beyond.text
     assert '<a href="/audit?offset=50" rel="prev">Newer</a>' in beyond.text
 
-    for bad in ("-1", "abc", "1.5", "+5", "٣", "²", "1e3", "9999999999", "0x10"):
+    for bad in ("-1", "abc", "1.5", "+5", "\u0663", "\u00b2", "1e3", "9999999999", "0x10"):
         response = signed_in.get("/audit", params={"offset": bad})
         assert response.status_code == 400, bad
         assert "bad offset" in response.text
     assert signed_in.get("/profile").status_code == 200
+
+
+def test_history_tells_events_as_sentences_and_folds_page_reads(
+    signed_in: TestClient, portal_vault: Context, ann: str
+) -> None:
+    for path in ("/profile", "/consents", "/profile", "/audit"):
+        assert signed_in.get(path).status_code == 200
+    as_root(portal_vault, "PUT", f"/v1/user/token/{ann}", {"name": "Annie"})
+    page = signed_in.get("/audit").text
+    lines = history_lines(page)
+    assert lines[0].endswith("Our service changed your profile.")
+    assert lines[1].endswith("You viewed these pages: History, Profile, Consents.")
+    assert lines[2].endswith("Our service created your profile.")
+    assert len(lines) == 3
+    assert re.search(r"<h2>\w+day, \w+ \d+, \d{4}</h2>", page)  # grouped by day
+    assert ann not in page
+    assert "token" not in as_text(page).lower()
 
 
 def test_history_escapes_titles_and_messages(
@@ -653,7 +683,7 @@ def test_history_escapes_titles_and_messages(
         save_event(conn, event, clock.now)
     page = signed_in.get("/audit").text
     assert XSS not in page
-    assert page.count(ESCAPED) == 2
+    assert "You used your data." in page
 
 
 # --- sign-in with the captcha --------------------------------------------------------------

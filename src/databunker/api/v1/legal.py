@@ -39,6 +39,8 @@ def _basis_body(basis: LegalBasis) -> dict[str, Any]:
         "usercontrol": basis.usercontrol,
         "requiredflag": basis.requiredflag,
         "creationtime": basis.created,
+        # An extension: shown only for a basis that has texts in other languages.
+        **({"translations": basis.translations} if basis.translations else {}),
     }
 
 
@@ -141,7 +143,14 @@ def _basis_change(body: dict[str, Any]) -> BasisChange:
         fulldesc=_text(body, "fulldesc"),
         basistype=_text(body, "basistype"),
         usercontrol=_flag(body, "usercontrol"),
+        translations=_translations(body),
     )
+
+
+def _translations(body: dict[str, Any]) -> dict[str, dict[str, str]] | None:
+    """The optional per-language texts (an extension of v1: absent keeps them)."""
+    value = body.get("translations")
+    return None if value is None else legal.check_translations(value)
 
 
 def _activity_change(body: dict[str, Any]) -> ActivityChange:
