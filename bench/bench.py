@@ -231,9 +231,13 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
     port = free_port()
     serve = [PYTHON, "-m", "databunker", "serve", "--host", "127.0.0.1", "--port", str(port)]
     serve += ["--workers", workers]
-    with process(serve, env, work, port, "/v1/status") as pid:
+    serve_env = dict(env)
+    if args.audit_chain == "off":
+        serve_env["PYTHONPATH"] = str(ROOT / "bench" / "unchained")
+    chosen = [s for s in SCENARIOS[1:] if not args.only or any(o in s[0] for o in args.only)]
+    with process(serve, serve_env, work, port, "/v1/status") as pid:
         create_users(port, args.users, tokens_file)
-        for name, script, path in SCENARIOS[1:]:
+        for name, script, path in chosen:
             extra = {"BENCH_PATH": path} if path else {}
             results.append(measure(args, database, name, script, port, pid, {**wrk_env, **extra}))
     base = results[0].requests_per_second
@@ -285,6 +289,18 @@ def main() -> None:
         help="server processes (default: one per CPU, the production advice)",
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="run only the scenarios whose name contains TEXT (repeatable; the bare route runs)",
+    )
+    parser.add_argument(
+        "--audit-chain",
+        choices=["on", "off"],
+        default="on",
+        help="off: audit events without their chain link (to measure what the chain costs)",
+    )
     args = parser.parse_args()
 
     results: list[Result] = []
@@ -306,7 +322,7 @@ def main() -> None:
     about = (
         f"{time.strftime('%Y-%m-%d', time.gmtime())}, {machine()}; {args.workers} server "
         f"worker(s); wrk -t{args.threads} -c{args.connections} -d{args.seconds}s on the same "
-        "machine"
+        f"machine; audit chain {args.audit_chain}"
     )
     args.results.mkdir(parents=True, exist_ok=True)
     raw = {"machine": about, "results": [asdict(r) for r in results]}

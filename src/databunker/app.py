@@ -51,6 +51,7 @@ from databunker.key_keeper import KeyKeeper, fixed_unsealer
 from databunker.metrics import Metrics
 from databunker.notify.dispatcher import OutboxDispatcher
 from databunker.services.context import Context
+from databunker.tracing import Tracing
 from databunker.unsealing import POLL_SECONDS, Unsealer
 
 log = logging.getLogger("databunker.keys")
@@ -69,14 +70,15 @@ class Application:
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             jobs = asyncio.create_task(self._run_jobs(vault.settings.server.jobs_interval))
-            keeping = asyncio.create_task(self._keep_keys())
+            stopping = asyncio.Event()
+            keeping = asyncio.create_task(self._keep_keys(stopping))
             _settle_heap()
             try:
                 yield
             finally:
-                keeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeping
+                # Not a cancel: a check running on a thread finishes before the pool goes.
+                stopping.set()
+                await keeping
                 await anyio.to_thread.run_sync(self.keeper.stop)
                 await self._stop_webhooks()
                 # A round already running finishes first: its thread is not abandoned.
@@ -87,6 +89,7 @@ class Application:
                 # the app was built with the vault, in a worker process.
                 if owns_database:
                     vault.database.dispose()
+                await anyio.to_thread.run_sync(self.tracing.shutdown)
 
         self.starlette = Starlette(
             routes=[
@@ -123,7 +126,13 @@ class Application:
         self.starlette.state.webhooks = None
         self.starlette.state.keeper = self.keeper
         gate = SealedGate(self.starlette, vault.keyring)
-        self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics)
+        tracing_settings = vault.settings.tracing
+        self.tracing = (
+            Tracing.otlp(tracing_settings.endpoint, tracing_settings.service_name)
+            if tracing_settings.enabled
+            else Tracing()
+        )
+        self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics, self.tracing)
 
     async def _run_jobs(self, interval: float) -> None:
         # Periodic jobs wait while the vault is sealed.
@@ -132,10 +141,11 @@ class Application:
             if not self.vault.keyring.sealed:
                 await anyio.to_thread.run_sync(run_jobs, self.vault)
 
-    async def _keep_keys(self) -> None:
+    async def _keep_keys(self, stopping: asyncio.Event) -> None:
         """Follow the unsealer and the stored keyring; run the outbox dispatcher only while
-        unsealed (it needs the outbox key)."""
-        while True:
+        unsealed (it needs the outbox key). Returns once ``stopping`` is set, never with a
+        check still running on a thread."""
+        while not stopping.is_set():
             if self.vault.keyring.sealed:
                 await self._stop_webhooks()
             elif self.starlette.state.webhooks is None:
@@ -143,7 +153,10 @@ class Application:
                 if webhooks is not None:
                     webhooks.start()
                 self.starlette.state.webhooks = webhooks
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+            if stopping.is_set():
+                return
             try:
                 await anyio.to_thread.run_sync(self.keeper.sync)
                 await anyio.to_thread.run_sync(self.keeper.refresh)

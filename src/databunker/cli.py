@@ -41,6 +41,7 @@ from databunker.services.login import DEMO_CODE
 from databunker.services.schema import SchemaLoadError, UserSchema
 from databunker.services.system import VaultStateError, initialise, open_vault
 from databunker.storage import Database, DatabaseURLError, audit_chain, migrate, schema_version
+from databunker.storage import backup as snapshots
 from databunker.storage.database import DEFAULT_URL
 from databunker.unsealing import LocalUnsealer, SocketUnsealer, UnsealAgent, Unsealer
 
@@ -634,6 +635,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> None:
         print("the anchored event was removed by retention: the anchor was not compared")
 
 
+def cmd_backup(args: argparse.Namespace) -> None:
+    database = _open_database(_database_url(args, load_bootstrap()))
+    try:
+        with database.transaction() as conn:
+            initialised = schema_version(conn) > 0 and "key_check" in _meta_names(conn)
+        if not initialised:
+            raise CommandError("the database is not initialised: there is no vault to back up")
+        size = snapshots.backup(database, Path(args.file))
+    except snapshots.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        database.dispose()
+    print(f"backup written to {args.file} ({size:,} bytes); keep the master key apart from it")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    database = _open_database(_database_url(args, load_bootstrap()))
+    try:
+        snapshots.restore(database, Path(args.file))
+        migrate(database)  # a backup of an earlier release is brought up to date
+    except snapshots.BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        database.dispose()
+    print(f"restored {args.file}; start the server with the vault's master key or shares")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
     with tempfile.TemporaryDirectory(prefix="databunker-demo-") as folder:
@@ -733,6 +761,16 @@ def _parser() -> argparse.ArgumentParser:
         "--anchor", metavar="COUNT:LINK", help="a head taken earlier from GET /v1/sys/audit/head"
     )
     verify.set_defaults(handler=cmd_audit_verify)
+
+    backup = commands.add_parser("backup", help="write a consistent snapshot of the vault")
+    backup.add_argument("file", help="the backup file to write (must not exist)")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="restore a backup into an empty database")
+    restore.add_argument("file", help="a file written by databunker backup")
+    restore.set_defaults(handler=cmd_restore)
+    for sub in (backup, restore):
+        sub.add_argument("--db", help="sqlite:///path.db (PostgreSQL: pg_dump, pg_restore)")
+        sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda _args: print(f"databunker {__version__}"))

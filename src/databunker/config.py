@@ -236,6 +236,17 @@ class ServerSettings(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
 
 
+class TracingSettings(BaseModel):
+    """Optional OpenTelemetry tracing: a span per request, by OTLP over HTTP."""
+
+    model_config = _MODEL_CONFIG
+
+    enabled: bool = False
+    # OTLP/HTTP traces endpoint of a collector (protobuf)
+    endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces", pattern=r"^https?://\S+$")
+    service_name: str = Field(default="databunker", min_length=1, max_length=128)
+
+
 class SmtpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, populate_by_name=True)
 
@@ -292,6 +303,7 @@ _SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "server": (ServerSettings, "Server"),
     "smtp": (SmtpSettings, "SMTP"),
     "ui": (UISettings, "UI"),
+    "tracing": (TracingSettings, "Tracing"),
 }
 
 _SECRET_KEYS = frozenset(
@@ -326,6 +338,7 @@ class Settings(BaseModel):
     server: ServerSettings = Field(default_factory=ServerSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @property
     def magic_lookup(self) -> bool:

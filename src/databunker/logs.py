@@ -12,6 +12,8 @@ import time
 
 import orjson
 
+from databunker.tracing import CURRENT
+
 ALLOWED_FIELDS = (
     "method",
     "route",
@@ -38,7 +40,21 @@ class JSONFormatter(logging.Formatter):
             value = record.__dict__.get(field)
             if value is not None:
                 entry[field] = value
+        ids = CURRENT.get()
+        if ids is not None:
+            entry["request_id"] = ids.request_id
+            entry["trace_id"] = ids.trace_id
         return orjson.dumps(entry).decode()
+
+
+class ServerLogNames(logging.Filter):
+    """Names uvicorn's own lines for what they are about: the server's life (start, stop,
+    a port in use) is ``databunker.server``, not ``uvicorn.error``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error" or record.name == "uvicorn":
+            record.name = "databunker.server"
+        return True
 
 
 def configure(level: str = "INFO", access_log: bool = True) -> None:
@@ -51,6 +67,7 @@ def configure(level: str = "INFO", access_log: bool = True) -> None:
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
+    handler.addFilter(ServerLogNames())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

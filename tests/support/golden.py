@@ -129,6 +129,8 @@ class Transcript:
                     lines.append(self._allow(response))
                     continue
                 shown = "<volatile>" if volatile_body and name == "content-length" else value
+                if name == "x-request-id":  # a new random id per request
+                    shown = "<request id>"
                 lines.append(f"< {name}: {shown}")
         elif "allow" in response.headers:
             lines.append(self._allow(response))

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-_TOOLS = ("initdb", "pg_ctl", "pg_dump")
+_TOOLS = ("initdb", "pg_ctl", "pg_dump", "pg_restore")
 _SERVER_OPTIONS = (
     "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
     " -c full_page_writes=off -c max_connections=200"

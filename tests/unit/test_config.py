@@ -466,6 +466,7 @@ ui:
         "Server",
         "SMTP",
         "UI",
+        "Tracing",
     ]
     assert config["Generic"]["CreateUserWithoutAccessToken"] is True
     assert config["SelfService"]["ForgetMe"] is False

@@ -1,4 +1,4 @@
-"""The keyring: versioned KEKs, sealing, entries sealed under the master key."""
+"""The keyring: versioned KEKs, sealing, entries sealed under the keyring key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from databunker.crypto import (
     KeyringSealed,
     KeySet,
     MasterKey,
+    open_keyring_entry,
+    seal_keyring_entry,
     wrapped_kek_version,
 )
 
@@ -24,16 +26,32 @@ def test_a_new_key_set_is_random_and_not_derived_from_the_master_key() -> None:
     assert derived.audit_chain == master.derive("audit-chain")
 
 
-def test_entries_sealed_under_the_master_key_round_trip_and_are_bound_to_their_name() -> None:
-    master, keys = MasterKey.generate(), KeySet.generate()
-    sealed = {name: master.seal_entry(name, raw) for name, raw in keys.entries().items()}
+def test_entries_sealed_under_the_keyring_key_round_trip_and_are_bound_to_their_name() -> None:
+    keys = KeySet.generate()
+    wrapping = keys.wrapping
+    sealed = {name: seal_keyring_entry(wrapping, name, raw) for name, raw in keys.entries().items()}
 
-    opened = {name: master.open_entry(name, blob) for name, blob in sealed.items()}
-    assert KeySet.from_entries(opened, 1).entries() == keys.entries()
+    opened = {name: open_keyring_entry(wrapping, name, blob) for name, blob in sealed.items()}
+    assert KeySet.from_entries(opened, 1, wrapping).entries() == keys.entries()
+    assert wrapping not in opened.values()
     with pytest.raises(DecryptionError):
-        master.open_entry("blind-index", sealed["secret-hash"])
+        open_keyring_entry(wrapping, "blind-index", sealed["secret-hash"])
     with pytest.raises(DecryptionError):
-        MasterKey.generate().open_entry("blind-index", sealed["blind-index"])
+        open_keyring_entry(KeySet.generate().wrapping, "blind-index", sealed["blind-index"])
+
+
+def test_the_master_key_seals_the_keyring_key_bound_to_its_name() -> None:
+    master, wrapping = MasterKey.generate(), KeySet.generate().wrapping
+    sealed = master.seal_entry("keyring-key", wrapping)
+
+    assert master.open_entry("keyring-key", sealed) == wrapping
+    with pytest.raises(DecryptionError):
+        MasterKey.generate().open_entry("keyring-key", sealed)
+    with pytest.raises(DecryptionError):
+        master.open_entry("blind-index", sealed)
+    # A keyring entry and the master key's own sealing are not interchangeable.
+    with pytest.raises(DecryptionError):
+        open_keyring_entry(wrapping, "keyring-key", sealed)
 
 
 def test_unwrap_picks_the_kek_version_the_wrapped_key_names() -> None:

@@ -4,7 +4,9 @@
 - ``OPTIONS`` on a known path answers the CORS preflight;
 - security headers on every response (HSTS only over TLS), ``no-store`` caching;
 - metrics and a structured access-log line per request, labelled by route template only,
-  so no identity from a URL reaches a log or a metric.
+  so no identity from a URL reaches a log or a metric;
+- a request id (``X-Request-Id``) and a trace id (W3C ``traceparent``) for every log line of
+  the request, and a span per request when tracing is on (``databunker.tracing``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databunker.api.v1.responses import ENDPOINT_MISSING, JSON_TYPE
 from databunker.metrics import Metrics
+from databunker.tracing import CURRENT, RequestIds, Tracing, request_id_of
 
 access_log = logging.getLogger("databunker.access")
 
@@ -44,10 +47,13 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, router: Router, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, router: Router, metrics: Metrics, tracing: Tracing | None = None
+    ) -> None:
         self.app = app
         self.router = router
         self.metrics = metrics
+        self.tracing = tracing or Tracing()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,12 +66,24 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status = 500
         secure = scope.get("scheme") == "https"
+        given_id = traceparent = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given_id = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+        request_id = request_id_of(given_id)
+        span = self.tracing.start(scope["method"], traceparent)
+        ids = CURRENT.set(RequestIds(request_id, span.trace_id))
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = _with_security_headers(message.get("headers", []), secure)
+                headers = _with_security_headers(message.get("headers", []), secure)
+                headers.append(id_header)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -86,6 +104,8 @@ class EdgeMiddleware:
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
+            span.finish(scope["method"], route, status)
+            CURRENT.reset(ids)
 
     async def _preflight(self, scope: Scope, send: Send) -> None:
         allowed: set[str] = set()

@@ -17,7 +17,9 @@ from databunker.api.v1.responses import JSON_TYPE
 from databunker.crypto import Keyring
 
 SEALED_MESSAGE = "vault is sealed"
-OPEN_WHILE_SEALED = frozenset({("GET", "/v1/sys/seal"), ("POST", "/v1/sys/unseal")})
+OPEN_WHILE_SEALED = frozenset(
+    {("GET", "/v1/sys/seal"), ("POST", "/v1/sys/unseal"), ("GET", "/v1/sys/ready")}
+)
 STATUS_PATHS = frozenset({"/v1/status", "/status"})
 _STATUS_BODY = orjson.dumps({"status": "error", "message": SEALED_MESSAGE, "sealed": True})
 _API_BODY = orjson.dumps({"status": "error", "message": SEALED_MESSAGE})

@@ -1,8 +1,11 @@
 """Key hierarchy and envelope encryption.
 
-The master key wraps the keyring only: a ``KeySet`` of versioned key-encryption keys (KEKs),
-the blind-index key, the secret-hashing key, the service keys and the audit-chain key, stored
-in the database as entries sealed under the master key (``MasterKey.seal_entry``). A vault
+The master key wraps one key only, the keyring key (``KeySet.wrapping``, stored as the entry
+``keyring-key`` sealed by ``MasterKey.seal_entry``). The keyring key seals the keyring's other
+entries (``seal_keyring_entry``): a ``KeySet`` of versioned key-encryption keys (KEKs), the
+blind-index key, the secret-hashing key, the service keys and the audit-chain key. A rekey
+reseals the keyring key alone, so a server still holding the old master key can read every
+entry written after the rekey (a rotation's new KEK) with the keyring key it holds. A vault
 made before the keyring existed has its keys derived from the master key with HKDF; they
 become keyring version 1 as they are (``KeySet.derived``), so every stored value stays
 readable. A person's data key is wrapped by one KEK version, and the wrapped key's header
@@ -212,17 +215,36 @@ class KeyringSealed(Exception):
 
 SERVICE_PURPOSES = ("outbox", "identity")
 _KEK_PREFIX = "kek/"
+KEYRING_KEY_ENTRY = "keyring-key"
+
+
+def seal_keyring_entry(wrapping: bytes, name: str, secret: bytes) -> bytes:
+    """A keyring entry as stored: ``secret`` sealed under the keyring key, bound to ``name``."""
+    return _seal(AESGCM(wrapping), 0, secret, _length_prefixed("keyring-v2", name))
+
+
+def open_keyring_entry(wrapping: bytes, name: str, blob: bytes) -> bytes:
+    return _open(AESGCM(wrapping), 0, blob, _length_prefixed("keyring-v2", name))
 
 
 class KeySet:
     """The keyring's keys in clear, in memory: immutable; a change makes a new set.
 
     As stored, it is a list of named entries (``entries``/``from_entries``): ``kek/<n>`` for
-    each KEK version, ``blind-index``, ``secret-hash``, ``service/<purpose>``, ``audit-chain``;
-    which KEK is current is stored beside them.
+    each KEK version, ``blind-index``, ``secret-hash``, ``service/<purpose>``, ``audit-chain``,
+    each sealed under ``wrapping`` (the keyring key, which the master key seals); which KEK is
+    current is stored beside them.
     """
 
-    __slots__ = ("audit_chain", "blind_index", "current", "keks", "secret_hash", "services")
+    __slots__ = (
+        "audit_chain",
+        "blind_index",
+        "current",
+        "keks",
+        "secret_hash",
+        "services",
+        "wrapping",
+    )
 
     def __init__(
         self,
@@ -232,12 +254,14 @@ class KeySet:
         secret_hash: bytes,
         services: dict[str, bytes],
         audit_chain: bytes,
+        wrapping: bytes,
     ) -> None:
         if current not in keks:
             raise ValueError("the current KEK version is not in the key set")
         if set(services) != set(SERVICE_PURPOSES):
             raise ValueError("the key set lacks a service key")
-        for raw in (*keks.values(), blind_index, secret_hash, *services.values(), audit_chain):
+        every = (*keks.values(), blind_index, secret_hash, *services.values(), audit_chain)
+        for raw in (*every, wrapping):
             if len(raw) != KEY_BYTES:
                 raise ValueError(f"keyring keys must be {KEY_BYTES} bytes")
         self.keks = dict(keks)
@@ -246,6 +270,7 @@ class KeySet:
         self.secret_hash = secret_hash
         self.services = dict(services)
         self.audit_chain = audit_chain
+        self.wrapping = wrapping
 
     @classmethod
     def generate(cls) -> KeySet:
@@ -257,11 +282,13 @@ class KeySet:
             secret_hash=secrets.token_bytes(KEY_BYTES),
             services={purpose: secrets.token_bytes(KEY_BYTES) for purpose in SERVICE_PURPOSES},
             audit_chain=secrets.token_bytes(KEY_BYTES),
+            wrapping=secrets.token_bytes(KEY_BYTES),
         )
 
     @classmethod
     def derived(cls, master: MasterKey, kek_version: int = 1) -> KeySet:
-        """The keys a vault made before the keyring derived from its master key."""
+        """The keys a vault made before the keyring derived from its master key (and a new
+        random keyring key to seal them with once they are stored)."""
         return cls(
             keks={kek_version: master.derive("kek")},
             current=kek_version,
@@ -269,6 +296,7 @@ class KeySet:
             secret_hash=master.derive("secret-hash"),
             services={purpose: master.derive(f"service/{purpose}") for purpose in SERVICE_PURPOSES},
             audit_chain=master.derive("audit-chain"),
+            wrapping=secrets.token_bytes(KEY_BYTES),
         )
 
     def with_new_kek(self, version: int, *, current: bool) -> KeySet:
@@ -290,11 +318,18 @@ class KeySet:
 
     def _replace(self, *, keks: dict[int, bytes], current: int) -> KeySet:
         return KeySet(
-            keks, current, self.blind_index, self.secret_hash, self.services, self.audit_chain
+            keks,
+            current,
+            self.blind_index,
+            self.secret_hash,
+            self.services,
+            self.audit_chain,
+            self.wrapping,
         )
 
     def entries(self) -> dict[str, bytes]:
-        named = {f"{_KEK_PREFIX}{version}": raw for version, raw in self.keks.items()}
+        """The entries the keyring key seals (the keyring key itself is not one of them)."""
+        named = {kek_entry_name(version): raw for version, raw in self.keks.items()}
         named["blind-index"] = self.blind_index
         named["secret-hash"] = self.secret_hash
         named.update({f"service/{purpose}": raw for purpose, raw in self.services.items()})
@@ -302,7 +337,7 @@ class KeySet:
         return named
 
     @classmethod
-    def from_entries(cls, entries: dict[str, bytes], current: int) -> KeySet:
+    def from_entries(cls, entries: dict[str, bytes], current: int, wrapping: bytes) -> KeySet:
         try:
             keks = {
                 int(name.removeprefix(_KEK_PREFIX)): raw
@@ -316,6 +351,7 @@ class KeySet:
                 secret_hash=entries["secret-hash"],
                 services={p: entries[f"service/{p}"] for p in SERVICE_PURPOSES},
                 audit_chain=entries["audit-chain"],
+                wrapping=wrapping,
             )
         except (KeyError, ValueError) as exc:
             raise ValueError("the stored keyring is incomplete") from exc
@@ -447,6 +483,11 @@ def wrapped_kek_version(blob: bytes) -> int:
     if len(blob) < _HEADER.size:
         return 0
     return int(_HEADER.unpack(blob[: _HEADER.size])[1])
+
+
+def kek_entry_name(version: int) -> str:
+    """The keyring entry of KEK ``version``."""
+    return f"{_KEK_PREFIX}{version}"
 
 
 def kek_version_prefix(version: int) -> bytes:

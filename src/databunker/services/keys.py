@@ -7,10 +7,16 @@ running servers reload within ``REFRESH_SECONDS``), ``keyring_rotation`` (progre
 last rotation, JSON), and the key provider's public values (``crypto.providers``).
 
 Invariants:
-- every keyring row is sealed under the master key; a rekey reseals them all and replaces the
-  key check in one transaction, so the old master key is refused from then on;
-- a KEK version is destroyed only when no wrapped data key names it, counted in the same
-  transaction, and not before every server has had ``SETTLE_SECONDS`` to stop using it.
+- the master key seals the keyring key (entry ``keyring-key``) and nothing else; every other
+  keyring row is sealed under the keyring key. A rekey reseals the keyring key and replaces
+  the key check in one transaction, so the old master key is refused at start from then on,
+  while servers already running go on reading the keyring (a later rotation's KEK too) with
+  the keyring key they hold;
+- a KEK version is destroyed only when no wrapped data key names it, counted in the
+  transaction that deletes it, after its delete: every transaction that wraps a data key
+  first holds the KEK's row (``hold_current_kek``), so none can add one under it unseen;
+  a server that still wraps with a destroyed version finds its row gone, reloads the
+  keyring and wraps with the current one.
 """
 
 from __future__ import annotations
@@ -26,11 +32,15 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from databunker.crypto import (
+    KEYRING_KEY_ENTRY,
     DecryptionError,
     Keyring,
     KeySet,
     MasterKey,
+    kek_entry_name,
     kek_version_prefix,
+    open_keyring_entry,
+    seal_keyring_entry,
 )
 from databunker.crypto import providers as prov
 from databunker.storage import Database
@@ -72,7 +82,8 @@ def create_keyring(conn: sa.Connection, master: MasterKey, keys: KeySet, now: in
     """Store a new vault's keyring sealed under ``master``, with its key check."""
     if repo.get_meta(conn, VAULT_ID) is None:
         repo.set_meta(conn, VAULT_ID, str(uuid.uuid4()))
-    _store(conn, master, keys, now)
+    _seal_keyring_key(conn, master, keys.wrapping, now)
+    _store(conn, keys, now)
     repo.set_meta(conn, KEY_CHECK, master.check_value())
 
 
@@ -85,14 +96,23 @@ def vault_id(conn: sa.Connection) -> str:
     return found
 
 
-def _store(conn: sa.Connection, master: MasterKey, keys: KeySet, now: int) -> None:
-    sealed = {name: master.seal_entry(name, raw) for name, raw in keys.entries().items()}
+def _seal_keyring_key(conn: sa.Connection, master: MasterKey, wrapping: bytes, now: int) -> None:
+    sealed = master.seal_entry(KEYRING_KEY_ENTRY, wrapping)
+    store.write_entries(conn, {KEYRING_KEY_ENTRY: sealed}, now)
+
+
+def _store(conn: sa.Connection, keys: KeySet, now: int, *, bump: bool = True) -> None:
+    """Store ``keys`` sealed under their keyring key (which must be stored already)."""
+    sealed = {
+        name: seal_keyring_entry(keys.wrapping, name, raw) for name, raw in keys.entries().items()
+    }
     store.write_entries(conn, sealed, now)
-    gone = set(store.read_entries(conn)) - set(sealed)
+    gone = set(store.read_entries(conn)) - set(sealed) - {KEYRING_KEY_ENTRY}
     if gone:
         store.delete_entries(conn, gone)
     repo.set_meta(conn, CURRENT, str(keys.current))
-    _bump_generation(conn)
+    if bump:
+        _bump_generation(conn)
 
 
 def _bump_generation(conn: sa.Connection) -> None:
@@ -117,27 +137,66 @@ def unlock(database: Database, keyring: Keyring, master: MasterKey, now: int) ->
         stored = repo.get_meta(conn, KEY_CHECK)
         if stored is None or not master.matches(stored):
             raise KeyringError("the master key does not match this database")
-        if not store.has_entries(conn):
+        if KEYRING_KEY_ENTRY not in store.read_entries(conn):
             if conn.dialect.name == "postgresql":  # servers upgrading at once: one does it
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": 0x4B455953})
-            if not store.has_entries(conn):
-                vault_id(conn)
-                _store(conn, master, KeySet.derived(master), now)
-                log.info("keyring created from the derived keys", extra={"event": "upgrade"})
+            _upgrade(conn, master, now)
         generation = _generation(conn)
         keys = _read_keys(conn, master)
     keyring.load(master, keys)
     return generation
 
 
-def _read_keys(conn: sa.Connection, master: MasterKey) -> KeySet:
+def _upgrade(conn: sa.Connection, master: MasterKey, now: int) -> None:
+    """Bring a keyring stored by an earlier release to today's form: a vault with no keyring
+    gets its derived keys as version 1; a keyring whose entries the master key sealed
+    directly gets a keyring key, and its entries are sealed again under it. Either way every
+    key keeps its value, so every stored value stays readable."""
     entries = store.read_entries(conn)
+    if KEYRING_KEY_ENTRY in entries:
+        return  # another server upgraded it first
     current = int(repo.get_meta(conn, CURRENT) or 1)
+    if not entries:
+        vault_id(conn)
+        keys = KeySet.derived(master)
+        log.info("keyring created from the derived keys", extra={"event": "upgrade"})
+    else:
+        try:
+            opened = {name: master.open_entry(name, sealed) for name, sealed in entries.items()}
+            keys = KeySet.from_entries(opened, current, KeySet.generate().wrapping)
+        except (DecryptionError, ValueError) as exc:
+            raise KeyringError("the stored keyring cannot be opened with this master key") from exc
+        log.info("keyring sealed under a keyring key", extra={"event": "upgrade"})
+    _seal_keyring_key(conn, master, keys.wrapping, now)
+    # The keys are the same: running servers need not reload (nor can one of an earlier
+    # release read the new form), so the generation stays.
+    _store(conn, keys, now, bump=not entries)
+
+
+def _read_keys(conn: sa.Connection, master: MasterKey) -> KeySet:
+    """The stored key set, its keyring key opened with ``master``."""
+    sealed = store.read_entries(conn).get(KEYRING_KEY_ENTRY)
     try:
-        opened = {name: master.open_entry(name, sealed) for name, sealed in entries.items()}
-        return KeySet.from_entries(opened, current)
+        if sealed is None:
+            raise ValueError("no keyring key")
+        wrapping = master.open_entry(KEYRING_KEY_ENTRY, sealed)
     except (DecryptionError, ValueError) as exc:
         raise KeyringError("the stored keyring cannot be opened with this master key") from exc
+    return _read_keys_with(conn, wrapping)
+
+
+def _read_keys_with(conn: sa.Connection, wrapping: bytes) -> KeySet:
+    """The stored key set opened with the keyring key ``wrapping`` (no master key needed)."""
+    entries = store.read_entries(conn)
+    entries.pop(KEYRING_KEY_ENTRY, None)
+    current = int(repo.get_meta(conn, CURRENT) or 1)
+    try:
+        opened = {
+            name: open_keyring_entry(wrapping, name, sealed) for name, sealed in entries.items()
+        }
+        return KeySet.from_entries(opened, current, wrapping)
+    except (DecryptionError, ValueError) as exc:
+        raise KeyringError("the stored keyring cannot be opened with this keyring key") from exc
 
 
 class KeyringWatcher:
@@ -164,17 +223,30 @@ class KeyringWatcher:
                 return False
             master = self.keyring.master
             stored = repo.get_meta(conn, KEY_CHECK) or ""
-            if not master.matches(stored):
-                # Rekeyed elsewhere: keep serving with the keys in memory (the data keys are
-                # unchanged); a restart with the new secret picks up later versions.
+            if master.matches(stored):
+                keys = _read_keys(conn, master)
+            else:
+                # Rekeyed elsewhere: the keyring key is the same, so this server reads the
+                # keyring (a later rotation's KEK too) with the one it holds. Its master
+                # key is refused at the next start: it must restart with the new secret.
                 if not self._stale_master:
                     log.warning("the vault was rekeyed: restart this server with the new key")
                     self._stale_master = True
-                return False
-            keys = _read_keys(conn, master)
+                keys = _read_keys_with(conn, self.keyring.keys.wrapping)
         self.keyring.load(master, keys)
         self.generation = generation
         return True
+
+
+def hold_current_kek(conn: sa.Connection, keyring: Keyring) -> None:
+    """Keep the KEK version ``keyring`` wraps new data keys with stored until this
+    transaction ends; a keyring that missed a retire is reloaded from the database first."""
+    for _attempt in range(3):
+        if store.hold_entry(conn, kek_entry_name(keyring.key_id)):
+            return
+        log.info("a KEK version was retired: keyring reloaded", extra={"event": "reload"})
+        keyring.load(keyring.master, _read_keys_with(conn, keyring.keys.wrapping))
+    raise KeyringError("the keyring changed while a data key was being wrapped")
 
 
 # -- provider ---------------------------------------------------------------------------------
@@ -292,19 +364,19 @@ def rotate(
     added continues with it. Returns the current version."""
     with database.transaction() as conn:
         pending = _rotation(conn)
-        keys = _read_keys(conn, keyring.master)
+        keys = _read_keys_with(conn, keyring.keys.wrapping)
         if pending is not None and pending.state != "done" and pending.version in keys.keks:
             version = pending.version
         else:
             version = max(keys.keks) + 1
             keys = keys.with_new_kek(version, current=False)
-            _store(conn, keyring.master, keys, clock())
+            _store(conn, keys, clock())
             _save_rotation(conn, RotationProgress(version, "settling", 0, 0, clock()))
             pending = None
     if keys.current != version:
         sleep(settle)  # every server reloads and can unwrap the new version
         with database.transaction() as conn:
-            keys = _read_keys(conn, keyring.master).with_current(version)
+            keys = _read_keys_with(conn, keyring.keys.wrapping).with_current(version)
             repo.set_meta(conn, CURRENT, str(version))
             _bump_generation(conn)
             _save_rotation(conn, RotationProgress(version, "rewrapping", 0, 0, clock()))
@@ -339,6 +411,8 @@ def rewrap(
         after = ""
         while True:
             with database.transaction() as conn:
+                if not store.hold_entry(conn, kek_entry_name(current)):
+                    raise KeyringError(f"KEK version {current} is no longer stored")
                 rows = store.wrapped_keys_not_under(conn, source, prefix, after, batch)
                 for row in rows:
                     owner = row.key if source.name == "users" else f"session:{row.key}"
@@ -365,30 +439,32 @@ def rewrap(
     return done
 
 
-def retire(
-    database: Database,
-    keyring: Keyring,
-    clock: Callable[[], int],
-    *,
-    settle: float = SETTLE_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[int]:
-    """Destroy the KEK versions that wrap nothing (never the current one); returns them."""
+def retire(database: Database, keyring: Keyring, clock: Callable[[], int]) -> list[int]:
+    """Destroy the KEK versions that wrap nothing (never the current one); returns them.
+
+    Each candidate's row is deleted first, which waits for every transaction that holds it
+    to wrap a data key; only then are the wrapped keys counted, and a version that wraps
+    one after all is put back."""
     with database.transaction() as conn:
-        rotation = _rotation(conn)
-    if rotation is not None:
-        waited = clock() - rotation.started
-        if waited < settle:
-            sleep(settle - waited)
-    with database.transaction() as conn:
-        keys = _read_keys(conn, keyring.master)
+        keys = _read_keys_with(conn, keyring.keys.wrapping)
+        stored = store.read_entries(conn)
         counts = store.count_by_prefix(conn)
         empty = {
             v for v in keys.keks if v != keys.current and counts.get(kek_version_prefix(v), 0) == 0
         }
         if empty:
+            store.delete_entries(conn, [kek_entry_name(v) for v in empty])
+            counts = store.count_by_prefix(conn)
+            used = {v for v in empty if counts.get(kek_version_prefix(v), 0) > 0}
+            if used:
+                log.info("a KEK version wraps a new data key: kept", extra={"event": "retire"})
+                store.write_entries(
+                    conn, {kek_entry_name(v): stored[kek_entry_name(v)] for v in used}, clock()
+                )
+            empty -= used
+        if empty:
             keys = keys.without_keks(empty)
-            _store(conn, keyring.master, keys, clock())
+            _store(conn, keys, clock())
     keyring.load(keyring.master, keys)
     return sorted(empty)
 
@@ -401,12 +477,13 @@ def rekey(
     provider: prov.KeyProvider,
     clock: Callable[[], int],
 ) -> prov.ProtectedKey:
-    """Seal the keyring under ``new_master`` kept by ``provider``: no stored value is
-    encrypted again. The old master key is refused from the commit on."""
+    """Seal the keyring key under ``new_master`` kept by ``provider``: no other stored value
+    is encrypted again. The old master key is refused at start from the commit on."""
     with database.transaction() as conn:
-        keys = _read_keys(conn, keyring.master)
+        keys = _read_keys_with(conn, keyring.keys.wrapping)
         protected = provider.protect(new_master, vault_id(conn))
-        _store(conn, new_master, keys, clock())
+        _seal_keyring_key(conn, new_master, keys.wrapping, clock())
+        _bump_generation(conn)
         repo.set_meta(conn, KEY_CHECK, new_master.check_value())
         store_provider(conn, protected)
     keyring.load(new_master, keys)

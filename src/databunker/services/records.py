@@ -16,6 +16,7 @@ from databunker.services import documents
 from databunker.services.access import may_access_user
 from databunker.services.context import Work
 from databunker.services.identity import lookup_index, parse_mode, require_uuid
+from databunker.services.keys import hold_current_kek
 from databunker.storage import repositories as user_rows
 from databunker.storage.repositories import UserRow
 
@@ -38,6 +39,12 @@ def profile_context(token: str) -> bytes:
 
 def seal_profile(key: DataKey, token: str, profile: Profile) -> bytes:
     return key.encrypt(documents.encode(profile), profile_context(token))
+
+
+def wrap_data_key(work: Work, key: DataKey, owner: str) -> bytes:
+    """``key`` wrapped by the current KEK version, which stays stored until the unit ends."""
+    hold_current_kek(work.conn, work.keyring)
+    return work.keyring.wrap(key, owner)
 
 
 def open_user(work: Work, row: UserRow) -> tuple[DataKey | None, Profile]:

@@ -19,7 +19,7 @@ from databunker.services.context import AuditEvent, Work
 from databunker.services.documents import JSONObject
 from databunker.services.durations import capped_expiry
 from databunker.services.identity import plain_text, require_uuid
-from databunker.services.records import find_user, resolve_user
+from databunker.services.records import find_user, resolve_user, wrap_data_key
 from databunker.services.results import Page
 from databunker.storage import repositories as user_rows
 from databunker.storage import sessions as session_rows
@@ -121,7 +121,7 @@ def upsert_session(work: Work, session: str, data: JSONObject) -> None:
         work.conn,
         session=session,
         user_token=user_token,
-        data_key=work.keyring.wrap(key, _key_owner(session)),
+        data_key=wrap_data_key(work, key, _key_owner(session)),
         data=key.encrypt(documents.encode(data), _context(session, user_token)),
         now=work.now,
         expires=expires,

@@ -10,7 +10,13 @@ from databunker.services.context import system_clock
 from databunker.services.identity import lenient_indexes
 from databunker.services.legal import seed as seed_legal_bases
 from databunker.services.records import profile_context
-from databunker.storage import Database, migrate, schema_version
+from databunker.storage import (
+    LATEST_VERSION,
+    Database,
+    migrate,
+    probe_schema_version,
+    schema_version,
+)
 from databunker.storage import repositories as access_token_rows
 from databunker.storage import repositories as meta_rows
 from databunker.storage import repositories as user_rows
@@ -21,6 +27,21 @@ KEY_CHECK = keys.KEY_CHECK
 IDENTITY_FORM = "identity_form"
 CURRENT_IDENTITY_FORM = "2"
 REINDEX_BATCH = 500
+
+
+def unreadiness(database: Database, keyring: Keyring) -> str | None:
+    """Why this server should be sent no traffic now (sealed, database out of reach, schema
+    not the one this release writes), or None when it is ready."""
+    if keyring.sealed:
+        return "vault is sealed"
+    version = probe_schema_version(database)
+    if version is None:
+        return "database unavailable"
+    if version < LATEST_VERSION:
+        return "database schema is older than this server's: it is not migrated yet"
+    if version > LATEST_VERSION:
+        return "database schema is newer than this server's: upgrade this server"
+    return None
 
 
 class VaultStateError(Exception):

@@ -24,6 +24,7 @@ from databunker.services.records import (
     open_user,
     resolve_user,
     seal_profile,
+    wrap_data_key,
 )
 from databunker.services.request_queue import open_request
 from databunker.services.results import Page, RequestOpened
@@ -150,7 +151,7 @@ def _insert_user(
     user_rows.insert_user(
         work.conn,
         token=token,
-        data_key=work.keyring.wrap(key, token),
+        data_key=wrap_data_key(work, key, token),
         profile=seal_profile(key, token, profile),
         indexes=indexes,
         now=work.now,

@@ -10,7 +10,8 @@ lane holding its head). An event written in lane l gets the lane's next position
 where the metadata is every column but the encrypted values (atoken, when, user token, mode,
 accessor, app, title, status, msg, debug), and the digest is SHA-256 of the stored
 ciphertexts. link(l, 0) is 32 zero bytes. Changing, deleting, inserting or reordering a row
-breaks the link of the first event concerned; only the chain key can compute a link.
+breaks the link of the first event concerned; only the chain key can compute a link. The
+hashes themselves are ``crypto/audit_links.py``'s; this module keeps lanes, heads and rows.
 
 Why lanes: a transaction holds its lane's row lock from its event until it commits. With
 one chain, every request of every server would wait for the one before it to commit; with
@@ -40,24 +41,26 @@ Invariants guarded here:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import constant_time, hashes
+from cryptography.hazmat.primitives import constant_time
 from sqlalchemy.engine import Connection
 
+from databunker.crypto.audit_links import (
+    EMPTY_DIGEST,
+    GENESIS,
+    LINK_BYTES,
+    AuditLinks,
+    payload_digest,
+)
 from databunker.storage.database import Database
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import audit, audit_chain, users
 
-LINK_BYTES = 32
-GENESIS = bytes(LINK_BYTES)
 METADATA_COLUMNS = (
     "atoken",
     "created",
@@ -79,46 +82,6 @@ Progress = Callable[[int, int], None]
 
 class AuditChainError(RuntimeError):
     """The audit chain cannot be written: no chain key was attached, or its heads are gone."""
-
-
-def _field(value: str | int | bytes | None) -> bytes:
-    """One value, unambiguously: a type tag, then a fixed-size integer or a length prefix."""
-    if value is None:
-        return b"\x00"
-    if isinstance(value, int):
-        return b"\x01" + value.to_bytes(8, "big", signed=True)
-    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
-    return b"\x02" + len(data).to_bytes(4, "big") + data
-
-
-def _fields(values: Iterable[str | int | bytes | None]) -> bytes:
-    """``_field`` of each value, joined (the hot path of every event: kept inline)."""
-    out: list[bytes] = []
-    for value in values:
-        if value is None:
-            out.append(b"\x00")
-        elif isinstance(value, int):
-            out.append(b"\x01" + value.to_bytes(8, "big", signed=True))
-        else:
-            data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-            out.append(b"\x02" + len(data).to_bytes(4, "big") + bytes(data))
-    return b"".join(out)
-
-
-# A head's fields, all of known types and sizes: lane, position, link, first position,
-# link before it, legacy seq.
-_HEAD_LAYOUT = struct.Struct(">iq32sq32sq")
-_LINK_PLACE = struct.Struct(">iq")
-
-
-def payload_digest(who: bytes | None, before: bytes | None, after: bytes | None) -> bytes:
-    """SHA-256 of an event's stored ciphertexts (kept when erasure shreds them)."""
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(b"databunker audit values v1" + _fields((who, before, after)))
-    return digest.finalize()
-
-
-EMPTY_DIGEST = payload_digest(None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,50 +131,25 @@ class Anchor:
         return cls(count, raw[:LINK_BYTES], positions)
 
 
-class AuditChain:
-    """Links and seals under the chain key, which ``key`` returns when asked."""
+def _metadata(row: Mapping[Any, Any]) -> list[Any]:
+    return [row[name] for name in METADATA_COLUMNS]
 
-    def __init__(self, key: Callable[[], bytes]) -> None:
-        self._key = key
 
-    def _mac(self, *parts: bytes) -> bytes:
-        # HMAC-SHA256 from the standard library: the same MAC as ``cryptography``'s, at a
-        # tenth of its cost per call (a bulk operation links thousands of events).
-        return hmac.new(self._key(), b"".join(parts), hashlib.sha256).digest()
-
-    def link(
-        self, previous: bytes, lane: int, position: int, row: Mapping[Any, Any], digest: bytes
-    ) -> bytes:
-        metadata = _fields([row[name] for name in METADATA_COLUMNS])
-        place = _LINK_PLACE.pack(lane, position)
-        return self._mac(b"databunker audit link v1", previous, place, metadata, digest)
-
-    def seal(self, head: ChainHead) -> bytes:
-        fields = _HEAD_LAYOUT.pack(
-            head.lane,
-            head.position,
-            head.link,
-            head.first_position,
-            head.first_prev,
-            head.legacy_seq,
-        )
-        return self._mac(b"databunker audit head v1", fields)
-
-    def anchor_digest(self, lanes: Iterable[tuple[int, int, bytes]]) -> bytes:
-        """Keyed hash of every lane's (lane, position, link), in lane order."""
-        parts = [_field(lane) + _field(position) + _field(link) for lane, position, link in lanes]
-        return self._mac(b"databunker audit anchor v1", *parts)
+def _seal(chain: AuditLinks, head: ChainHead) -> bytes:
+    return chain.seal(
+        head.lane, head.position, head.link, head.first_position, head.first_prev, head.legacy_seq
+    )
 
 
 def attach(database: Database, key: Callable[[], bytes]) -> None:
     """Link every audit event written through ``database`` under ``key()`` (called at
     start-up, once the keyring is known; ``key`` is asked at each event)."""
-    database.engine.update_execution_options(**{_OPTION: AuditChain(key)})
+    database.engine.update_execution_options(**{_OPTION: AuditLinks(key)})
 
 
-def _chain_of(conn: Connection) -> AuditChain:
+def _chain_of(conn: Connection) -> AuditLinks:
     chain = conn.get_execution_options().get(_OPTION)
-    if not isinstance(chain, AuditChain):
+    if not isinstance(chain, AuditLinks):
         raise AuditChainError("the audit chain has no key: the vault is not open")
     return chain
 
@@ -298,7 +236,7 @@ def _head(row: Sequence[Any] | None) -> ChainHead:
     )
 
 
-def _sealed(chain: AuditChain, head: ChainHead) -> ChainHead:
+def _sealed(chain: AuditLinks, head: ChainHead) -> ChainHead:
     return ChainHead(
         head.lane,
         head.position,
@@ -306,7 +244,7 @@ def _sealed(chain: AuditChain, head: ChainHead) -> ChainHead:
         head.first_position,
         head.first_prev,
         head.legacy_seq,
-        chain.seal(head),
+        _seal(chain, head),
     )
 
 
@@ -366,11 +304,11 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
 
 
 def _linked(
-    chain: AuditChain, head: ChainHead, row: Mapping[str, Any], digest: bytes
+    chain: AuditLinks, head: ChainHead, row: Mapping[str, Any], digest: bytes
 ) -> tuple[dict[str, Any], ChainHead]:
     """The event's columns as the next link after ``head``, and the (sealed) head after it."""
     position = head.position + 1
-    link = chain.link(head.link, head.lane, position, row, digest)
+    link = chain.link(head.link, head.lane, position, _metadata(row), digest)
     event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
     event["chain_lane"] = head.lane
     event["chain_pos"] = position
@@ -416,7 +354,7 @@ def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
             digest = payload_digest(row["who"], row["before"], row["after"])
             position = head.position + 1
-            link = chain.link(head.link, head.lane, position, row, digest)
+            link = chain.link(head.link, head.lane, position, _metadata(row), digest)
             event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
             event.update(
                 chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest
@@ -445,7 +383,7 @@ def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _append_to_owned_lane(
-    conn: Connection, chain: AuditChain, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
+    conn: Connection, chain: AuditLinks, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
 ) -> None:
     postgresql = conn.dialect.name == "postgresql"
     for _attempt in range(2):
@@ -500,7 +438,7 @@ def purge_before(conn: Connection, cutoff: int) -> int:
     return deleted
 
 
-def _purge_lane(conn: Connection, chain: AuditChain, lane: int, due: sa.ColumnElement[bool]) -> int:
+def _purge_lane(conn: Connection, chain: AuditLinks, lane: int, due: sa.ColumnElement[bool]) -> int:
     head = _head(_WAIT_FOR_LANE.first(conn, {"lane": lane}))
     in_lane = audit.c.chain_lane == lane
     first_kept = conn.execute(
@@ -570,7 +508,7 @@ def verify(
     the first event whose link fails. ``anchor`` is what ``GET /v1/sys/audit/head`` gave
     earlier: the events it names must still carry the links it was computed from.
     ``progress(done, total)`` is called every ``batch`` events."""
-    chain = AuditChain(lambda: key)
+    chain = AuditLinks(lambda: key)
     with database.snapshot() as conn:
         heads = read_heads(conn)
         unlinked = int(
@@ -582,7 +520,7 @@ def verify(
             if head.seal is None:
                 sealed_right = head.position == 0 and head.first_position == 1
             else:
-                sealed_right = constant_time.bytes_eq(chain.seal(head), head.seal)
+                sealed_right = constant_time.bytes_eq(_seal(chain, head), head.seal)
             if not sealed_right:
                 return Verification(
                     0, unlinked, None, "the chain head was changed outside the vault"
@@ -624,7 +562,7 @@ class _Walk:
 
     def __init__(
         self,
-        chain: AuditChain,
+        chain: AuditLinks,
         heads: list[ChainHead],
         unlinked: int,
         anchor: Anchor | None,
@@ -699,7 +637,7 @@ class _Walk:
                 raise _Broken(atoken, "its stored values were changed")
         elif bytes(digest) != EMPTY_DIGEST and row["erased"] is None:
             raise _Broken(atoken, "its stored values were removed, but its person was not erased")
-        link = self.chain.link(previous, lane, position, row, bytes(digest))
+        link = self.chain.link(previous, lane, position, _metadata(row), bytes(digest))
         if not constant_time.bytes_eq(link, bytes(stored_link)):
             raise _Broken(atoken, "its link does not match: the event was changed or moved")
         return link

@@ -28,6 +28,7 @@ transaction of their own, on their own thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -91,7 +92,13 @@ class GroupCommit:
         if waiting is None:
             waiting = self._pending[loop] = []
             loop.call_soon(self._flush, loop)
-        waiting.append((unit, deliver))
+        # The unit runs in its caller's context (the request id its log lines carry).
+        context = contextvars.copy_context()
+
+        def in_context(conn: Connection) -> T:
+            return context.run(unit, conn)
+
+        waiting.append((in_context, deliver))
         return future
 
     def run(self, unit: Callable[[Connection], T]) -> T:

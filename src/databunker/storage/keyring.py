@@ -64,6 +64,16 @@ def delete_entries(conn: Connection, names: Iterable[str]) -> None:
     conn.execute(keyring.delete().where(keyring.c.name.in_(list(names))))
 
 
+def hold_entry(conn: Connection, name: str) -> bool:
+    """Whether the entry ``name`` is stored, kept so until this transaction ends: on
+    PostgreSQL by a share lock on its row, which a delete waits for; SQLite's transactions
+    hold its one writer lock from their start (``BEGIN IMMEDIATE``)."""
+    query = sa.select(keyring.c.name).where(keyring.c.name == name)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return conn.execute(query).first() is not None
+
+
 def _prefix(column: sa.Column[bytes]) -> sa.ColumnElement[bytes]:
     return sa.func.substr(column, 1, _PREFIX_BYTES)
 

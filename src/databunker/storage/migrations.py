@@ -279,6 +279,16 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION = len(MIGRATIONS)
 
 
+def probe_schema_version(database: Database) -> int | None:
+    """The schema version, read on a connection of its own; None when the database cannot
+    be reached (nothing is locked: no writer lock on SQLite)."""
+    try:
+        with database.engine.connect() as conn:
+            return schema_version(conn)
+    except sa.exc.SQLAlchemyError:
+        return None
+
+
 def schema_version(conn: Connection) -> int:
     if not sa.inspect(conn).has_table("meta"):
         return 0

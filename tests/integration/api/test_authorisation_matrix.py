@@ -860,6 +860,7 @@ MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/status", EVERYONE, fixed("/status")),
     Entry("GET", "/v1/metrics", EVERYONE, fixed("/v1/metrics")),
     Entry("GET", "/v1/sys/uiconfiguration", EVERYONE, fixed("/v1/sys/uiconfiguration")),
+    Entry("GET", "/v1/sys/ready", EVERYONE, fixed("/v1/sys/ready")),
     Entry("GET", "/v1/sys/configuration", ROOT_ONLY, fixed("/v1/sys/configuration")),
     Entry("GET", "/v1/sys/seal", EVERYONE, fixed("/v1/sys/seal")),
     Entry("POST", "/v1/sys/unseal", EVERYONE, fixed("/v1/sys/unseal"), body={"share": "x"}),

@@ -566,6 +566,7 @@ def test_default_settings(stage: StageFactory) -> None:
     call(ROOT, "POST", "/v1/status")
     call(ROOT, "PUT", "/v1/requests")
     call(ROOT, "GET", "/v1/logout")
+    call(ANONYMOUS_CALLER, "GET", "/v1/sys/ready")
 
     call(ANONYMOUS_CALLER, "GET", "/v1/metrics", shown_body=request_counts)
     app = s.transcript.client.app

@@ -8,15 +8,22 @@ import gc
 import logging
 import random
 import re
+import threading
+import time
 import uuid
 from typing import Any
 
+import orjson
 import pytest
+import sqlalchemy as sa
 from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.app import build_app
+from databunker.logs import JSONFormatter
 from databunker.services.context import Context
+from databunker.storage import LATEST_VERSION
+from databunker.storage.repositories import set_meta
 from support.vaults import ROOT_TOKEN, client_for
 from support.vaults import create_user as create
 
@@ -64,6 +71,52 @@ def test_status_is_public(anonymous: TestClient, path: str) -> None:
     response = anonymous.get(path, follow_redirects=False)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_ready_is_public_and_says_so(anonymous: TestClient) -> None:
+    response = anonymous.get("/v1/sys/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "ready": True}
+
+
+@pytest.mark.parametrize(
+    ("shift", "reason"),
+    [
+        (-1, "database schema is older than this server's: it is not migrated yet"),
+        (1, "database schema is newer than this server's: upgrade this server"),
+    ],
+)
+def test_ready_is_503_while_the_schema_is_not_this_servers(
+    vault: Context, shift: int, reason: str
+) -> None:
+    with client_for(vault, None) as anonymous:
+        with vault.database.transaction() as conn:
+            set_meta(conn, "schema_version", str(LATEST_VERSION + shift))
+        response = anonymous.get("/v1/sys/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "error", "message": reason, "ready": False}
+        with vault.database.transaction() as conn:
+            set_meta(conn, "schema_version", str(LATEST_VERSION))
+        assert anonymous.get("/v1/sys/ready").status_code == 200
+
+
+def test_ready_is_503_while_the_database_is_out_of_reach(vault: Context) -> None:
+    database = vault.database
+    reachable = database.engine
+    with client_for(vault, None) as anonymous:
+        # A database server that is gone: nothing listens on port 9 of this machine.
+        database.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+        try:
+            response = anonymous.get("/v1/sys/ready")
+        finally:
+            database.engine.dispose()
+            database.engine = reachable
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "message": "database unavailable",
+        "ready": False,
+    }
 
 
 def test_ui_configuration_is_public_with_pascal_case_keys(make_vault: Any) -> None:
@@ -343,3 +396,77 @@ def test_start_up_leaves_its_objects_out_of_full_garbage_collections(vault: Cont
     with client_for(vault) as client:
         assert client.get("/v1/status").status_code == 200
         assert gc.get_freeze_count() > 10_000
+
+
+# -- request and trace ids -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "echoed"),
+    [(None, False), ("req-42.a:b_c", True), ("two words", False), ("x" * 65, False)],
+)
+def test_every_answer_carries_a_request_id_the_callers_only_when_plain(
+    anonymous: TestClient, given: str | None, echoed: bool
+) -> None:
+    headers = {"X-Request-Id": given} if given is not None else {}
+    answered = anonymous.get("/v1/status", headers=headers).headers["x-request-id"]
+    if echoed:
+        assert answered == given
+    else:
+        assert re.fullmatch(r"[0-9a-f]{16}", answered)
+    assert anonymous.get("/v1/status").headers["x-request-id"] != answered
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "continued"),
+    [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", True),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
+        ("garbage", False),
+        (None, False),
+    ],
+)
+def test_log_lines_of_a_request_carry_its_request_and_trace_ids(
+    vault: Context, traceparent: str | None, continued: bool
+) -> None:
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(orjson.loads(JSONFormatter().format(record)))
+
+    handler = Collect()
+    access = logging.getLogger("databunker.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        with client_for(vault) as client:
+            headers = {"traceparent": traceparent} if traceparent else {}
+            answer = client.get("/v1/sys/ready", headers=headers)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    line = next(entry for entry in lines if entry["route"] == "/v1/sys/ready")
+    assert line["request_id"] == answer.headers["x-request-id"]
+    if continued:
+        assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])
+        assert line["trace_id"] != "0" * 32
+
+
+def test_shutdown_waits_for_a_keyring_check_running_on_a_thread(vault: Context) -> None:
+    """A check still running when the server stops must end before the database pool is
+    closed: a check that ran on after it would open a connection nobody closes."""
+    app = build_app(vault)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_refresh() -> None:
+        started.set()
+        time.sleep(0.5)
+        finished.set()
+
+    app.keeper.refresh = slow_refresh  # type: ignore[method-assign]
+    with TestClient(app, headers={"X-Bunker-Token": ROOT_TOKEN}) as client:
+        assert client.get("/v1/status").status_code == 200
+        assert started.wait(10)
+    assert finished.is_set()

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 import pytest
 from starlette.testclient import TestClient
 
-from databunker.crypto import Keyring, MasterKey
+from databunker.crypto import DataKey, Keyring, MasterKey
 from databunker.crypto.providers import EnvironmentKeyProvider
 from databunker.services import keys
 from databunker.services.context import Context
 from databunker.services.system import VaultStateError, open_vault
 from databunker.storage import Database
+from databunker.storage import repositories as user_rows
 from support.vaults import MASTER_KEY_HEX, VaultFactory, client_for
 
 PEOPLE_BEFORE = 120
@@ -236,3 +237,113 @@ def test_an_interrupted_rotation_resumes_with_the_same_version(
     assert found.rotation is not None
     assert found.rotation.state == "done"
     _all_readable(client, before)
+
+
+def test_after_a_rekey_a_server_holding_the_old_key_follows_a_rotation_and_a_retire(
+    served: tuple[Context, TestClient, dict[str, str]], database_url: str
+) -> None:
+    """The rekey reseals the keyring key only: the running server, whose master key is
+    refused from then on, still learns the rotation's new KEK and wraps with it."""
+    vault, client, before = served
+    database = Database(database_url)
+    try:
+        old, new = MasterKey.from_hex(MASTER_KEY_HEX), MasterKey.generate()
+        keys.rekey(
+            database, _operator_keyring(database, old), new, EnvironmentKeyProvider(), wall_clock
+        )
+        operator = _operator_keyring(database, new)
+        with Load(client) as load:
+            time.sleep(0.5)
+            version = keys.rotate(database, operator, wall_clock, batch=BATCH)
+            time.sleep(keys.REFRESH_SECONDS + 1)
+        keys.rewrap(database, operator, wall_clock, batch=BATCH)
+        destroyed = keys.retire(database, operator, wall_clock)
+        time.sleep(keys.REFRESH_SECONDS + 1)
+
+        assert load.failures == []
+        assert (version, destroyed) == (2, [1])
+        assert vault.keyring.key_id == 2  # the server still holding the old master key
+        assert vault.keyring.master.hex() == old.hex()
+        _all_readable(client, {**before, **load.written})
+        after = client.post("/v1/user", json={"email": "after-rekey@example.com"})
+        assert after.status_code == 200, after.text
+        _all_readable(client, {after.json()["token"]: "after-rekey@example.com"})
+        found = keys.status(database)
+        assert [(v.version, v.wrapped_keys) for v in found.versions] == [
+            (2, len(before) + 2 * len(load.written) + 1)
+        ]
+        with pytest.raises(VaultStateError, match="master key does not match"):
+            open_vault(database, Keyring(old))
+    finally:
+        database.dispose()
+
+
+def test_a_server_that_missed_a_retire_wraps_new_data_keys_with_the_current_version(
+    served: tuple[Context, TestClient, dict[str, str]], database_url: str
+) -> None:
+    vault, client, before = served
+    database = Database(database_url)
+    try:
+        missed = vault.keyring.keys  # what a server that has not reloaded yet holds
+        operator = _operator_keyring(database, MasterKey.from_hex(MASTER_KEY_HEX))
+        keys.rotate(database, operator, wall_clock, settle=0, batch=BATCH)
+        assert keys.retire(database, operator, wall_clock) == [1]
+        vault.keyring.load(vault.keyring.master, missed)  # still wraps with version 1
+        assert vault.keyring.key_id == 1
+
+        created = client.post("/v1/user", json={"email": "late@example.com"})
+
+        assert created.status_code == 200, created.text
+        assert vault.keyring.key_id == 2  # it found version 1 gone and reloaded
+        found = keys.status(database)
+        assert [(v.version, v.wrapped_keys) for v in found.versions] == [(2, len(before) + 1)]
+        _all_readable(client, {created.json()["token"]: "late@example.com"})
+    finally:
+        database.dispose()
+
+
+def test_a_retire_waits_for_a_data_key_being_wrapped_with_the_version_and_keeps_it(
+    make_vault: VaultFactory, database_url: str
+) -> None:
+    """A transaction that holds KEK version 1 to wrap a data key, still open while the
+    version is retired: the retire counts the key once it is committed, and keeps the
+    version instead of destroying the only key that opens it."""
+    make_vault()
+    database = Database(database_url)
+    try:
+        master = MasterKey.from_hex(MASTER_KEY_HEX)
+        stale = _operator_keyring(database, master)  # version 1 current
+        operator = _operator_keyring(database, master)
+        keys.rotate(database, operator, wall_clock, settle=0)
+        holding, release = threading.Event(), threading.Event()
+
+        def wrap_under_the_old_version() -> None:
+            with database.transaction() as conn:
+                keys.hold_current_kek(conn, stale)
+                token = "6c1f5a2e-4b7d-4e8a-9f00-1a2b3c4d5e6f"
+                user_rows.insert_user(
+                    conn,
+                    token=token,
+                    data_key=stale.wrap(DataKey.generate(), token),
+                    profile=b"",
+                    indexes={},
+                    now=wall_clock(),
+                )
+                holding.set()
+                release.wait(10)
+
+        writer = threading.Thread(target=wrap_under_the_old_version)
+        writer.start()
+        assert holding.wait(10)
+        threading.Timer(0.5, release.set).start()
+        destroyed = keys.retire(database, operator, wall_clock)
+        writer.join(10)
+
+        assert destroyed == []
+        found = keys.status(database)
+        assert [(v.version, v.wrapped_keys) for v in found.versions] == [(1, 1), (2, 0)]
+        # Once rewrapped, the version wraps nothing any more and goes.
+        keys.rewrap(database, operator, wall_clock)
+        assert keys.retire(database, operator, wall_clock) == [1]
+    finally:
+        database.dispose()

@@ -20,7 +20,7 @@ from databunker.services.context import Context
 from databunker.services.system import initialise
 from databunker.storage import Database
 from databunker.unsealing import LocalUnsealer
-from support.vaults import ROOT_TOKEN, Clock
+from support.vaults import ROOT_TOKEN, Clock, VaultFactory, client_for
 
 SEALED = {"status": "error", "message": "vault is sealed"}
 
@@ -204,3 +204,37 @@ def test_periodic_jobs_wait_while_sealed(sealed_vault: SealedVault) -> None:
         while _sessions_stored(sealed_vault.database) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _sessions_stored(sealed_vault.database) == 0
+
+
+def test_a_vault_keyed_by_the_environment_stays_sealed_until_restarted(
+    make_vault: VaultFactory,
+) -> None:
+    """Its key came from the environment (or KMS) at start; once root seals it, no share
+    can unseal it: the answer says so, and it stays out of the load balancer's pool."""
+    with client_for(make_vault()) as client:
+        assert client.post("/v1/sys/seal").json() == {
+            "status": "ok",
+            "sealed": True,
+            "threshold": 0,
+            "progress": 0,
+        }
+        refused = client.post("/v1/sys/unseal", json={"share": "any share at all"})
+        assert refused.status_code == 400
+        assert refused.json() == {
+            "status": "error",
+            "message": "this vault is not protected by shares",
+        }
+        status = client.get("/v1/status")
+        assert status.status_code == 503
+        assert status.json()["sealed"] is True
+        assert client.get("/v1/user/token/6c1f5a2e-4b7d-4e8a-9f00-1a2b3c4d5e6f").status_code == 503
+
+
+def test_ready_is_503_while_sealed_and_200_once_unsealed(sealed_vault: SealedVault) -> None:
+    with sealed_vault.client() as client:
+        response = client.get("/v1/sys/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "error", "message": "vault is sealed", "ready": False}
+        for share in sealed_vault.shares[:3]:
+            client.post("/v1/sys/unseal", json={"share": share})
+        assert client.get("/v1/sys/ready").json() == {"status": "ok", "ready": True}

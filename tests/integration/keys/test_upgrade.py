@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 from databunker.cli import main
 from databunker.config import Settings
-from databunker.crypto import Keyring, MasterKey
+from databunker.crypto import DecryptionError, Keyring, MasterKey
 from databunker.services import keys
 from databunker.services.context import Context
-from databunker.services.system import VaultStateError, open_vault
+from databunker.services.system import VaultStateError, initialise, open_vault
 from databunker.storage import LATEST_VERSION, Database, migrate, schema_version
 from support.vaults import Clock, client_for
 
@@ -151,3 +151,53 @@ def test_keys_status_of_a_vault_not_opened_since_the_upgrade_needs_no_key(
         "current version: 1",
         "version 1 (current): wraps 7 data keys",
     ]
+
+
+def test_a_keyring_sealed_directly_under_the_master_key_gets_a_keyring_key(
+    fresh_database_url: str,
+) -> None:
+    """The keyring form of the release before the keyring key: every entry sealed under
+    the master key. Opening it seals the entries under a new keyring key, keys unchanged."""
+    database = Database(fresh_database_url)
+    try:
+        master = MasterKey.generate()
+        made = Keyring(master)
+        initialise(database, made, "00000000-0000-4000-8000-000000000001", 1_000)
+        keys_before = made.keys
+        with database.transaction() as conn:  # the earlier release's form
+            conn.execute(sa.text("DELETE FROM keyring"))
+            generation = conn.execute(
+                sa.text("SELECT value FROM meta WHERE name = 'keyring_generation'")
+            ).scalar_one()
+            for name, raw in keys_before.entries().items():
+                conn.execute(
+                    sa.text("INSERT INTO keyring (name, sealed, created) VALUES (:n, :s, 1000)"),
+                    {"n": name, "s": master.seal_entry(name, raw)},
+                )
+
+        reopened = Keyring(master)
+        open_vault(database, reopened)
+
+        assert reopened.keys.entries() == keys_before.entries()
+        assert reopened.blind_index("email", "a@example.com") == made.blind_index(
+            "email", "a@example.com"
+        )
+        with database.transaction() as conn:
+            names = set(conn.execute(sa.text("SELECT name FROM keyring")).scalars())
+            rows = conn.execute(sa.text("SELECT name, sealed FROM keyring")).all()
+            sealed = {row[0]: row[1] for row in rows}
+            after = conn.execute(
+                sa.text("SELECT value FROM meta WHERE name = 'keyring_generation'")
+            ).scalar_one()
+        assert names == {*keys_before.entries(), "keyring-key"}
+        assert master.open_entry("keyring-key", bytes(sealed["keyring-key"])) == (
+            reopened.keys.wrapping
+        )
+        with pytest.raises(DecryptionError):  # no entry is sealed under the master key now
+            master.open_entry("blind-index", bytes(sealed["blind-index"]))
+        assert after == generation  # servers running need not reload: the keys are the same
+        again = Keyring(master)
+        open_vault(database, again)
+        assert again.keys.wrapping == reopened.keys.wrapping
+    finally:
+        database.dispose()
