@@ -257,3 +257,16 @@ def test_every_operation_name_is_served(api: TestClient) -> None:
     for name in OPERATIONS:
         response = call(api, name, {})
         assert response.status_code != 404 or response.json()["message"] != UNKNOWN_OP, name
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b"], ids=["nul", "esc"])
+def test_an_identity_with_a_control_character_matches_nobody(api: TestClient, control: str) -> None:
+    token = create(api, ANN)
+    for mode, identity in (("email", "ann@example.com"), ("login", "ann")):
+        body = {"mode": mode, "identity": identity + control}
+        assert_error(call(api, "UserGet", body), 404, "The user record was not found")
+    assert_error(
+        call(api, "UserGet", {"mode": "token", "identity": token + control}), 400, "Bad UUID"
+    )
+    response = call(api, "UserCreate", {"profile": {"login": "x" + control}})
+    assert response.status_code == 400, response.text
