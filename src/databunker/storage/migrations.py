@@ -2,13 +2,15 @@
 
 Each migration states its own DDL (it is a snapshot of its time, not a view of
 ``tables.py``), so a database made by any earlier release upgrades step by step. Several
-servers starting at once are safe: PostgreSQL takes an advisory lock, SQLite's
-``BEGIN IMMEDIATE`` serialises the upgrade.
+servers starting at once are safe: PostgreSQL takes an advisory lock, MariaDB and MySQL a
+named lock (``GET_LOCK``; their DDL commits as it runs, so a migration there is not undone
+as a whole when it fails), SQLite's ``BEGIN IMMEDIATE`` serialises the upgrade.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -16,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from databunker.storage.database import Database
+from databunker.storage.dialects import KeyedBinary, is_mysql
 
 _LOCK_ID = 0x4442_756E  # any constant; names this application's advisory lock
 _VERSION_KEY = "schema_version"
@@ -82,7 +85,7 @@ def _v2_consent_and_personal_data(op: Operations) -> None:
     # Data retention on the user record; the expiration token is stored only as a keyed hash.
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("exp_status", sa.String(16), nullable=True))
-        batch.add_column(sa.Column("exp_token_hash", sa.LargeBinary, nullable=True))
+        batch.add_column(sa.Column("exp_token_hash", KeyedBinary, nullable=True))
         batch.add_column(sa.Column("exp_time", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("exp_started_by", sa.String(16), nullable=True))
         batch.create_index("ix_users_exp_time", ["exp_time"])
@@ -314,17 +317,40 @@ def migrate(database: Database, target: int | None = None) -> int:
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        current = schema_version(conn)
-        if current > LATEST_VERSION:
-            raise RuntimeError(
-                f"the database schema (version {current}) is newer than this server "
-                f"(version {LATEST_VERSION}); upgrade the server"
-            )
-        op = Operations(MigrationContext.configure(conn))
-        for version in range(current + 1, target + 1):
-            MIGRATIONS[version - 1](op)
-            _set_version(conn, version, first=version == 1)
-        return max(current, target)
+        if is_mysql(conn):
+            # DDL commits as it goes there, so the lock is the session's, released below.
+            with _named_lock(conn):
+                return _migrate(conn, target)
+        return _migrate(conn, target)
+
+
+@contextmanager
+def _named_lock(conn: Connection) -> Iterator[None]:
+    name = f"databunker_migrate_{_LOCK_ID}"
+    if conn.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
+        raise RuntimeError("another server held the schema upgrade lock for 10 minutes")
+    try:
+        yield
+    finally:
+        conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+
+def _migrate(conn: Connection, target: int) -> int:
+    current = schema_version(conn)
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"the database schema (version {current}) is newer than this server "
+            f"(version {LATEST_VERSION}); upgrade the server"
+        )
+    if current == 0 and is_mysql(conn):
+        # Tokens, names and keys compare exactly, as on SQLite and PostgreSQL: every
+        # table takes the database's (binary) collation.
+        conn.execute(sa.text("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    op = Operations(MigrationContext.configure(conn))
+    for version in range(current + 1, target + 1):
+        MIGRATIONS[version - 1](op)
+        _set_version(conn, version, first=version == 1)
+    return max(current, target)
 
 
 def _set_version(conn: Connection, version: int, *, first: bool) -> None:
