@@ -165,7 +165,7 @@ def test_an_unwritable_database_file_is_named(command: str, workdir: Path) -> No
         ("postgresql://vault@127.0.0.1:port/vault", "database URL is not valid"),
         (
             "mysql://vault@127.0.0.1/vault",
-            "database URL must start with sqlite:/// or postgresql://",
+            "database URL must start with sqlite:///, postgresql://, mariadb:// or mysql://",
         ),
     ],
 )

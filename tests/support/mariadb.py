@@ -241,11 +241,11 @@ class ReusableMariaDB:
             self._tables = sorted(str(row[0]) for row in cursor.fetchall())
             self._inserts: list[tuple[str, list[tuple[Any, ...]]]] = []
             for table in self._tables:
-                cursor.execute(f"SELECT * FROM `{table}`")
+                cursor.execute(f"SELECT * FROM `{table}`")  # noqa: S608 (names from SHOW TABLES)
                 rows = list(cursor.fetchall())
                 if rows:
                     columns = [str(d[0]) for d in cursor.description]
-                    insert = "INSERT INTO `{}` ({}) VALUES ({})".format(
+                    insert = "INSERT INTO `{}` ({}) VALUES ({})".format(  # noqa: S608
                         table,
                         ", ".join(f"`{c}`" for c in columns),
                         ", ".join("%s" for _ in columns),
@@ -257,7 +257,7 @@ class ReusableMariaDB:
         with self._conn.cursor() as cursor:
             cursor.execute("SET foreign_key_checks = 0")
             for table in self._tables:
-                cursor.execute(f"DELETE FROM `{table}`")
+                cursor.execute(f"DELETE FROM `{table}`")  # noqa: S608
             for insert, rows in self._inserts:
                 cursor.executemany(insert, rows)
             cursor.execute("SET foreign_key_checks = 1")

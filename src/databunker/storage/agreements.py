@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from databunker.storage.prepared import Prepared
 from databunker.storage.dialects import update_returning
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import agreements
 
 YES = "yes"
@@ -61,7 +61,8 @@ def find(
 
 def insert(conn: Connection, values: dict[str, Any]) -> int:
     result = conn.execute(agreements.insert().values(**values))
-    return int(result.inserted_primary_key[0])
+    key: Any = result.inserted_primary_key
+    return int(key[0])
 
 
 def update(conn: Connection, row_id: int, values: dict[str, Any]) -> None:

@@ -223,12 +223,7 @@ _CLAIM_LANE = Prepared(
 )
 # MariaDB, MySQL: the named lock (``GET_LOCK``) by which a connection claims a lane.
 _CLAIM_NAMED_LANE = Prepared(
-    sa.select(
-        sa.func.get_lock(
-            sa.func.concat(LANE_LOCK_PREFIX, sa.bindparam("lane", type_=sa.Integer)),
-            sa.literal_column("0"),
-        )
-    )
+    sa.select(sa.func.get_lock(sa.bindparam("name", type_=sa.String), sa.literal_column("0")))
 )
 _OWNED_LANE = "databunker_audit_lane"
 
@@ -283,7 +278,8 @@ def _take_lane(conn: Connection) -> ChainHead:
 @dataclass(slots=True)
 class _OwnedLane:
     """The lane a pooled connection writes to for as long as it lives (on PostgreSQL, claimed
-    with a session advisory lock, on MariaDB and MySQL with ``GET_LOCK``; on SQLite, lane 0), and the head it last wrote there.
+    with a session advisory lock, on MariaDB and MySQL with ``GET_LOCK``; on SQLite, lane 0),
+    and the head it last wrote there.
 
     The remembered head saves reading the lane at each event; it is only a guess: the
     event is written by one statement that advances the head only if its seal is still the
@@ -309,7 +305,7 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
         claimed = None
         for lane in order:
             if named:
-                got = _CLAIM_NAMED_LANE.first(conn, {"lane": lane})
+                got = _CLAIM_NAMED_LANE.first(conn, {"name": f"{LANE_LOCK_PREFIX}{lane}"})
             else:
                 got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
             if got is not None and got[0]:

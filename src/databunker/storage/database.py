@@ -4,8 +4,9 @@ SQLite (the embedded default) runs in WAL mode and every transaction starts with
 ``BEGIN IMMEDIATE``: a request that reads and then writes never works from a stale snapshot,
 and writers queue on the busy timeout instead of failing. PostgreSQL uses its default READ
 COMMITTED isolation with row locks (``SELECT ... FOR UPDATE``) where a row is read to be
-changed; MariaDB and MySQL are set to the same READ COMMITTED isolation. SQL statements never carry literal values: everything is a bound parameter, and
-parameters are hidden from SQLAlchemy's error messages so no value reaches a log.
+changed; MariaDB and MySQL are set to the same READ COMMITTED isolation. SQL statements
+never carry literal values: everything is a bound parameter, and parameters are hidden
+from SQLAlchemy's error messages so no value reaches a log.
 """
 
 from __future__ import annotations

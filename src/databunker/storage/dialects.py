@@ -40,8 +40,9 @@ def _is_keyed(column: Any) -> bool:
     table = column.table if isinstance(getattr(column, "table", None), sa.Table) else None
     if table is None:
         return False
-    constrained = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
-    return any(column.name in c.columns for c in (*constrained, *table.indexes))
+    unique = [c.columns for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    indexed = [index.columns for index in table.indexes]
+    return any(column.name in columns for columns in (*unique, *indexed))
 
 
 @compiles(sa.LargeBinary, "mariadb")
