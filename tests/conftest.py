@@ -86,9 +86,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     or MariaDB one."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/vault.db"
-    reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(
-        f"reusable_{request.param}"
-    )
+    fixture = "reusable_mariadb" if request.param == "mariadb" else "reusable_postgres"
+    reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(fixture)
     reusable.empty()
     return reusable.url
 
@@ -100,7 +99,7 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield f"sqlite:///{tmp_path}/vault.db"
         return
     server: TemporaryPostgres | TemporaryMariaDB = request.getfixturevalue(
-        f"{request.param}_server" if request.param == "mariadb" else "postgres_server"
+        "mariadb_server" if request.param == "mariadb" else "postgres_server"
     )
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = server.create_database(name)
