@@ -34,12 +34,15 @@ def find_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
 
 def take_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
     """Delete the captcha and return its sealed answer if it was live: a captcha is spent once."""
-    statement = (
-        captchas.delete()
-        .where(captchas.c.id_hash == id_hash)
-        .returning(captchas.c.answer_hash, captchas.c.expires)
-    )
-    row = conn.execute(statement).one_or_none()
+    spend = captchas.delete().where(captchas.c.id_hash == id_hash)
+    if conn.dialect.delete_returning:
+        row = conn.execute(spend.returning(captchas.c.answer_hash, captchas.c.expires)).first()
+    else:  # MySQL: read under the row's lock, then delete it
+        query = sa.select(captchas.c.answer_hash, captchas.c.expires).where(
+            captchas.c.id_hash == id_hash
+        )
+        row = conn.execute(query.with_for_update()).first()
+        conn.execute(spend)
     if row is None or row.expires <= now:
         return None
     answer: bytes = row.answer_hash
