@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from databunker.storage.database import Database
-from databunker.storage.dialects import KeyedBinary, is_mysql
+from databunker.storage.dialects import MYSQL_DIALECTS, KeyedBinary, is_mysql
 
 _LOCK_ID = 0x4442_756E  # any constant; names this application's advisory lock
 _VERSION_KEY = "schema_version"
@@ -314,25 +314,29 @@ def migrate(database: Database, target: int | None = None) -> int:
     reached."""
     if target is None:
         target = len(MIGRATIONS)
+    if database.dialect in MYSQL_DIALECTS:
+        # DDL commits as it goes there: the lock is a session's of its own, released only
+        # once the transaction that records the version has committed.
+        with _named_lock(database), database.transaction() as conn:
+            return _migrate(conn, target)
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        if is_mysql(conn):
-            # DDL commits as it goes there, so the lock is the session's, released below.
-            with _named_lock(conn):
-                return _migrate(conn, target)
         return _migrate(conn, target)
 
 
 @contextmanager
-def _named_lock(conn: Connection) -> Iterator[None]:
-    name = f"databunker_migrate_{_LOCK_ID}"
-    if conn.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar() != 1:
-        raise RuntimeError("another server held the schema upgrade lock for 10 minutes")
-    try:
-        yield
-    finally:
-        conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+def _named_lock(database: Database) -> Iterator[None]:
+    name = f"databunker_migrate_{database.url.database}"[:64]  # one per database
+    with database.engine.connect() as holder:
+        got = holder.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar()
+        if got != 1:
+            raise RuntimeError("another server held the schema upgrade lock for 10 minutes")
+        try:
+            yield
+        finally:
+            holder.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            holder.rollback()
 
 
 def _migrate(conn: Connection, target: int) -> int:
