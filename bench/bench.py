@@ -278,7 +278,9 @@ def table(results: list[Result]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per scenario")
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgresql", "mariadb", "both", "all"], default="sqlite"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--users", type=int, default=1000, help="users created beforehand")
@@ -304,13 +306,22 @@ def main() -> None:
     args = parser.parse_args()
 
     results: list[Result] = []
-    databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    databases = {"both": ["sqlite", "postgresql"], "all": ["sqlite", "postgresql", "mariadb"]}.get(
+        args.db, [args.db]
+    )
     for database in databases:
         print(f"{database}:", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="databunker-bench-") as folder:
             work = Path(folder)
             if database == "sqlite":
                 results += bench_database(args, database, f"sqlite:///{work}/vault.db", work)
+                continue
+            if database == "mariadb":
+                from support.mariadb import TemporaryMariaDB
+
+                with TemporaryMariaDB() as maria:
+                    url = maria.create_database("bench")
+                    results += bench_database(args, database, url, work)
                 continue
             from support.postgres import TemporaryPostgres
 

@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
-Integration tests take ``database_url`` (or anything built on it) and so run twice: on
-SQLite and on a real PostgreSQL server started for the session.
+Integration tests take ``database_url`` (or anything built on it) and so run three times:
+on SQLite, and on a real PostgreSQL and a real MariaDB server started for the session.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from databunker.services.keys import unlock
 from databunker.services.schema import UserSchema
 from databunker.services.system import initialise
 from databunker.storage import Database, migrate
+from support.mariadb import ReusableMariaDB, TemporaryMariaDB
 from support.postgres import ReusableDatabase, TemporaryPostgres
 from support.vaults import (
     MASTER_KEY_HEX,
@@ -55,23 +56,51 @@ def reusable_postgres(postgres_server: TemporaryPostgres) -> Iterator[ReusableDa
     postgres_server.drop_database(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[TemporaryMariaDB]:
+    """A throw-away MariaDB server shared by the whole test session."""
+    with TemporaryMariaDB() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def reusable_mariadb(mariadb_server: TemporaryMariaDB) -> Iterator[ReusableMariaDB]:
+    """One migrated MariaDB database for the session, emptied before each test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = mariadb_server.create_database(name)
+    database = Database(url)
+    migrate(database)
+    database.dispose()
+    reusable = ReusableMariaDB(mariadb_server, name)
+    yield reusable
+    reusable.close()
+    mariadb_server.drop_database(name)
+
+
+DATABASES = ["sqlite", "postgresql", "mariadb"]
+
+
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database, never initialised: a new SQLite file, or the emptied PostgreSQL one."""
+    """An empty database, never initialised: a new SQLite file, or the emptied PostgreSQL
+    or MariaDB one."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/vault.db"
-    reusable: ReusableDatabase = request.getfixturevalue("reusable_postgres")
+    fixture = "reusable_mariadb" if request.param == "mariadb" else "reusable_postgres"
+    reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(fixture)
     reusable.empty()
     return reusable.url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no schema at all, for tests of the migrations themselves."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/vault.db"
         return
-    server: TemporaryPostgres = request.getfixturevalue("postgres_server")
+    server: TemporaryPostgres | TemporaryMariaDB = request.getfixturevalue(
+        "mariadb_server" if request.param == "mariadb" else "postgres_server"
+    )
     name = f"t_{uuid.uuid4().hex[:16]}"
     url = server.create_database(name)
     yield url

@@ -712,7 +712,10 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="create the schema, master key and root token")
     serve = commands.add_parser("serve", help="run the server (needs DATABUNKER_MASTERKEY)")
     for sub in (init, serve):
-        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument(
+            "--db",
+            help="sqlite:///path.db, postgresql://user:pass@host/db or mariadb://user:pass@host/db",
+        )
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -734,7 +737,10 @@ def _parser() -> argparse.ArgumentParser:
     bulk_export.add_argument("file", help='output file ("-" for standard output)')
     bulk_export.set_defaults(handler=cmd_export)
     for sub in (bulk_import, bulk_export):
-        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument(
+            "--db",
+            help="sqlite:///path.db, postgresql://user:pass@host/db or mariadb://user:pass@host/db",
+        )
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
 
     key_commands = commands.add_parser("keys", help="the keyring: status, rotate, rekey")
@@ -750,12 +756,18 @@ def _parser() -> argparse.ArgumentParser:
     _provider_options(key_rekey)
     key_rekey.set_defaults(handler=cmd_keys_rekey)
     for sub in (key_status, key_rotate, key_rekey):
-        sub.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+        sub.add_argument(
+            "--db",
+            help="sqlite:///path.db, postgresql://user:pass@host/db or mariadb://user:pass@host/db",
+        )
         sub.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
     audit = commands.add_parser("audit", help="check the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="check that no audit event was changed")
-    verify.add_argument("--db", help="sqlite:///path.db or postgresql://user:pass@host/db")
+    verify.add_argument(
+        "--db",
+        help="sqlite:///path.db, postgresql://user:pass@host/db or mariadb://user:pass@host/db",
+    )
     verify.add_argument("--config", help="YAML configuration file (default ./databunker.yaml)")
     verify.add_argument(
         "--anchor", metavar="COUNT:LINK", help="a head taken earlier from GET /v1/sys/audit/head"

@@ -164,13 +164,28 @@ def test_an_unwritable_database_file_is_named(command: str, workdir: Path) -> No
         ("not a database URL", "database URL is not valid"),
         ("postgresql://vault@127.0.0.1:port/vault", "database URL is not valid"),
         (
-            "mysql://vault@127.0.0.1/vault",
-            "database URL must start with sqlite:/// or postgresql://",
+            "oracle://vault@127.0.0.1/vault",
+            "database URL must start with sqlite:///, postgresql://, mariadb:// or mysql://",
         ),
     ],
 )
 def test_a_bad_database_url_is_refused(command: str, url: str, message: str, workdir: Path) -> None:
     assert refusal(run(command, url, workdir)) == f"databunker: {message}"
+
+
+@pytest.mark.parametrize("scheme", ["mariadb", "mysql"])
+def test_an_unreachable_mariadb_server_is_named(
+    scheme: str, closed_port: int, workdir: Path
+) -> None:
+    url = f"{scheme}://vault:secret-password@127.0.0.1:{closed_port}/vault"
+
+    line = refusal(run("init", url, workdir))
+
+    assert line == (
+        "databunker: cannot connect to the database: (2003, \"Can't connect to MySQL server "
+        "on '127.0.0.1' ([Errno 111] Connection refused)\")"
+    )
+    assert "secret-password" not in line
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

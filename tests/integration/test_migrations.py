@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from databunker.storage import LATEST_VERSION, Database, migrate, schema_version
+from databunker.storage.dialects import compare_type
 from databunker.storage.tables import metadata
 
 
@@ -24,7 +25,8 @@ def database(fresh_database_url: str) -> Iterator[Database]:
 def test_migrated_schema_matches_the_table_definitions(database: Database) -> None:
     migrate(database)
     with database.engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"compare_type": compare_type})
+        differences = compare_metadata(context, metadata)
     assert differences == []
 
 

@@ -46,6 +46,7 @@ from databunker.crypto import providers as prov
 from databunker.storage import Database
 from databunker.storage import keyring as store
 from databunker.storage import repositories as repo
+from databunker.storage.dialects import hold_transaction_lock
 from databunker.storage.login import hit
 
 log = logging.getLogger("databunker.keys")
@@ -138,8 +139,7 @@ def unlock(database: Database, keyring: Keyring, master: MasterKey, now: int) ->
         if stored is None or not master.matches(stored):
             raise KeyringError("the master key does not match this database")
         if KEYRING_KEY_ENTRY not in store.read_entries(conn):
-            if conn.dialect.name == "postgresql":  # servers upgrading at once: one does it
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": 0x4B455953})
+            hold_transaction_lock(conn, 0x4B455953)  # servers upgrading at once: one does it
             _upgrade(conn, master, now)
         generation = _generation(conn)
         keys = _read_keys(conn, master)

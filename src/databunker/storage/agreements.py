@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.dialects import update_returning
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import agreements
 
@@ -59,8 +60,9 @@ def find(
 
 
 def insert(conn: Connection, values: dict[str, Any]) -> int:
-    result = conn.execute(agreements.insert().values(**values).returning(agreements.c.id))
-    return int(result.scalar_one())
+    result = conn.execute(agreements.insert().values(**values))
+    key: Any = result.inserted_primary_key
+    return int(key[0])
 
 
 def update(conn: Connection, row_id: int, values: dict[str, Any]) -> None:
@@ -139,15 +141,12 @@ def expire_due(conn: Connection, now: int) -> list[AgreementRow]:
     One statement: with several servers running it at once, each row changes (and is
     returned) in exactly one of them.
     """
-    result = conn.execute(
-        agreements.update()
-        .where(
-            agreements.c.status == YES,
-            agreements.c.endtime > 0,
-            agreements.c.endtime <= now,
-        )
-        .values(status="expired", updated=now)
-        .returning(*agreements.c)
+    result = update_returning(
+        conn,
+        agreements,
+        sa.and_(agreements.c.status == YES, agreements.c.endtime > 0, agreements.c.endtime <= now),
+        {"status": "expired", "updated": now},
+        list(agreements.c),
     )
     return [_row(row) for row in result]
 

@@ -58,6 +58,7 @@ from databunker.crypto.audit_links import (
     payload_digest,
 )
 from databunker.storage.database import Database
+from databunker.storage.dialects import is_mysql
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import audit, audit_chain, users
 
@@ -209,6 +210,10 @@ _ADVANCE_AND_INSERT = Prepared(
         ).select_from(_ADVANCE_HEAD),
     )
 )
+# The advisory-lock key space (two int4 keys) in which a connection claims a lane, and
+# the prefix of a lane's lock name on MariaDB and MySQL.
+LANE_LOCK_SPACE = 0x4442_4348
+LANE_LOCK_PREFIX = "databunker_audit_lane_"
 _CLAIM_LANE = Prepared(
     sa.select(
         sa.func.pg_try_advisory_lock(
@@ -216,8 +221,10 @@ _CLAIM_LANE = Prepared(
         )
     )
 )
-# The advisory-lock key space (two int4 keys) in which a connection claims a lane.
-LANE_LOCK_SPACE = 0x4442_4348
+# MariaDB, MySQL: the named lock (``GET_LOCK``) by which a connection claims a lane.
+_CLAIM_NAMED_LANE = Prepared(
+    sa.select(sa.func.get_lock(sa.bindparam("name", type_=sa.String), sa.literal_column("0")))
+)
 _OWNED_LANE = "databunker_audit_lane"
 
 
@@ -271,7 +278,8 @@ def _take_lane(conn: Connection) -> ChainHead:
 @dataclass(slots=True)
 class _OwnedLane:
     """The lane a pooled connection writes to for as long as it lives (on PostgreSQL, claimed
-    with a session advisory lock; on SQLite, lane 0), and the head it last wrote there.
+    with a session advisory lock, on MariaDB and MySQL with ``GET_LOCK``; on SQLite, lane 0),
+    and the head it last wrote there.
 
     The remembered head saves reading the lane at each event; it is only a guess: the
     event is written by one statement that advances the head only if its seal is still the
@@ -289,13 +297,17 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
     if isinstance(owned, _OwnedLane):
         return owned
     claimed: int | None = 0  # SQLite: one writer at a time, lane 0
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "sqlite":
+        named = is_mysql(conn)
         lanes = int(_LANE_COUNT.first(conn, {})[0])  # type: ignore[index]
         order = list(range(lanes))
         secrets.SystemRandom().shuffle(order)
         claimed = None
         for lane in order:
-            got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
+            if named:
+                got = _CLAIM_NAMED_LANE.first(conn, {"name": f"{LANE_LOCK_PREFIX}{lane}"})
+            else:
+                got = _CLAIM_LANE.first(conn, {"space": LANE_LOCK_SPACE, "lane": lane})
             if got is not None and got[0]:
                 claimed = lane
                 break

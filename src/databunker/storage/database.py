@@ -4,8 +4,9 @@ SQLite (the embedded default) runs in WAL mode and every transaction starts with
 ``BEGIN IMMEDIATE``: a request that reads and then writes never works from a stale snapshot,
 and writers queue on the busy timeout instead of failing. PostgreSQL uses its default READ
 COMMITTED isolation with row locks (``SELECT ... FOR UPDATE``) where a row is read to be
-changed. SQL statements never carry literal values: everything is a bound parameter, and
-parameters are hidden from SQLAlchemy's error messages so no value reaches a log.
+changed; MariaDB and MySQL are set to the same READ COMMITTED isolation. SQL statements
+never carry literal values: everything is a bound parameter, and parameters are hidden
+from SQLAlchemy's error messages so no value reaches a log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from databunker.storage.dialects import MYSQL_DIALECTS
 from databunker.storage.group_commit import GroupCommit
 from databunker.storage.runners import ThreadedRunner, UnitRunner
 
@@ -36,7 +38,8 @@ class DatabaseURLError(ValueError):
 
 
 def normalise_url(url: str) -> sa.URL:
-    """Accept ``sqlite:///path`` and ``postgresql://...``; choose the drivers we ship."""
+    """Accept ``sqlite:///path``, ``postgresql://...`` and ``mariadb://`` / ``mysql://``;
+    choose the drivers we ship (PyMySQL for MariaDB and MySQL)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -46,7 +49,12 @@ def normalise_url(url: str) -> sa.URL:
         return parsed.set(drivername="sqlite+pysqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")
-    raise DatabaseURLError("database URL must start with sqlite:/// or postgresql://")
+    if backend in MYSQL_DIALECTS:
+        query = {"charset": "utf8mb4", **parsed.query}
+        return parsed.set(drivername=f"{backend}+pymysql", query=query)
+    raise DatabaseURLError(
+        "database URL must start with sqlite:///, postgresql://, mariadb:// or mysql://"
+    )
 
 
 class Database:
@@ -65,6 +73,10 @@ class Database:
             )
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
+        if self.dialect in MYSQL_DIALECTS:
+            # PostgreSQL's default: a plain read sees what is committed when it runs, and
+            # rows read to be changed are locked (``FOR UPDATE``).
+            kwargs.update(isolation_level="READ COMMITTED", pool_recycle=3600)
         self.engine: Engine = sa.create_engine(self.url, **kwargs)
         self.writer: WriterLock | None = None
         self.runner: UnitRunner
@@ -104,10 +116,12 @@ class Database:
         """A read-only transaction that sees one consistent state of the database and holds
         no writer back, for long reads (``databunker audit verify``): a deferred ``BEGIN``
         on SQLite (WAL readers never block the writer), ``REPEATABLE READ READ ONLY`` on
-        PostgreSQL."""
+        PostgreSQL, ``REPEATABLE READ`` (one consistent snapshot) on MariaDB and MySQL."""
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.execution_options(**{_SNAPSHOT: True})
+            elif self.dialect in MYSQL_DIALECTS:
+                conn.execution_options(isolation_level="REPEATABLE READ")
             else:
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():

@@ -66,10 +66,10 @@ def delete_entries(conn: Connection, names: Iterable[str]) -> None:
 
 def hold_entry(conn: Connection, name: str) -> bool:
     """Whether the entry ``name`` is stored, kept so until this transaction ends: on
-    PostgreSQL by a share lock on its row, which a delete waits for; SQLite's transactions
-    hold its one writer lock from their start (``BEGIN IMMEDIATE``)."""
+    PostgreSQL, MariaDB and MySQL by a share lock on its row, which a delete waits for;
+    SQLite's transactions hold its one writer lock from their start (``BEGIN IMMEDIATE``)."""
     query = sa.select(keyring.c.name).where(keyring.c.name == name)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "sqlite":  # MariaDB, MySQL: LOCK IN SHARE MODE
         query = query.with_for_update(read=True)
     return conn.execute(query).first() is not None
 

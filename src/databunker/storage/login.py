@@ -11,14 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from databunker.storage.dialects import update_returning, upsert
 from databunker.storage.tables import access_tokens, captchas, login_codes, rate_limits
-
-
-def _insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 # -- captchas ------------------------------------------------------------------------------
@@ -38,12 +34,15 @@ def find_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
 
 def take_captcha(conn: Connection, id_hash: bytes, now: int) -> bytes | None:
     """Delete the captcha and return its sealed answer if it was live: a captcha is spent once."""
-    statement = (
-        captchas.delete()
-        .where(captchas.c.id_hash == id_hash)
-        .returning(captchas.c.answer_hash, captchas.c.expires)
-    )
-    row = conn.execute(statement).one_or_none()
+    spend = captchas.delete().where(captchas.c.id_hash == id_hash)
+    if conn.dialect.delete_returning:
+        row = conn.execute(spend.returning(captchas.c.answer_hash, captchas.c.expires)).first()
+    else:  # MySQL: read under the row's lock, then delete it
+        query = sa.select(captchas.c.answer_hash, captchas.c.expires).where(
+            captchas.c.id_hash == id_hash
+        )
+        row = conn.execute(query.with_for_update()).first()
+        conn.execute(spend)
     if row is None or row.expires <= now:
         return None
     answer: bytes = row.answer_hash
@@ -67,23 +66,26 @@ def put_login_code(
     conn: Connection, *, identity_idx: bytes, user_token: str, code_hash: bytes, expires: int
 ) -> None:
     """Store the pending code of an identity, replacing any earlier one (attempts restart)."""
-    statement = _insert(conn, login_codes).values(
-        identity_idx=identity_idx,
-        user_token=user_token,
-        code_hash=code_hash,
-        expires=expires,
-        attempts=0,
+    statement = upsert(
+        conn.dialect.name,
+        login_codes,
+        [login_codes.c.identity_idx],
+        lambda offered: [
+            ("user_token", offered.user_token),
+            ("code_hash", offered.code_hash),
+            ("expires", offered.expires),
+            ("attempts", 0),
+        ],
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[login_codes.c.identity_idx],
-        set_={
-            "user_token": statement.excluded.user_token,
-            "code_hash": statement.excluded.code_hash,
-            "expires": statement.excluded.expires,
-            "attempts": 0,
-        },
+    conn.execute(
+        statement.values(
+            identity_idx=identity_idx,
+            user_token=user_token,
+            code_hash=code_hash,
+            expires=expires,
+            attempts=0,
+        )
     )
-    conn.execute(statement)
 
 
 def find_login_code(conn: Connection, identity_idx: bytes) -> LoginCodeRow | None:
@@ -107,14 +109,14 @@ def take_login_code(conn: Connection, identity_idx: bytes, code_hash: bytes) -> 
 
 def count_failed_attempt(conn: Connection, identity_idx: bytes) -> int:
     """Add one wrong attempt to the pending code; returns the new count (0: no code)."""
-    statement = (
-        sa.update(login_codes)
-        .where(login_codes.c.identity_idx == identity_idx)
-        .values(attempts=login_codes.c.attempts + 1)
-        .returning(login_codes.c.attempts)
+    rows = update_returning(
+        conn,
+        login_codes,
+        login_codes.c.identity_idx == identity_idx,
+        {"attempts": login_codes.c.attempts + 1},
+        [login_codes.c.attempts],
     )
-    attempts: int | None = conn.execute(statement).scalar_one_or_none()
-    return attempts or 0
+    return int(rows[0].attempts) if rows else 0
 
 
 def delete_login_code(conn: Connection, identity_idx: bytes) -> None:
@@ -129,19 +131,26 @@ def purge_expired_login_codes(conn: Connection, now: int) -> int:
 def hit(conn: Connection, bucket: bytes, now: int, window: int) -> int:
     """Count one hit in the bucket's fixed window; returns the hits of the current window.
 
-    One upsert: a window older than ``window`` seconds restarts at this hit.
+    One upsert: a window older than ``window`` seconds restarts at this hit. Where the
+    upsert cannot return the row (MariaDB, MySQL), the row it wrote stays locked until the
+    transaction ends, so reading it back gives this hit's count.
     """
-    statement = _insert(conn, rate_limits).values(bucket=bucket, window_start=now, hits=1)
     stale = rate_limits.c.window_start <= now - window
-    upsert = statement.on_conflict_do_update(
-        index_elements=[rate_limits.c.bucket],
-        set_={
-            "hits": sa.case((stale, 1), else_=rate_limits.c.hits + 1),
-            "window_start": sa.case((stale, now), else_=rate_limits.c.window_start),
-        },
-    )
-    hits: int = conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one()
-    return hits
+    statement = upsert(
+        conn.dialect.name,
+        rate_limits,
+        [rate_limits.c.bucket],
+        lambda _offered: [  # hits first: it reads the window before it moves
+            ("hits", sa.case((stale, 1), else_=rate_limits.c.hits + 1)),
+            ("window_start", sa.case((stale, now), else_=rate_limits.c.window_start)),
+        ],
+    ).values(bucket=bucket, window_start=now, hits=1)
+    if conn.dialect.update_returning:
+        hits: int = conn.execute(statement.returning(rate_limits.c.hits)).scalar_one()
+        return hits
+    conn.execute(statement)
+    query = sa.select(rate_limits.c.hits).where(rate_limits.c.bucket == bucket)
+    return int(conn.execute(query).scalar_one())
 
 
 def purge_stale_rate_limits(conn: Connection, cutoff: int) -> int:

@@ -2,13 +2,15 @@
 
 Each migration states its own DDL (it is a snapshot of its time, not a view of
 ``tables.py``), so a database made by any earlier release upgrades step by step. Several
-servers starting at once are safe: PostgreSQL takes an advisory lock, SQLite's
-``BEGIN IMMEDIATE`` serialises the upgrade.
+servers starting at once are safe: PostgreSQL takes an advisory lock, MariaDB and MySQL a
+named lock (``GET_LOCK``; their DDL commits as it runs, so a migration there is not undone
+as a whole when it fails), SQLite's ``BEGIN IMMEDIATE`` serialises the upgrade.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -16,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from databunker.storage.database import Database
+from databunker.storage.dialects import MYSQL_DIALECTS, KeyedBinary, is_mysql
 
 _LOCK_ID = 0x4442_756E  # any constant; names this application's advisory lock
 _VERSION_KEY = "schema_version"
@@ -82,7 +85,7 @@ def _v2_consent_and_personal_data(op: Operations) -> None:
     # Data retention on the user record; the expiration token is stored only as a keyed hash.
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("exp_status", sa.String(16), nullable=True))
-        batch.add_column(sa.Column("exp_token_hash", sa.LargeBinary, nullable=True))
+        batch.add_column(sa.Column("exp_token_hash", KeyedBinary, nullable=True))
         batch.add_column(sa.Column("exp_time", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("exp_started_by", sa.String(16), nullable=True))
         batch.create_index("ix_users_exp_time", ["exp_time"])
@@ -311,20 +314,47 @@ def migrate(database: Database, target: int | None = None) -> int:
     reached."""
     if target is None:
         target = len(MIGRATIONS)
+    if database.dialect in MYSQL_DIALECTS:
+        # DDL commits as it goes there: the lock is a session's of its own, released only
+        # once the transaction that records the version has committed.
+        with _named_lock(database), database.transaction() as conn:
+            return _migrate(conn, target)
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-        current = schema_version(conn)
-        if current > LATEST_VERSION:
-            raise RuntimeError(
-                f"the database schema (version {current}) is newer than this server "
-                f"(version {LATEST_VERSION}); upgrade the server"
-            )
-        op = Operations(MigrationContext.configure(conn))
-        for version in range(current + 1, target + 1):
-            MIGRATIONS[version - 1](op)
-            _set_version(conn, version, first=version == 1)
-        return max(current, target)
+        return _migrate(conn, target)
+
+
+@contextmanager
+def _named_lock(database: Database) -> Iterator[None]:
+    name = f"databunker_migrate_{database.url.database}"[:64]  # one per database
+    with database.engine.connect() as holder:
+        got = holder.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": name}).scalar()
+        if got != 1:
+            raise RuntimeError("another server held the schema upgrade lock for 10 minutes")
+        try:
+            yield
+        finally:
+            holder.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            holder.rollback()
+
+
+def _migrate(conn: Connection, target: int) -> int:
+    current = schema_version(conn)
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"the database schema (version {current}) is newer than this server "
+            f"(version {LATEST_VERSION}); upgrade the server"
+        )
+    if current == 0 and is_mysql(conn):
+        # Tokens, names and keys compare exactly, as on SQLite and PostgreSQL: every
+        # table takes the database's (binary) collation.
+        conn.execute(sa.text("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    op = Operations(MigrationContext.configure(conn))
+    for version in range(current + 1, target + 1):
+        MIGRATIONS[version - 1](op)
+        _set_version(conn, version, first=version == 1)
+    return max(current, target)
 
 
 def _set_version(conn: Connection, version: int, *, first: bool) -> None:

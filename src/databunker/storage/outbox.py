@@ -79,7 +79,7 @@ def claim_due(
         .order_by(outbox.c.next_attempt, outbox.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "sqlite":  # SQLite: one writer at a time
         query = query.with_for_update(skip_locked=True)
     rows = [
         ClaimedRow(int(r.id), bytes(r.payload), int(r.attempts), int(r.created))
@@ -183,17 +183,16 @@ def enqueue(
 ) -> int:
     """Insert a sealed row; a ``void`` one is written as delivered, so it is never sent."""
     # The row id is part of the associated data, so the row is inserted first and sealed after.
-    row_id = conn.execute(
-        outbox.insert()
-        .values(
+    inserted: Any = conn.execute(
+        outbox.insert().values(
             kind=kind,
             payload=b"",
             created=now,
             next_attempt=now,
             delivered=now if void else None,
         )
-        .returning(outbox.c.id)
-    ).scalar_one()
+    ).inserted_primary_key
+    row_id = int(inserted[0])
     sealed = key.encrypt(orjson.dumps(payload), payload_context(row_id))
     conn.execute(sa.update(outbox).where(outbox.c.id == row_id).values(payload=sealed))
     return int(row_id)

@@ -484,8 +484,8 @@ def _duplicate_index(
     # PostgreSQL names the constraint it checked first (users_login_idx_key), in the order
     # of INDEX_FIELDS, and its transaction can run nothing more. SQLite checks its indexes
     # in an order of its own, but only the failed statement was undone: ask which field
-    # another record holds.
-    if conn.dialect.name == "sqlite":
+    # another record holds. So do MariaDB and MySQL.
+    if conn.dialect.name != "postgresql":
         for field in INDEX_FIELDS:
             digest = indexes.get(field)
             holder = index_owner(conn, field, digest) if digest is not None else None

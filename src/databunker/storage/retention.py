@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.dialects import update_returning
 from databunker.storage.tables import users
 
 WAIT = "wait"
@@ -70,26 +71,26 @@ def clear_expiration(conn: Connection, user_token: str) -> None:
 
 def retain_by_token(conn: Connection, token_hash: bytes) -> str | None:
     """Consume the token: the person's data is kept. Answers the person's token, or None."""
-    result = conn.execute(
-        users.update()
-        .where(users.c.exp_token_hash == token_hash)
-        .values(exp_status=RETAIN, exp_time=0, exp_token_hash=None)
-        .returning(users.c.token)
+    rows = update_returning(
+        conn,
+        users,
+        users.c.exp_token_hash == token_hash,
+        {"exp_status": RETAIN, "exp_time": 0, "exp_token_hash": None},
+        [users.c.token],
     )
-    token: str | None = result.scalar_one_or_none()
-    return token
+    return str(rows[0].token) if rows else None
 
 
 def expire_by_token(conn: Connection, token_hash: bytes) -> str | None:
     """Consume the token: the person is marked expired (the caller erases them)."""
-    result = conn.execute(
-        users.update()
-        .where(users.c.exp_token_hash == token_hash)
-        .values(exp_status=EXPIRED, exp_token_hash=None)
-        .returning(users.c.token)
+    rows = update_returning(
+        conn,
+        users,
+        users.c.exp_token_hash == token_hash,
+        {"exp_status": EXPIRED, "exp_token_hash": None},
+        [users.c.token],
     )
-    token: str | None = result.scalar_one_or_none()
-    return token
+    return str(rows[0].token) if rows else None
 
 
 def _due(now: int) -> sa.ColumnElement[bool]:

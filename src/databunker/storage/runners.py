@@ -3,8 +3,8 @@
 
 * SQLite: ``GroupCommit`` (``storage/group_commit.py``): the units of one event-loop turn
   share a transaction, each under a savepoint.
-* PostgreSQL: ``ThreadedRunner``: each unit has a transaction of its own on a worker thread,
-  no more at once than the connection pool holds.
+* PostgreSQL, MariaDB, MySQL: ``ThreadedRunner``: each unit has a transaction of its own on
+  a worker thread, no more at once than the connection pool holds.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class UnitRunner(Protocol):
 
 
 class ThreadedRunner:
-    """A transaction per unit, on a worker thread (PostgreSQL)."""
+    """A transaction per unit, on a worker thread (PostgreSQL, MariaDB, MySQL)."""
 
     def __init__(self, transaction: Transaction, *, units_at_once: int) -> None:
         self._transaction = transaction

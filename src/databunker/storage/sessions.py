@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from databunker.storage.dialects import upsert
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import sessions
 
@@ -33,25 +33,19 @@ def _row(row: Any) -> SessionRow:
     return SessionRow(**row._mapping)
 
 
-def _upsert_statement(insert: Any) -> Any:
-    statement = insert(sessions)
-    return statement.on_conflict_do_update(
-        index_elements=[sessions.c.session],
-        set_={
-            "user_token": statement.excluded.user_token,
-            "data_key": statement.excluded.data_key,
-            "data": statement.excluded.data,
-            "updated": statement.excluded.updated,
-            "expires": statement.excluded.expires,
-        },
+def _upsert_statement(dialect_name: str) -> Prepared:
+    columns = ("user_token", "data_key", "data", "updated", "expires")
+    statement = upsert(
+        dialect_name,
+        sessions,
+        [sessions.c.session],
+        lambda offered: [(name, offered[name]) for name in columns],
     )
+    return Prepared(statement)
 
 
 # Built once per dialect: building a statement costs more than running it.
-_UPSERT = {
-    "postgresql": Prepared(_upsert_statement(postgresql.insert)),
-    "sqlite": Prepared(_upsert_statement(sqlite.insert)),
-}
+_UPSERT = {name: _upsert_statement(name) for name in ("postgresql", "sqlite", "mariadb", "mysql")}
 _GET = Prepared(sa.select(sessions).where(sessions.c.session == sa.bindparam("session")))
 
 

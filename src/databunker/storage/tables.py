@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from databunker.storage.dialects import KeyedBinary
+
 metadata = sa.MetaData()
 
 # An auto-incrementing 64-bit key that SQLite also treats as its rowid.
@@ -43,7 +45,7 @@ users = sa.Table(
     # Data retention: "wait" until exp_time, then erased; the token reaches the anonymous
     # retain/delete links and is stored only as a keyed hash.
     sa.Column("exp_status", sa.String(16), nullable=True),
-    sa.Column("exp_token_hash", sa.LargeBinary, nullable=True),
+    sa.Column("exp_token_hash", KeyedBinary, nullable=True),
     sa.Column("exp_time", sa.BigInteger, nullable=False, server_default="0", index=True),
     sa.Column("exp_started_by", sa.String(16), nullable=True),
     sa.UniqueConstraint("exp_token_hash", name="uq_users_exp_token_hash"),

@@ -23,9 +23,10 @@ from databunker.services.context import AuditEvent, Context
 from databunker.services.system import initialise, open_vault
 from databunker.storage import Database, migrations
 from databunker.storage import repositories as repo
-from databunker.storage.audit_chain import LANE_LOCK_SPACE, AuditChainError
+from databunker.storage.audit_chain import LANE_LOCK_PREFIX, LANE_LOCK_SPACE, AuditChainError
 from databunker.storage.audit_chain import verify as verify_chain
 from support.audit_chain import Verifier, broken_at, chained, intact, value, verify
+from support.mariadb import TemporaryMariaDB
 from support.postgres import TemporaryPostgres
 from support.vaults import MASTER_KEY_HEX, ROOT_TOKEN, Clock, VaultFactory, client_for, create_user
 
@@ -277,3 +278,32 @@ def test_the_chain_key_is_derived_from_the_master_key_alone() -> None:
     assert Keyring(MasterKey.generate()).audit_chain_key() != key
     others = {master.derive(label) for label in ("kek", "blind-index", "secret-hash", "key-check")}
     assert key not in others
+
+
+def test_writers_share_lanes_when_every_lane_is_named_by_others_on_mariadb(
+    mariadb_server: TemporaryMariaDB, clock: Clock
+) -> None:
+    # MariaDB's lanes are claimed by name (GET_LOCK): with every name held by another
+    # session, connections take whichever lane no transaction holds, and the chain is whole.
+    name = f"l_{uuid.uuid4().hex[:16]}"
+    url = mariadb_server.create_database(name)
+    database = Database(url)
+    keyring = Keyring(MasterKey.from_hex(MASTER_KEY_HEX))
+    initialise(database, keyring, ROOT_TOKEN, clock())
+    vault = Context(Settings(), database, keyring, clock)
+    holder = mariadb_server.connect(name)
+    try:
+        with holder.cursor() as cursor:
+            for lane in range(32):
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (f"{LANE_LOCK_PREFIX}{lane}",))
+                assert cursor.fetchone() == (1,)
+        with client_for(vault) as api:
+            for number in range(5):
+                create_user(api, {"login": f"p{number}"})
+        found = verify_chain(database, keyring.audit_chain_key())
+        assert found.intact, found
+        assert found.events == 5
+    finally:
+        holder.close()
+        database.dispose()
+        mariadb_server.drop_database(name)
