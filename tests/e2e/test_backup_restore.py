@@ -1,7 +1,8 @@
 """Backups through the real commands: ``databunker backup`` of a SQLite vault while it
 serves writes, ``databunker restore`` into an empty database, and the restored vault opening
 with the same key and every record reading back, its audit chain intact; the refusals; and
-PostgreSQL's own ``pg_dump``/``pg_restore``, as the README tells, giving the same."""
+PostgreSQL's ``pg_dump``/``pg_restore`` and MariaDB's ``mariadb-dump``, as the README tells,
+giving the same."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from support.mariadb import TemporaryMariaDB
 from support.postgres import TemporaryPostgres
 from support.server import ServerProcess, child_env, run_cli
 
@@ -163,4 +165,38 @@ def test_postgresql_is_backed_up_by_pg_dump_and_restored_by_pg_restore(
         check=True,
         capture_output=True,
     )
+    _all_read_back(restored, env, tmp_path, people)
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[TemporaryMariaDB]:
+    with TemporaryMariaDB() as server:
+        yield server
+
+
+def test_mariadb_is_backed_up_by_mariadb_dump_and_restored_by_the_mariadb_client(
+    mariadb: TemporaryMariaDB, tmp_path: Path
+) -> None:
+    source = mariadb.create_database("vault_source")
+    env = _init(source, tmp_path)
+    root = {"X-Bunker-Token": env["DATABUNKER_ROOTTOKEN"]}
+    with (
+        ServerProcess(["serve", "--db", source], env, cwd=tmp_path) as server,
+        httpx.Client(base_url=server.url, headers=root, timeout=30) as client,
+    ):
+        people = _create(client, 20, "maria")
+    refused = run_cli(["backup", str(tmp_path / "m.backup"), "--db", source], cwd=tmp_path)
+    assert refused.returncode == 1
+
+    login = ["--no-defaults", "-h127.0.0.1", f"-P{mariadb.port}", "-uroot"]
+    dump = tmp_path / "vault.sql"
+    with dump.open("wb") as out:
+        subprocess.run(
+            ["mariadb-dump", *login, "--single-transaction", "--routines", "vault_source"],
+            stdout=out,
+            check=True,
+        )
+    restored = mariadb.create_database("vault_restored")
+    with dump.open("rb") as sql:
+        subprocess.run(["mariadb", *login, "vault_restored"], stdin=sql, check=True)
     _all_read_back(restored, env, tmp_path, people)

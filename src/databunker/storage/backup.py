@@ -6,8 +6,9 @@ beside), written beside its destination and renamed into place only when complet
 copies such a file into an empty database and refuses any other. Neither holds a key: the
 rows are as stored, sealed; the master key or its shares are kept apart.
 
-PostgreSQL (and every server database) has native tools that do this better (``pg_dump``,
-``pg_restore``): the README says how, and the tests check that a vault restored by them opens.
+PostgreSQL and MariaDB have native tools that do this better (``pg_dump``/``pg_restore``,
+``mariadb-dump``): the README says how, and the tests check that a vault restored by them
+opens.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _sqlite_path(database: Database) -> Path:
     if not database.is_sqlite or not name or name == ":memory:":
         raise BackupError(
             "databunker backup and restore work on SQLite; for PostgreSQL use pg_dump and "
-            "pg_restore (see the README, Backups)"
+            "pg_restore, for MariaDB mariadb-dump (see the README, Backups)"
         )
     return Path(name)
 
