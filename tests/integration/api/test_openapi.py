@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from databunker.api.v1 import openapi as v1_openapi
 from databunker.api.v2 import OPERATIONS
+from databunker.api.v2 import openapi as v2_openapi
 from databunker.app import build_app
 from databunker.services.context import Context
 from support.vaults import client_for
@@ -75,6 +76,11 @@ def test_the_v1_document_lists_each_method_with_its_parameters(anonymous: TestCl
     assert [p["name"] for p in listing["parameters"]] == ["offset", "limit"]
     # The deliberate differences from the original are in the descriptions.
     assert "Differs from the original" in user["get"]["description"]
+
+
+def test_every_v2_operation_has_a_summary_and_every_summary_an_operation() -> None:
+    assert sorted(set(OPERATIONS) - set(v2_openapi.SUMMARIES)) == []
+    assert sorted(set(v2_openapi.SUMMARIES) - set(OPERATIONS)) == []
 
 
 def test_the_v2_document_has_one_path_per_operation(anonymous: TestClient) -> None:
