@@ -7,11 +7,13 @@ autoescape) and one local stylesheet, under a CSP that allows nothing else.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +35,18 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_CODE = re.compile(r"`([^`]+)`")
+_STRONG = re.compile(r"\*\*([^*]+)\*\*")
+
+
+def _inline(text: str) -> Markup:
+    """The documents' light markup (`code` and **strong**), on text escaped first."""
+    escaped = str(escape(text))
+    escaped = _CODE.sub(r"<code>\1</code>", escaped)
+    return Markup(_STRONG.sub(r"<strong>\1</strong>", escaped))  # noqa: S704 - escaped above
+
+
+_templates.filters["inline"] = _inline
 
 
 def _resolve(document: dict[str, Any], schema: Any) -> Any:

@@ -126,7 +126,8 @@ def test_the_reference_page_shows_every_route_under_a_strict_csp(
     for name in OPERATIONS:
         assert f"POST</span> <code>/v2/{name}</code>" in page.text
     # Values are escaped: the documents' text is never markup.
-    assert "`{&#34;status&#34;:&#34;ok&#34;,...}`" in page.text
+    assert "<code>{&#34;status&#34;:&#34;ok&#34;,...}</code>" in page.text
+    assert "<strong>Who</strong>: Root only." in page.text
     stylesheet = anonymous.get("/docs/reference.css")
     assert stylesheet.status_code == 200
     assert stylesheet.headers["content-type"].startswith("text/css")

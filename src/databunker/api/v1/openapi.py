@@ -215,7 +215,7 @@ ERROR_TEXT = {
     429: "Too many attempts.",
     503: "The vault is sealed, or the database is unavailable.",
 }
-ALWAYS = (413, 500, 503)
+ALWAYS = (500, 503)
 
 # --- the table ---------------------------------------------------------------------------------
 
@@ -752,7 +752,8 @@ def _responses(described: RouteDoc) -> Schema:
             "content": {described.media_type: {"schema": described.answer}},
         }
     }
-    for code in sorted({*described.errors, *ALWAYS}):
+    bounded = (413,) if described.body is not None else ()
+    for code in sorted({*described.errors, *bounded, *ALWAYS}):
         if code == 500:
             text_ = "A server fault, or a stored value that does not decrypt (`record cannot "
             text_ += "be decrypted`); logged without values."
