@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from databunker import web
-from databunker.api import v2
+from databunker.api import reference, v2
 from databunker.api.middleware import EdgeMiddleware
 from databunker.api.sealed import SEALED_MESSAGE, SealedGate
 from databunker.api.v1 import (
@@ -29,6 +29,7 @@ from databunker.api.v1 import (
     export,
     legal,
     login,
+    openapi,
     requests,
     retention,
     seal,
@@ -107,6 +108,8 @@ class Application:
                 *login.routes,
                 *requests.routes,
                 *export.routes,
+                *openapi.routes,
+                *reference.routes,
                 *v2.routes,
                 *web.routes,
             ],

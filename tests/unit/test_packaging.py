@@ -13,6 +13,7 @@ SOURCE = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "src").r
 # Dependencies that no module imports, because another library loads them.
 LOADED_BY_ANOTHER = {
     "psycopg": "postgresql+psycopg",  # SQLAlchemy's driver, named in the database URL
+    "pymysql": "+pymysql",  # SQLAlchemy's MariaDB/MySQL driver, named the same way
     "python-multipart": None,  # Starlette's parser of form bodies
 }
 

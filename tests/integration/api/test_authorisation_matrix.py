@@ -862,6 +862,11 @@ MATRIX: tuple[Entry, ...] = (
     Entry("GET", "/v1/sys/uiconfiguration", EVERYONE, fixed("/v1/sys/uiconfiguration")),
     Entry("GET", "/v1/sys/ready", EVERYONE, fixed("/v1/sys/ready")),
     Entry("GET", "/v1/sys/configuration", ROOT_ONLY, fixed("/v1/sys/configuration")),
+    # The API's documents and reference page hold no data: public.
+    Entry("GET", "/v1/openapi.json", EVERYONE, fixed("/v1/openapi.json")),
+    Entry("GET", "/v2/openapi.json", EVERYONE, fixed("/v2/openapi.json")),
+    Entry("GET", "/docs", EVERYONE, fixed("/docs")),
+    Entry("GET", "/docs/reference.css", EVERYONE, fixed("/docs/reference.css")),
     Entry("GET", "/v1/sys/seal", EVERYONE, fixed("/v1/sys/seal")),
     Entry("POST", "/v1/sys/unseal", EVERYONE, fixed("/v1/sys/unseal"), body={"share": "x"}),
     Entry("POST", "/v1/sys/seal", ROOT_ONLY, fixed("/v1/sys/seal"), audit_title="seal vault"),
@@ -926,6 +931,8 @@ MATRIX: tuple[Entry, ...] = (
     ),
 )
 
+OPENAPI_DOCUMENTS = ("/v1/openapi.json", "/v2/openapi.json")
+
 CELLS = [
     pytest.param(entry, caller, id=f"{entry.name}-{caller}")
     for entry in MATRIX
@@ -953,7 +960,9 @@ def test_authorisation_matrix(stage: SceneFactory, entry: Entry, caller: str) ->
         return
     if caller in entry.allowed:
         assert 200 <= response.status_code < 300, response.text
-        if response.headers["content-type"].startswith("application/json"):
+        if entry.template in OPENAPI_DOCUMENTS:
+            assert response.json()["openapi"] == "3.1.0"
+        elif response.headers["content-type"].startswith("application/json"):
             assert response.json()["status"] == "ok"
         return
 
@@ -980,9 +989,9 @@ def test_every_route_has_a_matrix_entry(vault: Context) -> None:
         assert isinstance(route, Route), f"{route!r}: teach the matrix this kind of route"
         if any((method, route.path) in pages for method in route.methods or set()):
             continue
-        if route.path.startswith("/v2/"):
-            # One route serves every v2 operation: their matrix is per operation, in
-            # tests/integration/api/v2/test_v2_authorisation_matrix.py.
+        # One route serves every v2 operation: their matrices are per operation, in
+        # tests/integration/api/v2/.
+        if route.path == "/v2/{operation:path}":
             continue
         served.update((method, route.path) for method in (route.methods or set()) - {"HEAD"})
     in_matrix = {(entry.method, entry.template) for entry in MATRIX}

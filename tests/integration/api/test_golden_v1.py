@@ -9,6 +9,7 @@ files; review their diff before committing it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -139,6 +140,15 @@ def request_counts(metrics: str) -> str:
     rest (latencies, creation times) changes from run to run."""
     kept = ("# HELP", "# TYPE", "databunker_http_requests_total")
     return "\n".join(line for line in metrics.splitlines() if line.startswith(kept))
+
+
+def document_outline(text: str) -> str:
+    """An OpenAPI document's version and its paths with their methods, one a line."""
+    document = json.loads(text)
+    lines = [f"openapi {document['openapi']}"]
+    for path, item in document["paths"].items():
+        lines.append(f"{' '.join(sorted(item)).upper()} {path}")
+    return "\n".join(lines)
 
 
 def token_of(response: Response, key: str = "token") -> str:
@@ -567,6 +577,9 @@ def test_default_settings(stage: StageFactory) -> None:
     call(ROOT, "PUT", "/v1/requests")
     call(ROOT, "GET", "/v1/logout")
     call(ANONYMOUS_CALLER, "GET", "/v1/sys/ready")
+
+    # the API's own OpenAPI document (its body is pinned by tests/integration/api/test_openapi.py)
+    call(ANONYMOUS_CALLER, "GET", "/v1/openapi.json", shown_body=document_outline)
 
     call(ANONYMOUS_CALLER, "GET", "/v1/metrics", shown_body=request_counts)
     app = s.transcript.client.app

@@ -2,7 +2,7 @@
 
 Each area module exports ``OPERATIONS`` (see ``registry``); the route serves every
 operation of the modules in ``AREAS``. An unknown operation is a 404 in v2's shape, any
-method but POST a 405.
+method but POST a 405. ``GET /v2/openapi.json`` is the operations' OpenAPI document.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from databunker.api.v2 import (
     user_requests,
     users,
 )
+from databunker.api.v2.openapi import openapi_json
 from databunker.api.v2.registry import index_operations
 from databunker.api.v2.wire import METHOD_NOT_ALLOWED, UNKNOWN_OPERATION, error, perform
 
@@ -42,6 +43,8 @@ async def endpoint(request: Request) -> Response:
 
 
 routes = [
+    # Before the operations' route, which would take ``openapi.json`` for an operation.
+    Route("/v2/openapi.json", openapi_json(OPERATIONS), methods=["GET"], name="v2-openapi"),
     Route(
         "/v2/{operation:path}",
         endpoint,
