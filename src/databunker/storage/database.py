@@ -72,7 +72,14 @@ class Database:
                 max_overflow=pool_size * 4,
             )
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
+            # LIFO: requests one after another reuse the connection returned last (warm, and
+            # holding its audit-chain lane), instead of going round every pooled connection.
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=pool_size // 2,
+                pool_pre_ping=True,
+                pool_use_lifo=True,
+            )
         if self.dialect in MYSQL_DIALECTS:
             # PostgreSQL's default: a plain read sees what is committed when it runs, and
             # rows read to be changed are locked (``FOR UPDATE``).

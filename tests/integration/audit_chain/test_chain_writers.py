@@ -313,3 +313,15 @@ def test_writers_share_lanes_when_every_lane_is_named_by_others_on_mariadb(
         holder.close()
         database.dispose()
         mariadb_server.drop_database(name)
+
+
+def test_requests_one_after_another_are_linked_in_one_lane(vault: Context) -> None:
+    """A quiet server's requests reuse the connection returned last, and with it its lane:
+    the chain of one client's requests reads in order within one lane."""
+    with client_for(vault) as api:
+        for number in range(3):
+            token = create_user(api, {"email": f"one-lane-{number}@example.com"})
+            assert api.get(f"/v1/user/token/{token}").status_code == 200
+    with vault.database.transaction() as conn:
+        lanes = conn.execute(sa.text("SELECT DISTINCT chain_lane FROM audit")).scalars().all()
+    assert len(lanes) == 1
