@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.prepared import Prepared
 from databunker.storage.tables import keyring, sessions, users
 
 _PREFIX_BYTES = 5
@@ -68,10 +69,14 @@ def hold_entry(conn: Connection, name: str) -> bool:
     """Whether the entry ``name`` is stored, kept so until this transaction ends: on
     PostgreSQL, MariaDB and MySQL by a share lock on its row, which a delete waits for;
     SQLite's transactions hold its one writer lock from their start (``BEGIN IMMEDIATE``)."""
-    query = sa.select(keyring.c.name).where(keyring.c.name == name)
-    if conn.dialect.name != "sqlite":  # MariaDB, MySQL: LOCK IN SHARE MODE
-        query = query.with_for_update(read=True)
-    return conn.execute(query).first() is not None
+    held = _HOLD if conn.dialect.name == "sqlite" else _HOLD_SHARED
+    return held.first(conn, {"name": name}) is not None
+
+
+# Run by every unit that wraps a data key: compiled once (``storage/prepared.py``).
+_FIND_ENTRY = sa.select(keyring.c.name).where(keyring.c.name == sa.bindparam("name"))
+_HOLD = Prepared(_FIND_ENTRY)
+_HOLD_SHARED = Prepared(_FIND_ENTRY.with_for_update(read=True))  # MariaDB: LOCK IN SHARE MODE
 
 
 def _prefix(column: sa.Column[bytes]) -> sa.ColumnElement[bytes]:
