@@ -38,6 +38,10 @@ _SERVER_OPTIONS = (
     "--character-set-server=utf8mb4",
     "--innodb-lock-wait-timeout=20",
 )
+# Several servers start at once (one per test worker): each keeps its temporary files in its
+# own folder, and none asks for io_uring/libaio, whose locked memory and contexts run out
+# when many start together ("Installation of system tables failed").
+_PRIVATE_IO = ("--innodb-use-native-aio=0",)
 
 
 def _tool(candidates: tuple[str, str]) -> str:
@@ -114,6 +118,8 @@ class TemporaryMariaDB:
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
+            f"--tmpdir={base}",
+            *_PRIVATE_IO,
         )
         result = subprocess.run(
             command, cwd=base, capture_output=True, text=True, stdin=subprocess.DEVNULL
@@ -134,6 +140,8 @@ class TemporaryMariaDB:
             f"--pid-file={base / 'pid'}",
             f"--log-error={log}",
             f"--port={self.port}",
+            f"--tmpdir={base}",
+            *_PRIVATE_IO,
             *_SERVER_OPTIONS,
         )
         self._process = subprocess.Popen(
