@@ -27,20 +27,20 @@ class BackupError(Exception):
     """The backup or restore cannot be done as asked; the message says why."""
 
 
-def _sqlite_path(database: Database) -> Path:
+def _require_sqlite_file(database: Database) -> None:
+    """Refuse a database that is not a SQLite file, naming the tool that backs it up."""
     name = database.url.database
     if not database.is_sqlite or not name or name == ":memory:":
         raise BackupError(
             "databunker backup and restore work on SQLite; for PostgreSQL use pg_dump and "
             "pg_restore, for MariaDB mariadb-dump (see the README, Backups)"
         )
-    return Path(name)
 
 
 def backup(database: Database, target: Path) -> int:
     """Write a consistent snapshot of ``database`` to ``target`` (which must not exist);
     returns its size in bytes."""
-    _sqlite_path(database)
+    _require_sqlite_file(database)
     if target.exists():
         raise BackupError(f"{target} exists already: choose a new file")
     partial = target.with_name(f".{target.name}.partial")
@@ -82,7 +82,7 @@ def _is_backup(path: Path) -> bool:
 
 def restore(database: Database, source: Path) -> None:
     """Copy the backup ``source`` into ``database``, which must be empty (no table)."""
-    _sqlite_path(database)
+    _require_sqlite_file(database)
     if not source.is_file():
         raise BackupError(f"{source} is not a file")
     if not _is_backup(source):
