@@ -55,6 +55,22 @@ def _all_read_back(url: str, env: dict[str, str], cwd: Path, people: dict[str, s
     assert verified.stdout.startswith("audit chain intact: ")
 
 
+def _served_people(url: str, cwd: Path, prefix: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A vault initialised at ``url`` that served 20 new people; its keys and those people.
+    ``databunker backup`` refuses it, pointing to the database's own tool."""
+    env = _init(url, cwd)
+    root = {"X-Bunker-Token": env["DATABUNKER_ROOTTOKEN"]}
+    with (
+        ServerProcess(["serve", "--db", url], env, cwd=cwd) as server,
+        httpx.Client(base_url=server.url, headers=root, timeout=30) as client,
+    ):
+        people = _create(client, 20, prefix)
+    refused = run_cli(["backup", str(cwd / f"{prefix}.backup"), "--db", url], cwd=cwd)
+    assert refused.returncode == 1
+    assert "use pg_dump and pg_restore, for MariaDB mariadb-dump" in refused.stderr
+    return env, people
+
+
 def test_a_backup_taken_while_serving_restores_into_a_vault_that_opens_and_reads_back(
     tmp_path: Path,
 ) -> None:
@@ -139,16 +155,7 @@ def test_postgresql_is_backed_up_by_pg_dump_and_restored_by_pg_restore(
     postgres: TemporaryPostgres, tmp_path: Path
 ) -> None:
     source = postgres.create_database("vault_source")
-    env = _init(source, tmp_path)
-    root = {"X-Bunker-Token": env["DATABUNKER_ROOTTOKEN"]}
-    with (
-        ServerProcess(["serve", "--db", source], env, cwd=tmp_path) as server,
-        httpx.Client(base_url=server.url, headers=root, timeout=30) as client,
-    ):
-        people = _create(client, 20, "pg")
-    refused = run_cli(["backup", str(tmp_path / "pg.backup"), "--db", source], cwd=tmp_path)
-    assert refused.returncode == 1
-    assert "for PostgreSQL use pg_dump and pg_restore" in refused.stderr
+    env, people = _served_people(source, tmp_path, "pg")
 
     dump = tmp_path / "vault.dump"
     tools = postgres.bin_dir
@@ -178,15 +185,7 @@ def test_mariadb_is_backed_up_by_mariadb_dump_and_restored_by_the_mariadb_client
     mariadb: TemporaryMariaDB, tmp_path: Path
 ) -> None:
     source = mariadb.create_database("vault_source")
-    env = _init(source, tmp_path)
-    root = {"X-Bunker-Token": env["DATABUNKER_ROOTTOKEN"]}
-    with (
-        ServerProcess(["serve", "--db", source], env, cwd=tmp_path) as server,
-        httpx.Client(base_url=server.url, headers=root, timeout=30) as client,
-    ):
-        people = _create(client, 20, "maria")
-    refused = run_cli(["backup", str(tmp_path / "m.backup"), "--db", source], cwd=tmp_path)
-    assert refused.returncode == 1
+    env, people = _served_people(source, tmp_path, "maria")
 
     login = ["--no-defaults", "-h127.0.0.1", f"-P{mariadb.port}", "-uroot"]
     dump = tmp_path / "vault.sql"
