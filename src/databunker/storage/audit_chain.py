@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,7 +59,7 @@ from databunker.crypto.audit_links import (
 )
 from databunker.storage.database import Database
 from databunker.storage.dialects import is_mysql
-from databunker.storage.prepared import Prepared
+from databunker.storage.prepared import FORGET_ON_ROLLBACK, Prepared
 from databunker.storage.tables import audit, audit_chain, users
 
 METADATA_COLUMNS = (
@@ -145,7 +145,11 @@ def _seal(chain: AuditLinks, head: ChainHead) -> bytes:
 def attach(database: Database, key: Callable[[], bytes]) -> None:
     """Link every audit event written through ``database`` under ``key()`` (called at
     start-up, once the keyring is known; ``key`` is asked at each event)."""
-    database.engine.update_execution_options(**{_OPTION: AuditLinks(key)})
+    engine = database.engine
+    engine.update_execution_options(**{_OPTION: AuditLinks(key)})
+    if database.is_sqlite and not sa.event.contains(engine, "commit", _before_commit):
+        sa.event.listen(engine, "commit", _before_commit)
+        sa.event.listen(engine, "rollback", _on_rollback)
 
 
 def _chain_of(conn: Connection) -> AuditLinks:
@@ -289,6 +293,17 @@ class _OwnedLane:
 
     lane: int | None  # None: every lane was claimed by other connections (PostgreSQL)
     head: ChainHead | None = None
+    # SQLite (see ``_append_deferred``): the transaction whose newest links are kept here
+    # before its head row is written; whether ``head`` is ahead of that row; whether a
+    # rollback to a savepoint made ``head`` unknown (the row and the lane's last event tell).
+    transaction: object | None = None
+    unwritten: bool = False
+    lost: bool = False
+
+    def forget(self) -> None:
+        """A rollback to a savepoint undid events of this connection's transaction."""
+        self.head = None
+        self.lost = self.transaction is not None
 
 
 def _owned_lane(conn: Connection) -> _OwnedLane:
@@ -312,6 +327,7 @@ def _owned_lane(conn: Connection) -> _OwnedLane:
                 claimed = lane
                 break
     owned = info[_OWNED_LANE] = _OwnedLane(claimed)
+    info[FORGET_ON_ROLLBACK] = owned.forget
     return owned
 
 
@@ -319,6 +335,14 @@ def _linked(
     chain: AuditLinks, head: ChainHead, row: Mapping[str, Any], digest: bytes
 ) -> tuple[dict[str, Any], ChainHead]:
     """The event's columns as the next link after ``head``, and the (sealed) head after it."""
+    event, after = _linked_unsealed(chain, head, row, digest)
+    return event, _sealed(chain, after)
+
+
+def _linked_unsealed(
+    chain: AuditLinks, head: ChainHead, row: Mapping[str, Any], digest: bytes
+) -> tuple[dict[str, Any], ChainHead]:
+    """The event's columns as the next link after ``head``, and the head after it, unsealed."""
     position = head.position + 1
     link = chain.link(head.link, head.lane, position, _metadata(row), digest)
     event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
@@ -329,7 +353,7 @@ def _linked(
     after = ChainHead(
         head.lane, position, link, head.first_position, head.first_prev, head.legacy_seq, None
     )
-    return event, _sealed(chain, after)
+    return event, after
 
 
 def append(conn: Connection, row: Mapping[str, Any]) -> None:
@@ -338,7 +362,10 @@ def append(conn: Connection, row: Mapping[str, Any]) -> None:
     digest = payload_digest(row["who"], row["before"], row["after"])
     owned = _owned_lane(conn)
     if owned.lane is not None:
-        _append_to_owned_lane(conn, chain, owned, row, digest)
+        if conn.dialect.name == "sqlite":
+            _append_deferred(conn, chain, owned, row, digest)
+        else:
+            _append_to_owned_lane(conn, chain, owned, row, digest)
         return
     event, new_head = _linked(chain, _take_lane(conn), row, digest)
     _INSERT_EVENT.execute(conn, event)
@@ -353,6 +380,7 @@ def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     chain = _chain_of(conn)
     owned = _owned_lane(conn)
+    _write_pending(conn, chain, owned)
     if owned.lane is None or len(rows) == 1:
         for row in rows:
             append(conn, row)
@@ -417,7 +445,97 @@ def _append_to_owned_lane(
     raise AuditChainError("the audit chain's lane changed while it was held")
 
 
+def _append_deferred(
+    conn: Connection, chain: AuditLinks, owned: _OwnedLane, row: Mapping[str, Any], digest: bytes
+) -> None:
+    """SQLite: a group-commit batch writes many events in one transaction, all in lane 0,
+    under the one writer lock, which it holds from its ``BEGIN IMMEDIATE``. So the head row
+    read at the transaction's first event is the lane's head, whichever process wrote it
+    last; each event is linked to the newest link kept here and only inserted, and the head
+    row is written once, before the transaction commits (``_before_commit``). A rollback to
+    a savepoint forgets the kept link (``_OwnedLane.forget``): the next event, or the commit,
+    takes the head from the head row and the newest event the lane still holds."""
+    transaction = conn.get_transaction()
+    if transaction is None or owned.transaction is not transaction:
+        owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
+        owned.transaction = transaction
+        owned.unwritten = owned.lost = False
+    elif owned.head is None or owned.lost:
+        owned.head = _newest_in_lane(conn, owned)
+        owned.lost = False
+    event, after = _linked_unsealed(chain, owned.head, row, digest)
+    _INSERT_EVENT.execute(conn, event)
+    owned.head = after
+    owned.unwritten = True
+
+
+_LAST_IN_LANE = Prepared(
+    sa.select(audit.c.chain_pos, audit.c.chain_link)
+    .where(audit.c.chain_lane == sa.bindparam("lane"))
+    .order_by(audit.c.chain_pos.desc())
+    .limit(sa.literal_column("1"))
+    .offset(sa.literal_column("0"))  # SQLite's compiler binds an offset otherwise
+)
+
+
+def _newest_in_lane(conn: Connection, owned: _OwnedLane) -> ChainHead:
+    """The lane's head as this transaction left it: the head row, moved on to the lane's
+    newest event if this transaction linked events after the row was last written."""
+    stored = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
+    last = _LAST_IN_LANE.first(conn, {"lane": owned.lane})
+    if last is None or int(last[0]) <= stored.position:
+        return stored
+    return replace(stored, position=int(last[0]), link=bytes(last[1]), seal=None)
+
+
+def _write_pending(conn: Connection, chain: AuditLinks, owned: _OwnedLane) -> None:
+    """Write the head row of the links this transaction kept in memory, if any."""
+    if owned.transaction is None or owned.transaction is not conn.get_transaction():
+        return
+    if owned.lost or owned.head is None:
+        owned.head = _newest_in_lane(conn, owned)
+        owned.unwritten = True
+        owned.lost = False
+    if owned.unwritten:
+        # The writer lock has been this transaction's since its BEGIN IMMEDIATE, before
+        # its first event read the row: no one else can have moved it.
+        sealed = _sealed(chain, owned.head)
+        _WRITE_HEAD.execute(conn, _head_params(sealed))
+        owned.head = sealed
+        owned.unwritten = False
+
+
+def _deferred(conn: Connection) -> _OwnedLane | None:
+    owned = conn.connection.info.get(_OWNED_LANE)
+    return owned if isinstance(owned, _OwnedLane) and owned.transaction is not None else None
+
+
+def _before_commit(conn: Connection) -> None:
+    owned = _deferred(conn)
+    if owned is None:
+        return
+    try:
+        _write_pending(conn, _chain_of(conn), owned)
+    except BaseException:
+        owned.head = None  # the commit fails and the transaction is rolled back
+        raise
+    finally:
+        owned.transaction = None
+        owned.unwritten = owned.lost = False
+
+
+def _on_rollback(conn: Connection) -> None:
+    owned = _deferred(conn)
+    if owned is not None:
+        owned.head = None
+        owned.transaction = None
+        owned.unwritten = owned.lost = False
+
+
 def read_heads(conn: Connection) -> list[ChainHead]:
+    owned = _deferred(conn)
+    if owned is not None:
+        _write_pending(conn, _chain_of(conn), owned)
     heads = [_head(row) for row in conn.execute(_HEADS)]
     if not heads:
         raise AuditChainError("the audit chain has no lanes: the schema is incomplete")
@@ -439,6 +557,10 @@ def purge_before(conn: Connection, cutoff: int) -> int:
     event a server with a slow clock wrote a little out of order waits for the events before
     it). The lane's head then anchors the oldest event left."""
     chain = _chain_of(conn)
+    owned = _deferred(conn)
+    if owned is not None:  # the heads read below are the ones of the events linked so far
+        _write_pending(conn, chain, owned)
+        owned.forget()  # and the ones written below are not the links kept in memory
     due = sa.and_(audit.c.created > 0, audit.c.created < cutoff)
     outside = conn.execute(audit.delete().where(audit.c.chain_pos.is_(None), due))
     deleted = int(outside.rowcount)

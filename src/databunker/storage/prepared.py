@@ -105,6 +105,12 @@ def driver_sql(conn: Connection, sql: str) -> None:
         cursor.close()
 
 
+# Under this key of ``conn.connection.info``, a callable that forgets what the connection
+# keeps in memory about its open transaction (the audit chain's newest link, say), which a
+# rollback to a savepoint makes stale.
+FORGET_ON_ROLLBACK = "databunker_forget_on_rollback"
+
+
 @contextmanager
 def savepoint(conn: Connection, name: str = "unit") -> Iterator[None]:
     """A savepoint on the driver (cheaper than SQLAlchemy's): rolled back if the block raises."""
@@ -114,5 +120,8 @@ def savepoint(conn: Connection, name: str = "unit") -> Iterator[None]:
     except BaseException:
         driver_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
         driver_sql(conn, f"RELEASE SAVEPOINT {name}")
+        forget = conn.connection.info.get(FORGET_ON_ROLLBACK)
+        if forget is not None:
+            forget()
         raise
     driver_sql(conn, f"RELEASE SAVEPOINT {name}")
