@@ -20,7 +20,9 @@ of its own for its lifetime (a session advisory lock) and remembers the head it 
 event costs one statement, as before the chain (see ``_OwnedLane``); a connection that finds
 every lane claimed takes, per event, the first lane no transaction holds (``FOR UPDATE SKIP
 LOCKED``). The order is total within a lane and given by time across lanes (the documented
-merge); verification walks each lane. SQLite has one writer at a time and writes lane 0.
+merge); verification walks each lane. SQLite has one writer at a time and writes lane 0;
+a group-commit batch there reads the lane's head at its first event and writes it once,
+before it commits (see ``_append_deferred``).
 
 Invariants guarded here:
 
