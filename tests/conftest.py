@@ -6,6 +6,7 @@ on SQLite, and on a real PostgreSQL and a real MariaDB server started for the se
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -77,14 +78,27 @@ def reusable_mariadb(mariadb_server: TemporaryMariaDB) -> Iterator[ReusableMaria
     mariadb_server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once for the session, never initialised: each test gets a copy
+    (as the server databases are migrated once and emptied before each test)."""
+    template = tmp_path_factory.mktemp("sqlite") / "migrated.db"
+    database = Database(f"sqlite:///{template}")
+    migrate(database)
+    database.dispose()  # the last connection's close folds the WAL into the file
+    return template
+
+
 DATABASES = ["sqlite", "postgresql", "mariadb"]
 
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database, never initialised: a new SQLite file, or the emptied PostgreSQL
-    or MariaDB one."""
+    """An empty database, never initialised: a copy of the migrated SQLite file, or the
+    emptied PostgreSQL or MariaDB one."""
     if request.param == "sqlite":
+        template: Path = request.getfixturevalue("migrated_sqlite")
+        shutil.copyfile(template, tmp_path / "vault.db")
         return f"sqlite:///{tmp_path}/vault.db"
     fixture = "reusable_mariadb" if request.param == "mariadb" else "reusable_postgres"
     reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(fixture)
