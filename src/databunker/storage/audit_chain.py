@@ -295,17 +295,20 @@ class _OwnedLane:
 
     lane: int | None  # None: every lane was claimed by other connections (PostgreSQL)
     head: ChainHead | None = None
-    # SQLite (see ``_append_deferred``): the transaction whose newest links are kept here
-    # before its head row is written; whether ``head`` is ahead of that row; whether a
-    # rollback to a savepoint made ``head`` unknown (the row and the lane's last event tell).
+    # SQLite (see ``_append_deferred``): the transaction whose newest link is kept here
+    # before its head row is written, and whether ``head`` is ahead of that row. Within that
+    # transaction, ``head`` None means a rollback made it unknown: the head row and the
+    # lane's newest event tell it again.
     transaction: object | None = None
     unwritten: bool = False
-    lost: bool = False
 
     def forget(self) -> None:
-        """A rollback to a savepoint undid events of this connection's transaction."""
+        """A rollback undid events of this connection's transaction: ``head`` is unknown."""
         self.head = None
-        self.lost = self.transaction is not None
+
+    def end_transaction(self) -> None:
+        self.transaction = None
+        self.unwritten = False
 
 
 def _owned_lane(conn: Connection) -> _OwnedLane:
@@ -461,10 +464,9 @@ def _append_deferred(
     if transaction is None or owned.transaction is not transaction:
         owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
         owned.transaction = transaction
-        owned.unwritten = owned.lost = False
-    elif owned.head is None or owned.lost:
+        owned.unwritten = False
+    elif owned.head is None:
         owned.head = _newest_in_lane(conn, owned)
-        owned.lost = False
     event, after = _linked_unsealed(chain, owned.head, row, digest)
     _INSERT_EVENT.execute(conn, event)
     owned.head = after
@@ -494,10 +496,9 @@ def _write_pending(conn: Connection, chain: AuditLinks, owned: _OwnedLane) -> No
     """Write the head row of the links this transaction kept in memory, if any."""
     if owned.transaction is None or owned.transaction is not conn.get_transaction():
         return
-    if owned.lost or owned.head is None:
+    if owned.head is None:
         owned.head = _newest_in_lane(conn, owned)
         owned.unwritten = True
-        owned.lost = False
     if owned.unwritten:
         # The writer lock has been this transaction's since its BEGIN IMMEDIATE, before
         # its first event read the row: no one else can have moved it.
@@ -519,19 +520,17 @@ def _before_commit(conn: Connection) -> None:
     try:
         _write_pending(conn, _chain_of(conn), owned)
     except BaseException:
-        owned.head = None  # the commit fails and the transaction is rolled back
+        owned.forget()  # the commit fails and the transaction is rolled back
         raise
     finally:
-        owned.transaction = None
-        owned.unwritten = owned.lost = False
+        owned.end_transaction()
 
 
 def _on_rollback(conn: Connection) -> None:
     owned = _deferred(conn)
     if owned is not None:
-        owned.head = None
-        owned.transaction = None
-        owned.unwritten = owned.lost = False
+        owned.forget()
+        owned.end_transaction()
 
 
 def read_heads(conn: Connection) -> list[ChainHead]:
