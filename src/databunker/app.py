@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,22 +72,25 @@ class Application:
 
         @asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-            jobs = asyncio.create_task(self._run_jobs(vault.settings.server.jobs_interval))
             stopping = asyncio.Event()
+            # Seen by a round of jobs on its thread: a delivery stops between requests.
+            halting = threading.Event()
+            jobs = asyncio.create_task(
+                self._run_jobs(vault.settings.server.jobs_interval, stopping, halting)
+            )
             keeping = asyncio.create_task(self._keep_keys(stopping))
             _settle_heap()
             try:
                 yield
             finally:
-                # Not a cancel: a check running on a thread finishes before the pool goes.
+                # Not cancels: a task's thread would run on after the pool and the process
+                # are gone, and leave what it had claimed (a webhook's lease) unfinished.
+                halting.set()
                 stopping.set()
                 await keeping
                 await anyio.to_thread.run_sync(self.keeper.stop)
                 await self._stop_webhooks()
-                # A round already running finishes first: its thread is not abandoned.
-                jobs.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await jobs
+                await jobs
                 # The database pool belongs to whoever built the vault: here only when
                 # the app was built with the vault, in a worker process.
                 if owns_database:
@@ -137,12 +142,20 @@ class Application:
         )
         self._edge = EdgeMiddleware(gate, self.starlette.router, self.metrics, self.tracing)
 
-    async def _run_jobs(self, interval: float) -> None:
-        # Periodic jobs wait while the vault is sealed.
-        while True:
-            await asyncio.sleep(interval)
+    async def _run_jobs(
+        self, interval: float, stopping: asyncio.Event, halting: threading.Event
+    ) -> None:
+        """Every ``interval`` seconds a round of the periodic jobs, skipped while sealed.
+        Returns once ``stopping`` is set, after the round in progress has ended."""
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+            if stopping.is_set():
+                return
             if not self.vault.keyring.sealed:
-                await anyio.to_thread.run_sync(run_jobs, self.vault)
+                await anyio.to_thread.run_sync(
+                    functools.partial(run_jobs, self.vault, stop=halting)
+                )
 
     async def _keep_keys(self, stopping: asyncio.Event) -> None:
         """Follow the unsealer and the stored keyring; run the outbox dispatcher only while

@@ -8,12 +8,10 @@ waiting.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import anyio.to_thread
 
 from databunker.notify import dispatcher
 from databunker.services import (
@@ -48,8 +46,9 @@ class NetworkJob:
     and so a database lock, meanwhile, and opens its own short ones."""
 
     name: str
-    # Does one round with the vault and the clock reading; returns how many items it handled.
-    run: Callable[[Context, int], int]
+    # Does one round with the vault, the clock reading and the stop signal (checked between
+    # network calls); returns how many items it handled.
+    run: Callable[[Context, int, threading.Event | None], int]
 
 
 def registered_jobs() -> list[Job | NetworkJob]:
@@ -68,26 +67,35 @@ def registered_jobs() -> list[Job | NetworkJob]:
         Job("purge expired admin sessions", admin_sessions.purge_expired_sessions),
         Job("purge expired unlock ids", unlock.purge_expired_unlocks),
         # Last, so that webhooks queued by the jobs above go out in the same round.
-        NetworkJob("deliver webhooks", dispatcher.deliver_due),
+        NetworkJob("deliver webhooks", _deliver_notifications),
     ]
 
 
-def run_jobs(vault: Context, jobs: Sequence[Job | NetworkJob] | None = None) -> dict[str, int]:
-    """One round of every job; a failing job is logged and does not stop the others."""
+def _deliver_notifications(vault: Context, now: int, stop: threading.Event | None) -> int:
+    return dispatcher.deliver_due(vault, now, stop=stop)
+
+
+def run_jobs(
+    vault: Context,
+    jobs: Sequence[Job | NetworkJob] | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> dict[str, int]:
+    """One round of every job; a failing job is logged and does not stop the others.
+
+    Once ``stop`` is set, no further job starts, and a delivery in progress ends after the
+    request in flight, giving back the rows it had leased but not attempted.
+    """
     handled: dict[str, int] = {}
     for job in registered_jobs() if jobs is None else jobs:
+        if stop is not None and stop.is_set():
+            break
         try:
             if isinstance(job, NetworkJob):
-                handled[job.name] = job.run(vault, vault.clock())
+                handled[job.name] = job.run(vault, vault.clock(), stop)
                 continue
             with vault.database.transaction() as conn:
                 handled[job.name] = job.run(Work(vault, conn, SYSTEM, vault.clock()))
         except Exception as exc:
             log.error("job failed", extra={"event": job.name, "error_type": type(exc).__name__})
     return handled
-
-
-async def run_periodically(vault: Context, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        await anyio.to_thread.run_sync(run_jobs, vault)

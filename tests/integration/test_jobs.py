@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
+import pytest
 import sqlalchemy as sa
 
+from databunker import app as app_module
 from databunker.jobs import Job, run_jobs
 from databunker.services.context import Context, Work
 from support.vaults import Clock, VaultFactory, client_for
@@ -48,3 +54,26 @@ def test_audit_events_older_than_the_retention_period_are_purged(
     # the creation (11 days old) is gone; the read (2 days old) and this listing remain
     assert "create user record" not in titles
     assert "get user record by token" in titles
+
+
+def test_stopping_the_server_waits_for_the_round_of_jobs_in_progress(
+    make_vault: VaultFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A round still working (a webhook on its way) when the server stops: the shutdown tells
+    # it to stop and waits for it, rather than leaving its thread to run on without a pool.
+    vault = make_vault(server={"jobs_interval": 1})
+    running = threading.Event()
+    ended: list[bool] = []
+
+    def slow_round(_vault: Context, *_args: Any, stop: threading.Event) -> dict[str, int]:
+        running.set()
+        told = stop.wait(timeout=30)
+        time.sleep(0.2)  # the request in flight, answered after the stop
+        ended.append(told)
+        return {}
+
+    monkeypatch.setattr(app_module, "run_jobs", slow_round)
+    with client_for(vault) as api:  # runs the lifespan, and with it the periodic jobs
+        assert api.get("/v1/status").status_code == 200
+        assert running.wait(timeout=30)
+    assert ended == [True]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx2 as httpx
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -299,6 +300,37 @@ def test_a_delivery_abandoned_mid_flight_is_retried_after_its_lease(
     clock.advance(1)
     assert deliver_due(vault, clock.now) == 1
     assert len(hook.requests) == 1
+
+
+def test_a_delivery_told_to_stop_ends_after_the_request_in_flight_and_gives_back_the_rest(
+    make_vault: Any, hook: Receiver, clock: Clock
+) -> None:
+    vault = hooked_vault(make_vault, hook.url)
+    for number in range(3):
+        queue(vault, {"action": "profilenew", "identity": f"t-{number}", "mode": "token"})
+    stop = threading.Event()
+    # The server begins to stop while the first webhook is on its way.
+    with httpx.Client(event_hooks={"response": [lambda _response: stop.set()]}) as client:
+        assert deliver_due(vault, clock.now, client, stop=stop) == 1
+    assert len(hook.requests) == 1
+
+    # The two not attempted wait for no lease: the next deliverer sends them at once.
+    left = [row for row in outbox_rows(vault) if row.delivered is None]
+    assert [(row.attempts, row.locked_until) for row in left] == [(0, 0), (0, 0)]
+    assert deliver_due(vault, clock.now) == 2
+    assert sorted(r.json()["identity"] for r in hook.requests) == ["t-0", "t-1", "t-2"]
+
+
+def test_a_round_of_jobs_told_to_stop_starts_no_further_job(
+    make_vault: Any, hook: Receiver, clock: Clock
+) -> None:
+    vault = hooked_vault(make_vault, hook.url)
+    queue(vault, {"action": "profilenew", "identity": "t-0", "mode": "token"})
+    stop = threading.Event()
+    stop.set()
+    assert run_jobs(vault, stop=stop) == {}
+    assert hook.requests == []
+    assert run_jobs(vault)["deliver webhooks"] == 1
 
 
 def test_several_servers_deliver_each_webhook_once(

@@ -126,19 +126,27 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def deliver_due(vault: Deployment, now: int, http_client: httpx.Client | None = None) -> int:
+def deliver_due(
+    vault: Deployment,
+    now: int,
+    http_client: httpx.Client | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> int:
     """Send every queued notification due at ``now``; return how many were delivered.
 
     Webhooks, emails and text messages alike, each only when its channel is configured
     (``notification.notification_url``, ``smtp.server``, ``sms.url``). Opens its own short
     transactions (never one across a network call), so call it outside any transaction.
+    Once ``stop`` is set it ends after the request in flight; leased rows not yet attempted
+    are given back.
     """
     if not configured_kinds(vault):
         return 0
     if http_client is not None:
-        return _deliver_all(vault, now, http_client, None)
+        return _deliver_all(vault, now, http_client, stop)
     with new_http_client() as client:
-        return _deliver_all(vault, now, client, None)
+        return _deliver_all(vault, now, client, stop)
 
 
 def configured_kinds(vault: Deployment) -> list[str]:
