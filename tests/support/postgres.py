@@ -112,6 +112,27 @@ class TemporaryPostgres:
             self._remove_dir()
             raise
 
+    def restart(self) -> None:
+        """Stop the server (ending every session, as an administrator's restart does) and
+        start it again on the same port and data; what was committed is still there."""
+        if not self._started or self.base_dir is None:
+            raise RuntimeError("the server is not running")
+        base = self.base_dir
+        options = f"-p {self.port} -k {base} {_SERVER_OPTIONS}"
+        self._run_as_server(
+            "pg_ctl",
+            "-D",
+            str(base / "data"),
+            "-l",
+            str(base / "log"),
+            "-m",
+            "fast",
+            "-w",
+            "-o",
+            options,
+            "restart",
+        )
+
     def stop(self) -> None:
         """Stop the server at once (no clean shutdown needed) and delete its directory."""
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,10 @@ from databunker.storage.runners import ThreadedRunner, UnitRunner
 DEFAULT_URL = "sqlite:///databunker.db"
 # Execution option of a SQLite connection whose transaction only reads (``Database.snapshot``).
 _SNAPSHOT = "databunker_snapshot"
+# PostgreSQL, MariaDB, MySQL: a pooled connection unused this long is pinged before use.
+PING_AFTER_IDLE_SECONDS = 10.0
+# Under this key of a DBAPI connection's pool info: when it was last given back.
+_LAST_USED = "databunker_last_used"
 T = TypeVar("T")
 
 
@@ -77,7 +82,6 @@ class Database:
             kwargs.update(
                 pool_size=pool_size,
                 max_overflow=pool_size // 2,
-                pool_pre_ping=True,
                 pool_use_lifo=True,
             )
         if self.dialect in MYSQL_DIALECTS:
@@ -96,6 +100,7 @@ class Database:
             self.writer = WriterLock(lock_file)
             self.runner = GroupCommit(self.transaction, self.writer)
         else:
+            _ping_when_idle(self.engine)
             # No more units at once than the pool holds, so a burst queues here instead of
             # opening and closing overflow connections.
             self.runner = ThreadedRunner(self.transaction, units_at_once=pool_size)
@@ -155,6 +160,29 @@ class Database:
         if self.writer is not None:
             self.writer.close()
         self.engine.dispose()
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before handing it out only if it sat unused for
+    ``PING_AFTER_IDLE_SECONDS`` (the server, or a firewall, may have dropped it meanwhile);
+    a ping refused makes the pool open another. A connection in steady use is not pinged,
+    which saves a round trip per unit: one found cut all the same fails its unit before
+    the commit, and the runner runs the unit again on a fresh connection (``runners.py``)."""
+
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last_used = record.info.get(_LAST_USED)  # None: opened just now
+        if last_used is None or time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError("the pooled connection is gone") from exc
+
+    sa.event.listen(engine, "checkin", checked_in)
+    sa.event.listen(engine, "checkout", checked_out)
 
 
 class WriterLock:

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
@@ -33,8 +34,17 @@ class UnitRunner(Protocol):
         ...
 
 
+class _CutBeforeCommit(Exception):
+    """The unit's connection was found cut before its commit: nothing of it was kept."""
+
+
 class ThreadedRunner:
-    """A transaction per unit, on a worker thread (PostgreSQL, MariaDB, MySQL)."""
+    """A transaction per unit, on a worker thread (PostgreSQL, MariaDB, MySQL).
+
+    A unit whose connection turns out to be cut (the server restarted, say) before its
+    commit is run once more, on a fresh connection: nothing of the first run was kept, so
+    the caller sees one unit. A cut during the commit is raised, since the commit's
+    outcome is then unknown."""
 
     def __init__(self, transaction: Transaction, *, units_at_once: int) -> None:
         self._transaction = transaction
@@ -42,8 +52,22 @@ class ThreadedRunner:
         self._limiter: anyio.CapacityLimiter | None = None
 
     def run(self, unit: Callable[[Connection], T]) -> T:
-        with self._transaction() as conn:
-            return unit(conn)
+        try:
+            return self._run_once(unit, again_if_cut=True)
+        except _CutBeforeCommit:
+            return self._run_once(unit, again_if_cut=False)
+
+    def _run_once(self, unit: Callable[[Connection], T], *, again_if_cut: bool) -> T:
+        committing = False
+        try:
+            with self._transaction() as conn:
+                result = unit(conn)
+                committing = True
+        except sa.exc.DBAPIError as exc:
+            if again_if_cut and exc.connection_invalidated and not committing:
+                raise _CutBeforeCommit from exc
+            raise
+        return result
 
     async def run_async(self, unit: Callable[[Connection], T]) -> T:
         if self._limiter is None:  # made on first use: it belongs to the running loop
