@@ -7,6 +7,7 @@ folder they share, and any worker answers ``/v1/metrics`` with the sum over all 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -16,6 +17,11 @@ __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_METRICS", "Metrics"]
 
 # prometheus_client's own switch to its multi-process mode.
 MULTIPROCESS_METRICS = "PROMETHEUS_MULTIPROC_DIR"
+
+
+# The methods the API and the portals answer; others are counted as "other", so that no
+# client can grow the label sets.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -42,9 +48,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Label children by their labels, bound once: ``labels()`` checks and locks at
+        # every call. Routes are templates (or "unmatched"), so these stay small.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        if method not in _METHODS:  # any token is a method to some HTTP parsers
+            method = "other"
+        counted = self._counted.get((method, route, status))
+        if counted is None:
+            counted = self._counted[method, route, status] = self.requests.labels(
+                method, route, str(status)
+            )
+        counted.inc()
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self._timed[method, route] = self.latency.labels(method, route)
+        timed.observe(seconds)
 
     def render(self) -> bytes:
         shared = os.environ.get(MULTIPROCESS_METRICS)

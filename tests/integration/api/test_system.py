@@ -175,6 +175,26 @@ def test_metrics_are_labelled_by_route_template_never_by_identity(api: TestClien
     assert "nowhere" not in text
 
 
+def test_metrics_count_every_request_and_fold_unknown_methods_into_one_label(
+    api: TestClient,
+) -> None:
+    for _ in range(3):
+        assert api.get("/v1/status").status_code == 200
+    for number in range(5):  # a client inventing methods cannot grow the label sets
+        api.request(f"BREW{number}", "/v1/status")
+
+    text = api.get("/v1/metrics").text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"^databunker_http_requests_total\{(.*)\} (\S+)$", line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            if labels["route"] == "/v1/status":
+                counts[labels["method"]] = counts.get(labels["method"], 0) + float(match[2])
+    assert counts == {"GET": 3.0, "other": 5.0}
+    assert "BREW" not in text
+
+
 def test_logs_never_carry_an_identity(api: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         token = create(api, {"login": "ann", "email": "ann@example.com"})
