@@ -29,6 +29,7 @@ files); secret fields are left out of ``repr`` and read ``"****"`` in the config
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -320,7 +321,10 @@ _SECRET_KEYS = frozenset(
 _GO_INITIALISMS = {"url": "URL", "vat": "VAT", "css": "CSS"}
 
 
+@functools.cache
 def _go_name(key: str) -> str:
+    # Cached: the keys are the settings' field names, a fixed set, and the UI configuration
+    # is renamed on every request for it.
     return "".join(_GO_INITIALISMS.get(part, part.capitalize()) for part in key.split("_"))
 
 
