@@ -21,8 +21,6 @@ import hmac
 import struct
 from collections.abc import Callable, Iterable, Sequence
 
-from cryptography.hazmat.primitives import hashes
-
 LINK_BYTES = 32
 GENESIS = bytes(LINK_BYTES)
 
@@ -54,10 +52,13 @@ def encode_fields(values: Iterable[Field]) -> bytes:
 
 
 def payload_digest(who: bytes | None, before: bytes | None, after: bytes | None) -> bytes:
-    """SHA-256 of an event's stored ciphertexts (kept when erasure shreds them)."""
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(b"databunker audit values v1" + encode_fields((who, before, after)))
-    return digest.finalize()
+    """SHA-256 of an event's stored ciphertexts (kept when erasure shreds them).
+
+    The standard library's SHA-256 (OpenSSL's, as ``cryptography``'s), without building a
+    hash object per event: this runs for every audit event."""
+    return hashlib.sha256(
+        b"databunker audit values v1" + encode_fields((who, before, after))
+    ).digest()
 
 
 EMPTY_DIGEST = payload_digest(None, None, None)
@@ -75,9 +76,10 @@ class AuditLinks:
         self._key = key
 
     def _mac(self, *parts: bytes) -> bytes:
-        # HMAC-SHA256 from the standard library: the same MAC as ``cryptography``'s, at a
-        # tenth of its cost per call (a bulk operation links thousands of events).
-        return hmac.new(self._key(), b"".join(parts), hashlib.sha256).digest()
+        # HMAC-SHA256 from the standard library, in one call to OpenSSL: the same MAC as
+        # ``cryptography``'s, at a fraction of its cost per call (every audit event is
+        # linked and its lane's head sealed; a bulk operation links thousands).
+        return hmac.digest(self._key(), b"".join(parts), "sha256")
 
     def link(
         self, previous: bytes, lane: int, position: int, metadata: Sequence[Field], digest: bytes
