@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from databunker import web
 from databunker.api import reference, v2
 from databunker.api.middleware import EdgeMiddleware
+from databunker.api.routing import IndexedRouter
 from databunker.api.sealed import SEALED_MESSAGE, SealedGate
 from databunker.api.v1 import (
     apps,
@@ -97,27 +98,27 @@ class Application:
                     vault.database.dispose()
                 await anyio.to_thread.run_sync(self.tracing.shutdown)
 
+        routes = [
+            *system.routes,
+            *seal.routes,
+            *users.routes,
+            *apps.routes,
+            *sessions.routes,
+            *sharing.routes,
+            *retention.routes,
+            *legal.routes,
+            *consent.routes,
+            *audit.routes,
+            *audit_head.routes,
+            *login.routes,
+            *requests.routes,
+            *export.routes,
+            *openapi.routes,
+            *reference.routes,
+            *v2.routes,
+            *web.routes,
+        ]
         self.starlette = Starlette(
-            routes=[
-                *system.routes,
-                *seal.routes,
-                *users.routes,
-                *apps.routes,
-                *sessions.routes,
-                *sharing.routes,
-                *retention.routes,
-                *legal.routes,
-                *consent.routes,
-                *audit.routes,
-                *audit_head.routes,
-                *login.routes,
-                *requests.routes,
-                *export.routes,
-                *openapi.routes,
-                *reference.routes,
-                *v2.routes,
-                *web.routes,
-            ],
             exception_handlers={
                 DatabunkerError: on_domain_error,
                 DecryptionError: on_decryption_error,
@@ -127,7 +128,7 @@ class Application:
             },
             lifespan=lifespan,
         )
-        self.starlette.router.redirect_slashes = False
+        self.starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)
         self.starlette.state.vault = vault
         self.starlette.state.metrics = self.metrics
         # The running OutboxDispatcher (see the lifespan), woken after each commit.
