@@ -29,7 +29,7 @@ from databunker.services.context import Work
 from databunker.services.records import Profile
 from databunker.services.requests import RequestDetail
 from databunker.units import Access
-from databunker.web import admin_catalogue, admin_people, i18n, pages, wording
+from databunker.web import admin_catalogue, admin_people, history, i18n, pages, wording
 from databunker.web.admin_base import (
     HOME,
     PAGE_SIZE,
@@ -281,9 +281,9 @@ async def audit_page(request: Request) -> Response:
     rows = [
         {
             "entry": row,
-            "action": row.title,
+            "action": history.event_phrase(speaker, row.title),
             "person": names.get(row.user_token or "", ""),
-            "actor": speaker.gettext(wording.short_actor(row)),
+            "actor": speaker.gettext(history.short_actor(row)),
         }
         for row in view.rows
     ]
@@ -318,7 +318,8 @@ async def audit_event_page(request: Request) -> Response:
         "atoken": atoken,
         "event": event,
         "entry": entry,
-        "actor": speaker.gettext(wording.short_actor(entry)) if entry is not None else "",
+        "actor": speaker.gettext(history.short_actor(entry)) if entry is not None else "",
+        "action": history.event_phrase(speaker, entry.title) if entry is not None else "",
         "person": names.get(entry.user_token or "", "") if entry is not None else "",
         "changes": changes,
     }

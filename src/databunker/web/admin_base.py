@@ -21,7 +21,7 @@ from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, Source
 from databunker.services.context import Work
 from databunker.units import Access
-from databunker.web import i18n, pages, wording
+from databunker.web import history, i18n, pages, wording
 from databunker.web.pages import Payload
 from databunker.web.wording import N_
 
@@ -199,4 +199,4 @@ def field_changes(old: Any, new: Any) -> list[dict[str, str]]:
 pages.templates.filters["utc"] = i18n.template_moment
 pages.templates.filters["shown"] = shown
 pages.templates.filters["pretty"] = pretty
-pages.templates.globals["short_actor"] = wording.short_actor
+pages.templates.globals["short_actor"] = history.short_actor

@@ -17,7 +17,7 @@ from databunker.services import agreements, apps, audit, records, sessions, user
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.identity import MODES
-from databunker.web import i18n
+from databunker.web import history, i18n
 from databunker.web.admin_base import (
     PAGE_SIZE,
     as_admin,
@@ -123,6 +123,7 @@ async def person(request: Request) -> Response:
         "view audit events",
     )
     display = _display(record["profile"])
+    speaker = i18n.speaker(request)
     context = {
         "token": token,
         "profile": record["profile"],
@@ -133,10 +134,10 @@ async def person(request: Request) -> Response:
         "apps": [{"app": name, "data": data} for name, data in app_records],
         "sessions": live_sessions.rows,
         "sessions_total": live_sessions.total,
-        "waiting": request_rows(
-            i18n.speaker(request), waiting.rows, {token: _display(record["profile"])}
-        ),
-        "trail": trail.rows,
+        "waiting": request_rows(speaker, waiting.rows, {token: display}),
+        "trail": [
+            {"entry": row, "action": history.event_phrase(speaker, row.title)} for row in trail.rows
+        ],
         "paging": paging(number, trail.total),
     }
     return render(request, "admin/person.html", context)

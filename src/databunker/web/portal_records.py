@@ -20,7 +20,7 @@ from databunker.services import apps, audit, documents, sessions
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.requests import RequestDetail
-from databunker.web import i18n, pages, wording
+from databunker.web import history, i18n, pages, wording
 from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     as_person,
@@ -252,7 +252,7 @@ async def audit_page(request: Request) -> Response:
             "day": day.day,
             "lines": [{"when": line.when, "text": line.sentence(speaker)} for line in day.lines],
         }
-        for day in wording.history(speaker, rows)
+        for day in history.history(speaker, rows)
     ]
     context = {
         "days": days,

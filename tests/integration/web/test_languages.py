@@ -156,6 +156,50 @@ def test_the_admin_portal_speaks_the_language_too(vault: Context, browser: TestC
     assert "Verarbeitungstätigkeiten" in legal
 
 
+def sign_in_as_dpo(browser: TestClient, lang: str) -> None:
+    start = browser.get(f"/admin?lang={lang}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', start.text)
+    assert csrf is not None
+    signed = browser.post("/admin/signin", data={"csrf": csrf.group(1), "token": ROOT_TOKEN})
+    assert signed.status_code == 303, signed.text
+
+
+# How the admin's audit lists name "create user record" and "get user record by token".
+ADMIN_EVENTS = {
+    "en": ("Profile created", "Profile read"),
+    "de": ("Profil angelegt", "Profil gelesen"),
+    "fr": ("Profil créé", "Profil lu"),
+    "es": ("Perfil creado", "Perfil leído"),
+    "it": ("Profilo creato", "Profilo letto"),
+}
+
+
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_the_admin_audit_names_events_in_words(
+    browser: TestClient, vault: Context, ann: str, lang: str
+) -> None:
+    with client_for(vault) as root:
+        root.get(f"/v1/user/token/{ann}")
+    sign_in_as_dpo(browser, lang)
+    created, read = ADMIN_EVENTS[lang]
+    listing = browser.get("/admin/audit").text
+    shown = as_text(listing)
+    assert created in shown
+    assert read in shown
+    assert "create user record" not in shown
+    assert "get user record by token" not in shown
+    person = as_text(browser.get(f"/admin/user/{ann}").text)
+    assert created in person
+    assert "create user record" not in person
+    reads = browser.get("/admin/audit", params={"action": "get user record"}).text
+    atoken = re.search(r'href="/admin/audit/([0-9a-f-]{36})"', reads)
+    assert atoken is not None
+    event = browser.get(f"/admin/audit/{atoken.group(1)}").text
+    assert f"<h1>{read}</h1>" in event
+    # The title as recorded stays on the event's page, for the "action contains" filter.
+    assert "get user record by token" in as_text(event)
+
+
 @pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != i18n.DEFAULT])
 def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
     with (LOCALE / "messages.pot").open("rb") as handle:
