@@ -99,6 +99,29 @@ BASIS_TYPES = {
     "public-interest": N_("A task in the public interest"),
     "legitimate-interest": N_("Our legitimate interest"),
 }
+# The same types, and a basis's module and status, as the admin's catalogue names them.
+ADMIN_BASIS_TYPES = {
+    "consent": N_("Consent"),
+    "contract": N_("Contract"),
+    "legal-requirement": N_("Legal requirement"),
+    "legal-obligation": N_("Legal obligation"),
+    "legitimate-interest": N_("Legitimate interest"),
+    "public-interest": N_("Public interest"),
+    "vital-interest": N_("Vital interest"),
+}
+BASIS_MODULES = {
+    "login": N_("Sign-in with a one-time code"),
+    "signup-page": N_("Sign-up page"),
+    "checkout-page": N_("Checkout page"),
+    "cookie-popup": N_("Cookie banner"),
+    "login-page": N_("Login page"),
+    "other": N_("Other"),
+}
+BASIS_STATUSES = {
+    "active": N_("Active"),
+    "disabled": N_("Disabled"),
+    "deleted": N_("Deleted"),
+}
 # Bases a person cannot withdraw: they rest on something other than consent.
 FIXED_BASIS_TYPES = frozenset({"contract", "legal-requirement", "legal-obligation"})
 AGREEMENT_STATUSES = {
@@ -154,6 +177,12 @@ def request_kind(speaker: Speaker, action: str, *, admin: bool = False) -> str:
 def request_status(speaker: Speaker, status: str) -> str:
     known = REQUEST_STATUSES.get(status)
     return speaker.gettext(known) if known else humanised(status)
+
+
+def label(speaker: Speaker, labels: dict[str, str], value: str) -> str:
+    """A stored value by its label in ``labels``, translated; another value humanised."""
+    known = labels.get(value)
+    return speaker.gettext(known) if known else humanised(value)
 
 
 def basis_type(speaker: Speaker, value: str) -> str:

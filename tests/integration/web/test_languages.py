@@ -200,6 +200,51 @@ def test_the_admin_audit_names_events_in_words(
     assert "get user record by token" in as_text(event)
 
 
+def options(page: str, name: str) -> list[tuple[str, str]]:
+    """A select's options as (value sent, label shown)."""
+    select = re.search(rf'<select id="{name}" name="{name}">(.*?)</select>', page, re.S)
+    assert select is not None, page
+    return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+
+
+def test_the_legal_basis_form_offers_labels_and_sends_values(
+    browser: TestClient, vault: Context
+) -> None:
+    sign_in_as_dpo(browser, "de")
+    form = browser.get("/admin/legal/basis").text
+    types = options(form, "basistype")
+    assert ("consent", "Einwilligung") in types
+    assert ("legal-requirement", "Gesetzliche Vorschrift") in types
+    assert ("legitimate-interest", "Berechtigtes Interesse") in types
+    assert ("cookie-popup", "Cookie-Banner") in options(form, "module")
+    assert options(form, "status") == [("active", "Aktiv"), ("disabled", "Deaktiviert")]
+    for name in ("basistype", "module", "status"):
+        assert all(label != value for value, label in options(form, name)), name
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    saved = browser.post(
+        "/admin/legal/save-basis",
+        data={
+            "csrf": csrf.group(1),
+            "original": "",
+            "brief": "tax-records",
+            "basistype": "legal-requirement",
+            "module": "checkout-page",
+            "status": "disabled",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    with client_for(vault) as root:
+        rows = {row["brief"]: row for row in root.get("/v1/lbasis").json()["rows"]}
+    assert rows["tax-records"]["basistype"] == "legal-requirement"
+    assert rows["tax-records"]["module"] == "checkout-page"
+    assert rows["tax-records"]["status"] == "disabled"
+    listed = as_text(browser.get("/admin/legal").text)
+    assert "tax-records Gesetzliche Vorschrift Bestellseite Deaktiviert" in listed
+    edit = browser.get("/admin/legal/basis/tax-records").text
+    assert '<option value="legal-requirement" selected>Gesetzliche Vorschrift</option>' in edit
+
+
 @pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != i18n.DEFAULT])
 def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
     with (LOCALE / "messages.pot").open("rb") as handle:
