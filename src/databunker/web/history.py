@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,35 +275,68 @@ class HistoryDay:
     lines: list[HistoryLine] = field(default_factory=list)
 
 
-def history(speaker: Speaker, entries: Iterable[AuditEntry]) -> list[HistoryDay]:
-    """Events, newest first, as days of sentences; the person's own reads of the portal's
-    pages that follow each other are one line."""
-    days: list[HistoryDay] = []
+def _folds_into(last: HistoryLine, who: str | None, found: Deed, failed: bool) -> bool:
+    """Whether an event continues ``last``: both are the person's own page reads."""
+    return (
+        who is None
+        and found.page is not None
+        and not failed
+        and last.who is None
+        and not last.failed
+        and all(d.page is not None for d in last.deeds)
+    )
+
+
+def history_lines(
+    speaker: Speaker, entries: Iterable[AuditEntry]
+) -> Iterator[tuple[str, HistoryLine]]:
+    """Events, newest first, as the lines a person reads, each with its day; the person's
+    own reads of the portal's pages that follow each other on a day are one line."""
+    day, date, current = "", None, None
     for entry in entries:
         moment = datetime.datetime.fromtimestamp(max(entry.when, 0), tz=datetime.UTC)
-        label = speaker.day(moment.date())
-        if not days or days[-1].day != label:
-            days.append(HistoryDay(label))
-        lines = days[-1].lines
+        same_day = moment.date() == date
         found = deed(entry.title)
         who = actor(speaker, entry)
         failed = entry.status != "ok"
-        last = lines[-1] if lines else None
-        if (
-            who is None
-            and found.page is not None
-            and not failed
-            and last is not None
-            and last.who is None
-            and not last.failed
-            and all(d.page is not None for d in last.deeds)
-        ):
-            if found not in last.deeds:
-                last.deeds.append(found)
-            last.first = entry.when
+        if current is not None and same_day and _folds_into(current, who, found, failed):
+            if found not in current.deeds:
+                current.deeds.append(found)
+            current.first = entry.when
             continue
-        lines.append(HistoryLine(entry.when, entry.when, who, [found], failed))
-    return days
+        if current is not None:
+            yield day, current
+        if not same_day:
+            date = moment.date()
+            day = speaker.day(date)
+        current = HistoryLine(entry.when, entry.when, who, [found], failed)
+    if current is not None:
+        yield day, current
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Lines ``offset`` to ``offset + size`` of a history, by day, and how many lines the
+    whole history has: a pager counts what the person reads, not the events behind it."""
+
+    days: list[HistoryDay]
+    total: int
+    shown: int
+
+
+def history_page(
+    speaker: Speaker, entries: Iterable[AuditEntry], offset: int, size: int
+) -> HistoryPage:
+    days: list[HistoryDay] = []
+    total = shown = 0
+    for day, line in history_lines(speaker, entries):
+        if offset <= total < offset + size:
+            if not days or days[-1].day != day:
+                days.append(HistoryDay(day))
+            days[-1].lines.append(line)
+            shown += 1
+        total += 1
+    return HistoryPage(days, total, shown)
 
 
 def short_actor(entry: Any) -> str:
