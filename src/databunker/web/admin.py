@@ -99,10 +99,13 @@ async def sign_in(request: Request) -> Response:
             title="admin sign in",
         )
     except RateLimited:
-        message = "Too many sign-in attempts from this address. Try again later."
+        message = i18n.speaker(request).gettext(
+            "Too many sign-in attempts from this address. Try again later."
+        )
         return _signin_page(request, message, status=429)
     if answer is admin_sessions.SignInRefused.WRONG_TOKEN:
-        return _signin_page(request, "This token is not valid.", status=403)
+        message = i18n.speaker(request).gettext("This token is not valid.")
+        return _signin_page(request, message, status=403)
     response = redirect(request, HOME)
     pages.start_session(request, response, answer.session, SESSION, lifetime=answer.lifetime)
     return response

@@ -188,16 +188,3 @@ def label(speaker: Speaker, labels: dict[str, str], value: str) -> str:
 def basis_type(speaker: Speaker, value: str) -> str:
     known = BASIS_TYPES.get(value or "consent")
     return speaker.gettext(known) if known else humanised(value)
-
-
-# Domain errors the portals' pages meet most, for the catalogues (``pages.error_page`` and
-# the admin's error page translate a domain message when the catalogue has it).
-DOMAIN_MESSAGES = (
-    N_("access denied"),
-    N_("not found"),
-    N_("too many requests"),
-    N_("bad offset"),
-    N_("user record not found"),
-    N_("give a reason for rejecting the request"),
-    N_("give the day as YYYY-MM-DD"),
-)

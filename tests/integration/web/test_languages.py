@@ -326,3 +326,103 @@ def test_error_pages_speak_the_language(browser: TestClient, vault: Context, ann
     shown = as_text(refused.text)
     assert "Qualcosa è andato storto" in shown
     assert "posizione di pagina non valida" in shown
+
+
+# --- the domain's error messages -----------------------------------------------------------
+
+
+@pytest.fixture
+def editing_vault(make_vault) -> Context:  # type: ignore[no-untyped-def]
+    return make_vault(  # type: ignore[no-any-return]
+        random=FixedDigits(CODE),
+        generic={"login_captcha": False},
+        selfservice={"user_record_change": True},
+    )
+
+
+def error_of(response) -> str:  # type: ignore[no-untyped-def]
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', response.text, re.S)
+    assert found is not None, response.text
+    return as_text(found.group(1))
+
+
+# What a person reads when the email they enter is no email, and when it is someone else's.
+PROFILE_ERRORS = {
+    "en": ("invalid email", "duplicate index: email"),
+    "de": (
+        "diese E-Mail-Adresse ist ungültig",
+        "diese E-Mail-Adresse wird bereits von einer anderen Person verwendet",
+    ),
+    "fr": (
+        "cette adresse e-mail n\u2019est pas valide",
+        "cette adresse e-mail est déjà utilisée par une autre personne",
+    ),
+    "es": (
+        "este correo electrónico no es válido",
+        "otra persona ya usa este correo electrónico",
+    ),
+    "it": (
+        "questo indirizzo e-mail non è valido",
+        "questo indirizzo e-mail è già usato da un\u2019altra persona",
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_profile_errors_speak_the_language(editing_vault: Context, lang: str) -> None:
+    with client_for(editing_vault) as root:
+        ann = create_user(root, {"email": "ann@example.com"})
+        create_user(root, {"email": "bob@example.com"})
+    with client_for(editing_vault, None) as browser:
+        browser.follow_redirects = False
+        browser.cookies.set("databunker_session", issue_user_token(editing_vault, ann))
+        invalid, taken = PROFILE_ERRORS[lang]
+        for email, told, status in (("no email", invalid, 400), ("bob@example.com", taken, 409)):
+            page = browser.get("/profile", params={"lang": lang}).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            saved = browser.post(
+                "/profile/save", data={"csrf": csrf.group(1), 'field:["email"]': email}
+            )
+            assert saved.status_code == status, saved.text
+            assert error_of(saved) == told
+
+
+def test_admin_errors_speak_the_language(browser: TestClient) -> None:
+    start = browser.get("/admin?lang=de").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', start)
+    assert csrf is not None
+    wrong = browser.post("/admin/signin", data={"csrf": csrf.group(1), "token": "wrong"})
+    assert wrong.status_code == 403
+    assert error_of(wrong) == "Dieses Token ist nicht gültig."
+    sign_in_as_dpo(browser, "de")
+
+    def save_basis(**fields: str) -> str:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/admin/legal/basis").text)
+        assert csrf is not None
+        answer = browser.post(
+            "/admin/legal/save-basis", data={"csrf": csrf.group(1), "original": "", **fields}
+        )
+        assert 400 <= answer.status_code < 500, answer.text
+        return error_of(answer)
+
+    assert save_basis(brief="core-send-email-on-login") == (
+        "es gibt bereits eine Rechtsgrundlage mit diesem Kurznamen"
+    )
+    assert save_basis(brief="news", shortdesc="bell\u0007") == "unzulässiges Zeichen in shortdesc"
+    assert save_basis(brief="News!").startswith("der Kurzname muss mit einem Kleinbuchstaben")
+    refused = browser.get("/admin/audit", params={"person": "no-such-person"})
+    assert error_of(refused) == "ungültige Kennung (eine UUID wird erwartet)"
+    lookup = browser.get("/admin/users").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', lookup)
+    assert csrf is not None
+    looked_up = browser.post(
+        "/admin/users/lookup", data={"csrf": csrf.group(1), "mode": "email", "value": "nobody"}
+    )
+    assert looked_up.status_code == 404
+    assert error_of(looked_up) == "Es wurde keine Person gefunden."
+    looked_up = browser.post(
+        "/admin/users/lookup", data={"csrf": csrf.group(1), "mode": "token", "value": "nobody"}
+    )
+    assert looked_up.status_code == 400
+    assert error_of(looked_up) == "ungültige Kennung (eine UUID wird erwartet)"
