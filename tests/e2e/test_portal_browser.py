@@ -271,7 +271,7 @@ def test_a_person_uses_the_portal(
         assert as_root(process, root, "GET", "/v1/requests")["rows"] == []
 
         dpo.get_by_role("link", name="Audit").click()
-        expect(dpo.get_by_role("cell", name="approve user request").first).to_be_visible()
+        expect(dpo.get_by_role("cell", name="Request approved").first).to_be_visible()
         shot(dpo, "audit", "admin")
         dpo.get_by_role("link", name="Legal bases").click()
         expect(dpo.get_by_role("link", name="newsletter")).to_be_visible()

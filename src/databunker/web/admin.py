@@ -29,7 +29,7 @@ from databunker.services.context import Work
 from databunker.services.records import Profile
 from databunker.services.requests import RequestDetail
 from databunker.units import Access
-from databunker.web import admin_catalogue, admin_people, i18n, pages, wording
+from databunker.web import admin_catalogue, admin_people, history, i18n, pages, wording
 from databunker.web.admin_base import (
     HOME,
     PAGE_SIZE,
@@ -99,10 +99,13 @@ async def sign_in(request: Request) -> Response:
             title="admin sign in",
         )
     except RateLimited:
-        message = "Too many sign-in attempts from this address. Try again later."
+        message = i18n.speaker(request).gettext(
+            "Too many sign-in attempts from this address. Try again later."
+        )
         return _signin_page(request, message, status=429)
     if answer is admin_sessions.SignInRefused.WRONG_TOKEN:
-        return _signin_page(request, "This token is not valid.", status=403)
+        message = i18n.speaker(request).gettext("This token is not valid.")
+        return _signin_page(request, message, status=403)
     response = redirect(request, HOME)
     pages.start_session(request, response, answer.session, SESSION, lifetime=answer.lifetime)
     return response
@@ -281,9 +284,9 @@ async def audit_page(request: Request) -> Response:
     rows = [
         {
             "entry": row,
-            "action": row.title,
+            "action": history.event_phrase(speaker, row.title),
             "person": names.get(row.user_token or "", ""),
-            "actor": speaker.gettext(wording.short_actor(row)),
+            "actor": speaker.gettext(history.short_actor(row)),
         }
         for row in view.rows
     ]
@@ -318,7 +321,8 @@ async def audit_event_page(request: Request) -> Response:
         "atoken": atoken,
         "event": event,
         "entry": entry,
-        "actor": speaker.gettext(wording.short_actor(entry)) if entry is not None else "",
+        "actor": speaker.gettext(history.short_actor(entry)) if entry is not None else "",
+        "action": history.event_phrase(speaker, entry.title) if entry is not None else "",
         "person": names.get(entry.user_token or "", "") if entry is not None else "",
         "changes": changes,
     }

@@ -21,7 +21,7 @@ from databunker.errors import AccessDenied, DatabunkerError
 from databunker.services.access import Credential, Source
 from databunker.services.context import Work
 from databunker.units import Access
-from databunker.web import i18n, pages, wording
+from databunker.web import domain_messages, history, i18n, pages, wording
 from databunker.web.pages import Payload
 from databunker.web.wording import N_
 
@@ -55,7 +55,7 @@ def page(handler: Page) -> Page:
             return response
         except DatabunkerError as exc:
             # Domain messages never carry personal data or secrets: they may be shown.
-            context = {"message": i18n.speaker(request).gettext(exc.message)}
+            context = {"message": domain_messages.shown(i18n.speaker(request), exc.message)}
             return render(request, "admin/error.html", context, status=exc.status_code)
 
     return wrapped
@@ -199,4 +199,4 @@ def field_changes(old: Any, new: Any) -> list[dict[str, str]]:
 pages.templates.filters["utc"] = i18n.template_moment
 pages.templates.filters["shown"] = shown
 pages.templates.filters["pretty"] = pretty
-pages.templates.globals["short_actor"] = wording.short_actor
+pages.templates.globals["short_actor"] = history.short_actor

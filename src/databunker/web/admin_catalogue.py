@@ -16,6 +16,7 @@ from starlette.routing import Route
 from databunker.errors import Conflict, NotFound
 from databunker.services import legal
 from databunker.services.context import Work
+from databunker.web import i18n, wording
 from databunker.web.admin_base import as_admin, form, page, redirect, render
 from databunker.web.pages import Payload
 
@@ -28,6 +29,7 @@ BASIS_TYPES = (
     "vital-interest",
 )
 MODULES = ("login", "signup-page", "checkout-page", "cookie-popup", "login-page", "other")
+STATUSES = (legal.ACTIVE, legal.DISABLED)
 ACTIVITY_TEXTS = ("title", "script", "fulldesc", "applicableto")
 CATALOGUE = "/admin/legal"
 
@@ -39,17 +41,32 @@ def _catalogue(work: Work) -> dict[str, Any]:
     }
 
 
+def _labels(speaker: i18n.Speaker) -> dict[str, Any]:
+    """How a basis's type, module and status read, for the listing's cells."""
+    return {
+        "basistype": lambda value: wording.label(speaker, wording.ADMIN_BASIS_TYPES, value),
+        "module": lambda value: wording.label(speaker, wording.BASIS_MODULES, value),
+        "status": lambda value: wording.label(speaker, wording.BASIS_STATUSES, value),
+    }
+
+
 @page
 async def catalogue(request: Request) -> Response:
-    return render(request, "admin/legal.html", await as_admin(request, _catalogue))
+    view = await as_admin(request, _catalogue)
+    labels = _labels(i18n.speaker(request))
+    return render(request, "admin/legal.html", {**view, "labels": labels})
 
 
 # --- legal bases ---------------------------------------------------------------------------
 
 
-def _choices(known: tuple[str, ...], current: str) -> list[str]:
-    """The usual values, and the current one if it is something else (stored verbatim)."""
-    return list(known) if current in known or not current else [*known, current]
+def _choices(
+    speaker: i18n.Speaker, known: tuple[str, ...], labels: dict[str, str], current: str
+) -> list[tuple[str, str]]:
+    """The usual values, and the current one if it is something else (stored verbatim),
+    each with the label the select shows for it."""
+    values = list(known) if current in known or not current else [*known, current]
+    return [(value, wording.label(speaker, labels, value)) for value in values]
 
 
 async def _basis_form(request: Request, brief: str | None) -> Response:
@@ -65,11 +82,14 @@ async def _basis_form(request: Request, brief: str | None) -> Response:
     view = await as_admin(request, operation)
     found: legal.LegalBasis | None = view["basis"]
     basis_type, module = (found.basistype, found.module) if found else ("consent", "other")
+    status = found.status if found else legal.ACTIVE
+    speaker = i18n.speaker(request)
     context = {
-        "basis": found or {"basistype": basis_type, "module": module, "status": legal.ACTIVE},
+        "basis": found or {"basistype": basis_type, "module": module, "status": status},
         "new": found is None,
-        "basis_types": _choices(BASIS_TYPES, basis_type),
-        "modules": _choices(MODULES, module),
+        "basis_types": _choices(speaker, BASIS_TYPES, wording.ADMIN_BASIS_TYPES, basis_type),
+        "modules": _choices(speaker, MODULES, wording.BASIS_MODULES, module),
+        "statuses": _choices(speaker, STATUSES, wording.BASIS_STATUSES, status),
     }
     return render(request, "admin/basis.html", context)
 

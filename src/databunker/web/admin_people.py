@@ -17,7 +17,7 @@ from databunker.services import agreements, apps, audit, records, sessions, user
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.identity import MODES
-from databunker.web import i18n
+from databunker.web import domain_messages, history, i18n
 from databunker.web.admin_base import (
     PAGE_SIZE,
     as_admin,
@@ -54,8 +54,9 @@ async def lookup_form(request: Request) -> Response:
 async def lookup(request: Request) -> Response:
     fields = await form(request)
     mode, identity = fields.get("mode", ""), fields.get("value", "").strip()
+    speaker = i18n.speaker(request)
     if mode not in MODES or not identity:
-        message = "Choose how to look up, and enter a value."
+        message = speaker.gettext("Choose how to look up, and enter a value.")
         return _lookup_page(request, message=message, status=400)
     try:
         found = await as_admin(
@@ -64,7 +65,10 @@ async def lookup(request: Request) -> Response:
             f"get user record by {mode}",
         )
     except (NotFound, BadRequest) as exc:
-        message = "No person was found." if isinstance(exc, NotFound) else exc.message
+        if isinstance(exc, NotFound):
+            message = speaker.gettext("No person was found.")
+        else:
+            message = domain_messages.shown(speaker, exc.message)
         status = exc.status_code
         return _lookup_page(request, mode=mode, message=message, status=status)
     return redirect(request, f"/admin/user/{found.token}")
@@ -123,6 +127,7 @@ async def person(request: Request) -> Response:
         "view audit events",
     )
     display = _display(record["profile"])
+    speaker = i18n.speaker(request)
     context = {
         "token": token,
         "profile": record["profile"],
@@ -133,10 +138,10 @@ async def person(request: Request) -> Response:
         "apps": [{"app": name, "data": data} for name, data in app_records],
         "sessions": live_sessions.rows,
         "sessions_total": live_sessions.total,
-        "waiting": request_rows(
-            i18n.speaker(request), waiting.rows, {token: _display(record["profile"])}
-        ),
-        "trail": trail.rows,
+        "waiting": request_rows(speaker, waiting.rows, {token: display}),
+        "trail": [
+            {"entry": row, "action": history.event_phrase(speaker, row.title)} for row in trail.rows
+        ],
         "paging": paging(number, trail.total),
     }
     return render(request, "admin/person.html", context)

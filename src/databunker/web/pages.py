@@ -33,7 +33,7 @@ from databunker.errors import AccessDenied, DatabunkerError, NotFound
 from databunker.services.access import Credential
 from databunker.services.context import Context, Work
 from databunker.units import Access, run_unit
-from databunker.web import i18n
+from databunker.web import domain_messages, i18n
 
 HERE = Path(__file__).parent
 PAGE_CSP = (
@@ -228,9 +228,9 @@ async def call(
 
 
 def error_page(request: Request, exc: DatabunkerError) -> Response:
-    # Domain messages never carry personal data or secrets: they may be shown as they are
-    # (in the page's language where the catalogue has them).
-    message = i18n.speaker(request).gettext(exc.message)
+    # Domain messages never carry personal data or secrets: they may be shown, in the
+    # page's language.
+    message = domain_messages.shown(i18n.speaker(request), exc.message)
     return render(request, "error.html", {"message": message}, status=exc.status_code)
 
 

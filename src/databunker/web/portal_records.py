@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from databunker.services import apps, audit, documents, sessions
 from databunker.services import requests as user_requests
 from databunker.services.context import Work
 from databunker.services.requests import RequestDetail
-from databunker.web import i18n, pages, wording
+from databunker.web import history, i18n, pages, wording
 from databunker.web.pages import Payload
 from databunker.web.portal_base import (
     as_person,
@@ -30,7 +31,8 @@ from databunker.web.portal_base import (
     shown_value,
 )
 
-HISTORY_PAGE = 50
+HISTORY_PAGE = 50  # lines of the history, not events
+TRAIL_BATCH = 500
 SESSIONS_SHOWN = 100
 REQUESTS_SHOWN = 100
 OFFSET = re.compile(r"[0-9]{1,9}")
@@ -236,31 +238,47 @@ def _history_link(offset: int) -> str:
     return "/audit" if offset <= 0 else f"/audit?offset={offset}"
 
 
+def _history_view(speaker: i18n.Speaker, offset: int) -> Callable[[Work, str], history.HistoryPage]:
+    """The page of the person's history that starts at line ``offset``. Lines fold events
+    together, so the whole trail is read (a batch at a time) to count them."""
+
+    def operation(work: Work, user_token: str) -> history.HistoryPage:
+        def trail() -> Iterator[audit.AuditEntry]:
+            start = 0
+            while True:
+                batch = audit.list_user_events(work, user_token, start, TRAIL_BATCH)
+                yield from batch.rows
+                start += len(batch.rows)
+                if not batch.rows or start >= batch.total:
+                    return
+
+        return history.history_page(speaker, trail(), offset, HISTORY_PAGE)
+
+    return operation
+
+
 @page
 async def audit_page(request: Request) -> Response:
     offset = parse_offset(request)
-    view = await as_person(
-        request,
-        lambda work, token: audit.list_user_events(work, token, offset, HISTORY_PAGE),
-        "view audit events",
-    )
-    rows, total = view.rows, view.total
-    shown_to = offset + len(rows)
     speaker = i18n.speaker(request)
+    shown: history.HistoryPage = await as_person(
+        request, _history_view(speaker, offset), "view audit events"
+    )
+    last = offset + shown.shown
     days = [
         {
             "day": day.day,
             "lines": [{"when": line.when, "text": line.sentence(speaker)} for line in day.lines],
         }
-        for day in wording.history(speaker, rows)
+        for day in shown.days
     ]
     context = {
         "days": days,
-        "total": total,
+        "total": shown.total,
         "first": offset + 1,
-        "last": shown_to,
+        "last": last,
         "newer": _history_link(max(offset - HISTORY_PAGE, 0)) if offset > 0 else None,
-        "older": _history_link(offset + HISTORY_PAGE) if shown_to < total else None,
+        "older": _history_link(offset + HISTORY_PAGE) if last < shown.total else None,
     }
     return pages.render(request, "audit.html", context)
 

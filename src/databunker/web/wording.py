@@ -1,21 +1,17 @@
 """Words a person reads instead of the API's: field labels, request kinds and statuses,
-legal-basis types, and the history told as sentences.
+legal-basis types (the history's sentences are in ``history``).
 
 Every text here is an English gettext message id (marked with ``N_`` for extraction); pages
 translate it with the page's ``Speaker``. Nothing here holds personal data: a field label
-comes from the schema or the field's name, and history sentences name only the kind of
-thing done and who did it.
+comes from the schema or the field's name.
 """
 
 from __future__ import annotations
 
-import datetime
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from databunker.services.audit import AuditEntry
 from databunker.services.legal import LegalBasis
 from databunker.web.i18n import Speaker
 
@@ -103,6 +99,29 @@ BASIS_TYPES = {
     "public-interest": N_("A task in the public interest"),
     "legitimate-interest": N_("Our legitimate interest"),
 }
+# The same types, and a basis's module and status, as the admin's catalogue names them.
+ADMIN_BASIS_TYPES = {
+    "consent": N_("Consent"),
+    "contract": N_("Contract"),
+    "legal-requirement": N_("Legal requirement"),
+    "legal-obligation": N_("Legal obligation"),
+    "legitimate-interest": N_("Legitimate interest"),
+    "public-interest": N_("Public interest"),
+    "vital-interest": N_("Vital interest"),
+}
+BASIS_MODULES = {
+    "login": N_("Sign-in with a one-time code"),
+    "signup-page": N_("Sign-up page"),
+    "checkout-page": N_("Checkout page"),
+    "cookie-popup": N_("Cookie banner"),
+    "login-page": N_("Login page"),
+    "other": N_("Other"),
+}
+BASIS_STATUSES = {
+    "active": N_("Active"),
+    "disabled": N_("Disabled"),
+    "deleted": N_("Deleted"),
+}
 # Bases a person cannot withdraw: they rest on something other than consent.
 FIXED_BASIS_TYPES = frozenset({"contract", "legal-requirement", "legal-obligation"})
 AGREEMENT_STATUSES = {
@@ -160,211 +179,12 @@ def request_status(speaker: Speaker, status: str) -> str:
     return speaker.gettext(known) if known else humanised(status)
 
 
-def basis_type(speaker: Speaker, value: str) -> str:
-    known = BASIS_TYPES.get(value or "consent")
+def label(speaker: Speaker, labels: dict[str, str], value: str) -> str:
+    """A stored value by its label in ``labels``, translated; another value humanised."""
+    known = labels.get(value)
     return speaker.gettext(known) if known else humanised(value)
 
 
-# --- history -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Deed:
-    """What an audit title means: said of the person (``yours``), said of someone else
-    (``theirs``, with ``%(who)s``), and, for a portal page read, that page's name."""
-
-    yours: str
-    theirs: str
-    page: str | None = None
-
-
-# By audit title; the first match wins. A title none matches is told as the last one.
-_DEEDS: tuple[tuple[re.Pattern[str], Deed], ...] = tuple(
-    (re.compile(pattern), deed)
-    for pattern, deed in (
-        (
-            r"^get user record by ",
-            Deed(N_("You viewed your profile."), N_("%(who)s read your profile."), N_("Profile")),
-        ),
-        (
-            r"^get agreements? for ",
-            Deed(
-                N_("You viewed your consents."),
-                N_("%(who)s read your consents."),
-                N_("Consents"),
-            ),
-        ),
-        (
-            r"^get user app",
-            Deed(
-                N_("You viewed the data applications keep about you."),
-                N_("%(who)s read data an application keeps about you."),
-                N_("Apps"),
-            ),
-        ),
-        (
-            r"^get (all user )?sessions?",
-            Deed(
-                N_("You viewed your sessions."),
-                N_("%(who)s read your sessions."),
-                N_("Sessions"),
-            ),
-        ),
-        (
-            r"^get user (privacy )?requests?",
-            Deed(
-                N_("You viewed your requests."),
-                N_("%(who)s read your requests."),
-                N_("Requests"),
-            ),
-        ),
-        (
-            r"^view audit events?",
-            Deed(N_("You viewed your history."), N_("%(who)s read your history."), N_("History")),
-        ),
-        (
-            r"^export user data",
-            Deed(N_("You downloaded a copy of your data."), N_("%(who)s exported your data.")),
-        ),
-        (
-            r"^create user record",
-            Deed(N_("Your profile was created."), N_("%(who)s created your profile.")),
-        ),
-        (
-            r"^(change user record|user change-profile request)",
-            Deed(N_("You changed your profile."), N_("%(who)s changed your profile.")),
-        ),
-        (
-            r"^(delete user record|user forget-me request)",
-            Deed(N_("You asked to erase your data."), N_("%(who)s erased your data.")),
-        ),
-        (
-            r"^accept agreement",
-            Deed(N_("You gave a consent."), N_("%(who)s recorded a consent.")),
-        ),
-        (
-            r"^withdraw agreement",
-            Deed(N_("You withdrew a consent."), N_("%(who)s withdrew a consent.")),
-        ),
-        (
-            r"^approve user request",
-            Deed(N_("Your request was approved."), N_("%(who)s approved one of your requests.")),
-        ),
-        (
-            r"^cancel user request",
-            Deed(
-                N_("You cancelled one of your requests."),
-                N_("%(who)s rejected one of your requests."),
-            ),
-        ),
-        (
-            r"^user (prelogin|login)",
-            Deed(N_("You signed in with a one-time code."), N_("%(who)s signed you in.")),
-        ),
-        (r"^user logout", Deed(N_("You signed out."), N_("%(who)s signed you out."))),
-        (r"", Deed(N_("You used your data."), N_("%(who)s used your data."))),
-    )
-)
-
-
-def deed(title: str) -> Deed:
-    for pattern, found in _DEEDS:
-        if pattern.search(title):
-            return found
-    raise AssertionError("the last deed matches every title")  # pragma: no cover
-
-
-def actor(speaker: Speaker, entry: AuditEntry) -> str | None:
-    """Who acted, as a person reads it; None: the person themselves."""
-    if entry.accessor == "root":
-        if entry.app:
-            return speaker.gettext("The application %(app)s") % {"app": entry.app}
-        return speaker.gettext("Our service")
-    return None
-
-
-@dataclass(slots=True)
-class HistoryLine:
-    """One sentence of the history; a run of the person's own page reads is one line."""
-
-    when: int
-    first: int
-    who: str | None
-    deeds: list[Deed]
-    failed: bool
-
-    def sentence(self, speaker: Speaker) -> str:
-        pages = [d.page for d in self.deeds if d.page is not None]
-        if self.who is None and len(self.deeds) > 1 and len(pages) == len(self.deeds):
-            names = [speaker.gettext(name) for name in pages]
-            text = speaker.gettext("You viewed these pages: %(pages)s.") % {
-                "pages": ", ".join(names)
-            }
-        elif self.who is None:
-            text = speaker.gettext(self.deeds[0].yours)
-        else:
-            text = speaker.gettext(self.deeds[0].theirs) % {"who": self.who}
-        if self.failed:
-            text += " " + speaker.gettext("This did not succeed.")
-        return text
-
-
-@dataclass(slots=True)
-class HistoryDay:
-    day: str
-    lines: list[HistoryLine] = field(default_factory=list)
-
-
-def history(speaker: Speaker, entries: Iterable[AuditEntry]) -> list[HistoryDay]:
-    """Events, newest first, as days of sentences; the person's own reads of the portal's
-    pages that follow each other are one line."""
-    days: list[HistoryDay] = []
-    for entry in entries:
-        moment = datetime.datetime.fromtimestamp(max(entry.when, 0), tz=datetime.UTC)
-        label = speaker.day(moment.date())
-        if not days or days[-1].day != label:
-            days.append(HistoryDay(label))
-        lines = days[-1].lines
-        found = deed(entry.title)
-        who = actor(speaker, entry)
-        failed = entry.status != "ok"
-        last = lines[-1] if lines else None
-        if (
-            who is None
-            and found.page is not None
-            and not failed
-            and last is not None
-            and last.who is None
-            and not last.failed
-            and all(d.page is not None for d in last.deeds)
-        ):
-            if found not in last.deeds:
-                last.deeds.append(found)
-            last.first = entry.when
-            continue
-        lines.append(HistoryLine(entry.when, entry.when, who, [found], failed))
-    return days
-
-
-def short_actor(entry: Any) -> str:
-    """The actor for the admin's audit list: root, a person, a sign-in, or an application."""
-    accessor = getattr(entry, "accessor", None)
-    app = getattr(entry, "app", None)
-    if accessor == "root":
-        return f"root · {app}" if app else "root"
-    if accessor is None:
-        return N_("anonymous")
-    return N_("the person")
-
-
-# Domain errors the portals' pages meet most, for the catalogues (``pages.error_page`` and
-# the admin's error page translate a domain message when the catalogue has it).
-DOMAIN_MESSAGES = (
-    N_("access denied"),
-    N_("not found"),
-    N_("too many requests"),
-    N_("bad offset"),
-    N_("user record not found"),
-    N_("give a reason for rejecting the request"),
-    N_("give the day as YYYY-MM-DD"),
-)
+def basis_type(speaker: Speaker, value: str) -> str:
+    known = BASIS_TYPES.get(value or "consent")
+    return speaker.gettext(known) if known else humanised(value)

@@ -156,6 +156,95 @@ def test_the_admin_portal_speaks_the_language_too(vault: Context, browser: TestC
     assert "Verarbeitungstätigkeiten" in legal
 
 
+def sign_in_as_dpo(browser: TestClient, lang: str) -> None:
+    start = browser.get(f"/admin?lang={lang}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', start.text)
+    assert csrf is not None
+    signed = browser.post("/admin/signin", data={"csrf": csrf.group(1), "token": ROOT_TOKEN})
+    assert signed.status_code == 303, signed.text
+
+
+# How the admin's audit lists name "create user record" and "get user record by token".
+ADMIN_EVENTS = {
+    "en": ("Profile created", "Profile read"),
+    "de": ("Profil angelegt", "Profil gelesen"),
+    "fr": ("Profil créé", "Profil lu"),
+    "es": ("Perfil creado", "Perfil leído"),
+    "it": ("Profilo creato", "Profilo letto"),
+}
+
+
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_the_admin_audit_names_events_in_words(
+    browser: TestClient, vault: Context, ann: str, lang: str
+) -> None:
+    with client_for(vault) as root:
+        root.get(f"/v1/user/token/{ann}")
+    sign_in_as_dpo(browser, lang)
+    created, read = ADMIN_EVENTS[lang]
+    listing = browser.get("/admin/audit").text
+    shown = as_text(listing)
+    assert created in shown
+    assert read in shown
+    assert "create user record" not in shown
+    assert "get user record by token" not in shown
+    person = as_text(browser.get(f"/admin/user/{ann}").text)
+    assert created in person
+    assert "create user record" not in person
+    reads = browser.get("/admin/audit", params={"action": "get user record"}).text
+    atoken = re.search(r'href="/admin/audit/([0-9a-f-]{36})"', reads)
+    assert atoken is not None
+    event = browser.get(f"/admin/audit/{atoken.group(1)}").text
+    assert f"<h1>{read}</h1>" in event
+    # The title as recorded stays on the event's page, for the "action contains" filter.
+    assert "get user record by token" in as_text(event)
+
+
+def options(page: str, name: str) -> list[tuple[str, str]]:
+    """A select's options as (value sent, label shown)."""
+    select = re.search(rf'<select id="{name}" name="{name}">(.*?)</select>', page, re.S)
+    assert select is not None, page
+    return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
+
+
+def test_the_legal_basis_form_offers_labels_and_sends_values(
+    browser: TestClient, vault: Context
+) -> None:
+    sign_in_as_dpo(browser, "de")
+    form = browser.get("/admin/legal/basis").text
+    types = options(form, "basistype")
+    assert ("consent", "Einwilligung") in types
+    assert ("legal-requirement", "Gesetzliche Vorschrift") in types
+    assert ("legitimate-interest", "Berechtigtes Interesse") in types
+    assert ("cookie-popup", "Cookie-Banner") in options(form, "module")
+    assert options(form, "status") == [("active", "Aktiv"), ("disabled", "Deaktiviert")]
+    for name in ("basistype", "module", "status"):
+        assert all(label != value for value, label in options(form, name)), name
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    saved = browser.post(
+        "/admin/legal/save-basis",
+        data={
+            "csrf": csrf.group(1),
+            "original": "",
+            "brief": "tax-records",
+            "basistype": "legal-requirement",
+            "module": "checkout-page",
+            "status": "disabled",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    with client_for(vault) as root:
+        rows = {row["brief"]: row for row in root.get("/v1/lbasis").json()["rows"]}
+    assert rows["tax-records"]["basistype"] == "legal-requirement"
+    assert rows["tax-records"]["module"] == "checkout-page"
+    assert rows["tax-records"]["status"] == "disabled"
+    listed = as_text(browser.get("/admin/legal").text)
+    assert "tax-records Gesetzliche Vorschrift Bestellseite Deaktiviert" in listed
+    edit = browser.get("/admin/legal/basis/tax-records").text
+    assert '<option value="legal-requirement" selected>Gesetzliche Vorschrift</option>' in edit
+
+
 @pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != i18n.DEFAULT])
 def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
     with (LOCALE / "messages.pot").open("rb") as handle:
@@ -237,3 +326,103 @@ def test_error_pages_speak_the_language(browser: TestClient, vault: Context, ann
     shown = as_text(refused.text)
     assert "Qualcosa è andato storto" in shown
     assert "posizione di pagina non valida" in shown
+
+
+# --- the domain's error messages -----------------------------------------------------------
+
+
+@pytest.fixture
+def editing_vault(make_vault) -> Context:  # type: ignore[no-untyped-def]
+    return make_vault(  # type: ignore[no-any-return]
+        random=FixedDigits(CODE),
+        generic={"login_captcha": False},
+        selfservice={"user_record_change": True},
+    )
+
+
+def error_of(response) -> str:  # type: ignore[no-untyped-def]
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', response.text, re.S)
+    assert found is not None, response.text
+    return as_text(found.group(1))
+
+
+# What a person reads when the email they enter is no email, and when it is someone else's.
+PROFILE_ERRORS = {
+    "en": ("invalid email", "duplicate index: email"),
+    "de": (
+        "diese E-Mail-Adresse ist ungültig",
+        "diese E-Mail-Adresse wird bereits von einer anderen Person verwendet",
+    ),
+    "fr": (
+        "cette adresse e-mail n\u2019est pas valide",
+        "cette adresse e-mail est déjà utilisée par une autre personne",
+    ),
+    "es": (
+        "este correo electrónico no es válido",
+        "otra persona ya usa este correo electrónico",
+    ),
+    "it": (
+        "questo indirizzo e-mail non è valido",
+        "questo indirizzo e-mail è già usato da un\u2019altra persona",
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_profile_errors_speak_the_language(editing_vault: Context, lang: str) -> None:
+    with client_for(editing_vault) as root:
+        ann = create_user(root, {"email": "ann@example.com"})
+        create_user(root, {"email": "bob@example.com"})
+    with client_for(editing_vault, None) as browser:
+        browser.follow_redirects = False
+        browser.cookies.set("databunker_session", issue_user_token(editing_vault, ann))
+        invalid, taken = PROFILE_ERRORS[lang]
+        for email, told, status in (("no email", invalid, 400), ("bob@example.com", taken, 409)):
+            page = browser.get("/profile", params={"lang": lang}).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            saved = browser.post(
+                "/profile/save", data={"csrf": csrf.group(1), 'field:["email"]': email}
+            )
+            assert saved.status_code == status, saved.text
+            assert error_of(saved) == told
+
+
+def test_admin_errors_speak_the_language(browser: TestClient) -> None:
+    start = browser.get("/admin?lang=de").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', start)
+    assert csrf is not None
+    wrong = browser.post("/admin/signin", data={"csrf": csrf.group(1), "token": "wrong"})
+    assert wrong.status_code == 403
+    assert error_of(wrong) == "Dieses Token ist nicht gültig."
+    sign_in_as_dpo(browser, "de")
+
+    def save_basis(**fields: str) -> str:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/admin/legal/basis").text)
+        assert csrf is not None
+        answer = browser.post(
+            "/admin/legal/save-basis", data={"csrf": csrf.group(1), "original": "", **fields}
+        )
+        assert 400 <= answer.status_code < 500, answer.text
+        return error_of(answer)
+
+    assert save_basis(brief="core-send-email-on-login") == (
+        "es gibt bereits eine Rechtsgrundlage mit diesem Kurznamen"
+    )
+    assert save_basis(brief="news", shortdesc="bell\u0007") == "unzulässiges Zeichen in shortdesc"
+    assert save_basis(brief="News!").startswith("der Kurzname muss mit einem Kleinbuchstaben")
+    refused = browser.get("/admin/audit", params={"person": "no-such-person"})
+    assert error_of(refused) == "ungültige Kennung (eine UUID wird erwartet)"
+    lookup = browser.get("/admin/users").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', lookup)
+    assert csrf is not None
+    looked_up = browser.post(
+        "/admin/users/lookup", data={"csrf": csrf.group(1), "mode": "email", "value": "nobody"}
+    )
+    assert looked_up.status_code == 404
+    assert error_of(looked_up) == "Es wurde keine Person gefunden."
+    looked_up = browser.post(
+        "/admin/users/lookup", data={"csrf": csrf.group(1), "mode": "token", "value": "nobody"}
+    )
+    assert looked_up.status_code == 400
+    assert error_of(looked_up) == "ungültige Kennung (eine UUID wird erwartet)"

@@ -627,7 +627,7 @@ def test_history_pages_by_fifty(
 
     first = signed_in.get("/audit")
     assert first.status_code == 200
-    assert "Newest first. Events 1 to 50 of 61." in first.text
+    assert "Newest first. Entries 1 to 50 of 61." in first.text
     lines = history_lines(first.text)
     assert len(lines) == 50  # another service's events are not folded together
     assert all(line.endswith("Our service used your data.") for line in lines)
@@ -637,7 +637,7 @@ def test_history_pages_by_fifty(
 
     # Reading the first page was itself an event: 62 now.
     second = signed_in.get("/audit?offset=50")
-    assert "Newest first. Events 51 to 62 of 62." in second.text
+    assert "Newest first. Entries 51 to 62 of 62." in second.text
     lines = history_lines(second.text)
     assert len(lines) == 12
     assert lines[-1].endswith("Our service created your profile.")
@@ -656,6 +656,38 @@ def test_history_pages_by_fifty(
         assert response.status_code == 400, bad
         assert "bad offset" in response.text
     assert signed_in.get("/profile").status_code == 200
+
+
+def test_history_pages_count_the_lines_a_person_reads(
+    signed_in: TestClient, portal_vault: Context, ann: str, clock: Clock
+) -> None:
+    add_events(portal_vault, clock, ann, 55)
+    for number in range(20):  # 20 events, one line: "You viewed these pages: ..."
+        clock.advance(1)
+        assert signed_in.get("/profile" if number % 2 else "/consents").status_code == 200
+    # 76 events, 57 lines: the 20 page reads, 55 of another service's, the profile created.
+
+    first = signed_in.get("/audit")
+    assert "Newest first. Entries 1 to 50 of 57." in first.text
+    lines = history_lines(first.text)
+    assert len(lines) == 50
+    assert lines[0].endswith("You viewed these pages: Profile, Consents.")
+    assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', first.text) == [
+        ("/audit?offset=50", "next", "Older")
+    ]
+
+    # Reading the history joins the line of page reads: still 57 lines.
+    second = signed_in.get("/audit?offset=50")
+    assert "Newest first. Entries 51 to 57 of 57." in second.text
+    lines = history_lines(second.text)
+    assert len(lines) == 7
+    assert lines[-1].endswith("Our service created your profile.")
+    assert re.findall(r'<a href="([^"]+)" rel="(prev|next)">(\w+)</a>', second.text) == [
+        ("/audit", "prev", "Newer")
+    ]
+    again = history_lines(signed_in.get("/audit").text)
+    assert again[0].endswith("You viewed these pages: History, Profile, Consents.")
+    assert again[1:] == history_lines(first.text)[1:]
 
 
 def test_history_tells_events_as_sentences_and_folds_page_reads(
