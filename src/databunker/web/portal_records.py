@@ -244,10 +244,17 @@ def _history_view(speaker: i18n.Speaker, offset: int) -> Callable[[Work, str], h
 
     def operation(work: Work, user_token: str) -> history.HistoryPage:
         def trail() -> Iterator[audit.AuditEntry]:
+            # Newest first, a batch at a time: an event committed meanwhile (another
+            # request's) moves the older ones down, so a batch may repeat the end of the
+            # one before. Each event is told once.
+            seen: set[str] = set()
             start = 0
             while True:
                 batch = audit.list_user_events(work, user_token, start, TRAIL_BATCH)
-                yield from batch.rows
+                for entry in batch.rows:
+                    if entry.atoken not in seen:
+                        seen.add(entry.atoken)
+                        yield entry
                 start += len(batch.rows)
                 if not batch.rows or start >= batch.total:
                     return
