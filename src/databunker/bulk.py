@@ -107,30 +107,52 @@ def import_users(
     batch_size: int = BATCH_SIZE,
     progress: IO[str] | None = None,
 ) -> ImportReport:
-    """Create a user for every good line; one transaction per batch of lines."""
+    """Create a user for every good line; one transaction per batch of lines.
+
+    A batch's profiles are first written together (one statement for all their rows); if
+    any of them is refused, that attempt is undone and the batch goes line by line, so
+    each refused line is skipped with its own reason and the others are created."""
     report = ImportReport()
     display = Progress(progress, "imported")
     started = time.monotonic()
     for batch in _batches(lines, batch_size):
         with vault.database.transaction() as conn:
             work = Work(vault, conn, SYSTEM, vault.clock())
+            profiles: list[tuple[int, dict[str, Any]]] = []
             for number, line in batch:
                 parsed = _parse(line)
                 if isinstance(parsed, str):
                     report.skip(number, parsed)
-                    continue
-                try:
-                    # A savepoint keeps the batch usable when the database refuses one row.
-                    with savepoint(conn):
-                        user_service.create_user(work, parsed)
-                except DatabunkerError as exc:
-                    report.skip(number, exc.message)
-                    continue
-                report.created += 1
+                else:
+                    profiles.append((number, parsed))
+            if _create_together(work, [profile for _, profile in profiles]):
+                report.created += len(profiles)
+            else:
+                for number, profile in profiles:
+                    try:
+                        # A savepoint keeps the batch usable when the database refuses a row.
+                        with savepoint(conn):
+                            user_service.create_user(work, profile)
+                    except DatabunkerError as exc:
+                        report.skip(number, exc.message)
+                        continue
+                    report.created += 1
         display.show(report.created, report.skipped)
     report.seconds = time.monotonic() - started
     display.show(report.created, report.skipped, final=True)
     return report
+
+
+def _create_together(work: Work, profiles: list[dict[str, Any]]) -> bool:
+    """Create every profile at once, by v1's rules; False (and nothing kept) if any is refused."""
+    if not profiles:
+        return True
+    try:
+        with savepoint(work.conn, "together"):
+            user_service.create_users(work, profiles, require_lookup=True)
+    except DatabunkerError:
+        return False
+    return True
 
 
 _USER_COLUMNS = (

@@ -6,12 +6,14 @@ import io
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from databunker.bulk import export_users, import_users
 from databunker.services.context import Context
+from databunker.storage.tables import outbox
 from support.server import run_cli
-from support.vaults import MASTER_KEY_HEX
+from support.vaults import MASTER_KEY_HEX, VaultFactory, client_for
 
 ANN = {"email": "ann@example.com", "login": "ann", "name": "Ann Smith", "tags": ["a", "b"]}
 BOB = {"phone": "+447700900123", "name": "Bob Jones"}
@@ -86,6 +88,27 @@ def test_duplicates_are_skipped_and_the_rest_of_the_batch_is_kept(
     assert api.get("/v1/user/email/ann@example.com").json()["data"] == ANN
     assert api.get("/v1/user/login/carol").json()["data"] == CAROL
     assert len(_exported(vault)) == 3
+
+
+def test_imported_people_get_their_waiting_consents_and_a_webhook_each(
+    make_vault: VaultFactory,
+) -> None:
+    vault = make_vault(notification={"notification_url": "http://127.0.0.1:9/hook"})
+    with client_for(vault) as api:
+        body = {"module": "signup-page", "basistype": "consent", "usercontrol": True}
+        assert api.post("/v1/lbasis/newsletter", json=body).json()["status"] == "ok"
+        given = api.post("/v1/agreement/newsletter/email/ann@example.com", json={})
+        assert given.json()["status"] == "ok"
+
+        report = import_users(vault, _lines(ANN, BOB, CAROL), batch_size=10)
+
+        assert (report.created, report.skipped) == (3, 0)
+        ann = api.get("/v1/user/email/ann@example.com").json()["token"]
+        consents = api.get(f"/v1/agreements/token/{ann}").json()["rows"]
+        assert [(c["brief"], c["status"]) for c in consents] == [("newsletter", "yes")]
+    with vault.database.transaction() as conn:
+        kinds = conn.execute(sa.select(outbox.c.kind)).scalars().all()
+    assert kinds.count("webhook") == 3
 
 
 def test_export_leaves_out_erased_users(vault: Context, api: TestClient) -> None:

@@ -96,11 +96,13 @@ def create_user(
     return UserSaved(token)
 
 
-def create_users(work: Work, profiles: list[Profile], *, finaltime: int = 0) -> list[UserSaved]:
-    """Many new people in one transaction, each as ``create_user`` makes one (v2's rules:
-    no lookup identity needed), each with an audit event of their own; one refused profile
-    (a duplicate identity included) refuses them all. The rows and the events are written
-    in one statement each."""
+def create_users(
+    work: Work, profiles: list[Profile], *, finaltime: int = 0, require_lookup: bool = False
+) -> list[UserSaved]:
+    """Many new people in one transaction, each as ``create_user`` makes one (by default v2's
+    rules: no lookup identity needed; ``require_lookup``: v1's), each with an audit event of
+    their own; one refused profile (a duplicate identity included) refuses them all. The
+    rows and the events are written in one statement each."""
     schema = work.context.schema
     country = work.settings.sms.default_country
     new: list[user_rows.NewUser] = []
@@ -109,6 +111,9 @@ def create_users(work: Work, profiles: list[Profile], *, finaltime: int = 0) -> 
     for profile in profiles:
         if schema is not None:
             schema.check_new(profile)
+        indexes = profile_indexes(profile, work.keyring, country)
+        if require_lookup and not any(indexes.values()):
+            raise BadRequest("failed to create user, all user lookup fields are missing")
         token = work.random.token()
         key = DataKey.generate()
         new.append(
@@ -116,7 +121,7 @@ def create_users(work: Work, profiles: list[Profile], *, finaltime: int = 0) -> 
                 token=token,
                 data_key=work.keyring.wrap(key, token),
                 profile=seal_profile(key, token, profile),
-                indexes=profile_indexes(profile, work.keyring, country),
+                indexes=indexes,
             )
         )
         keys.append(key)
