@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -243,7 +244,48 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
     base = results[0].requests_per_second
     for result in results:
         result.ratio_to_minimal = result.requests_per_second / base if base else 0.0
+    if args.import_users and (not args.only or any(o in IMPORT for o in args.only)):
+        results.append(bench_import(database, env, work, args.import_users))
     return results
+
+
+IMPORT = "bulk import (CLI)"
+
+
+def bench_import(database: str, env: dict[str, str], work: Path, count: int) -> Result:
+    """``databunker import`` of ``count`` new users (email, phone, name) into the database
+    the scenarios used, timed around the command; its rate is users per second."""
+    lines = work / "import.jsonl"
+    run = secrets.token_hex(4)
+    with lines.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            profile = {
+                "email": f"import-{run}-{i}@bench.example",
+                "phone": f"+4477009{i:05d}",
+                "name": f"Imported {i}",
+            }
+            out.write(json.dumps(profile) + "\n")
+    done = subprocess.run(
+        [PYTHON, "-m", "databunker", "import", str(lines)],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        check=False,
+    )
+    report = done.stderr.decode()
+    # The command's own summary: its time excludes the interpreter's start-up.
+    summary = re.search(
+        r"imported ([\d,]+) users, skipped ([\d,]+) lines in ([\d.]+) s \(([\d,]+) users/s\)",
+        report,
+    )
+    if done.returncode != 0 or summary is None:
+        raise SystemExit(f"databunker import failed: {report[-2000:]}")
+    imported, skipped = (int(summary[n].replace(",", "")) for n in (1, 2))
+    if imported != count or skipped:
+        raise SystemExit(f"databunker import took {imported} of {count} users: {report[-2000:]}")
+    rate = float(summary[4].replace(",", ""))
+    print(f"  {IMPORT}: {count:,} users in {summary[3]} s, {rate:,.0f} users/s", file=sys.stderr)
+    return Result(database, f"{IMPORT}, {count:,} users (users/s)", rate, 0.0, 0.0, 0.0, 0)
 
 
 def machine() -> str:
@@ -268,6 +310,9 @@ def table(results: list[Result]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
+        if r.scenario.startswith(IMPORT):  # a rate of users, not of requests
+            rows.append(f"| {r.database} | {r.scenario} | {r.requests_per_second:,.0f} | | | | | |")
+            continue
         rows.append(
             f"| {r.database} | {r.scenario} | {r.requests_per_second:,.0f} | {r.p50_ms:.1f} "
             f"| {r.p99_ms:.1f} | {r.rss_max_mb:.0f} | {r.ratio_to_minimal:.2f} | {r.errors} |"
@@ -284,6 +329,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--users", type=int, default=1000, help="users created beforehand")
+    parser.add_argument(
+        "--import-users",
+        type=int,
+        default=20000,
+        help="users for the bulk import row (databunker import; 0: no such row)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
