@@ -12,6 +12,7 @@ writes the raw figures to bench/results/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -244,9 +245,61 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
     base = results[0].requests_per_second
     for result in results:
         result.ratio_to_minimal = result.requests_per_second / base if base else 0.0
+    wanted = not args.only or any(o in BALANCED for o in args.only)
+    if database != "sqlite" and wanted and args.users:
+        results.append(bench_balanced(args, database, serve_env, work, wrk_env, base))
     if args.import_users and (not args.only or any(o in IMPORT for o in args.only)):
         results.append(bench_import(database, env, work, args.import_users))
     return results
+
+
+BALANCED = "2 instances behind haproxy: get user by token"
+HAPROXY_CONFIG = """global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+frontend vault
+    bind 127.0.0.1:{port}
+    default_backend instances
+backend instances
+    balance roundrobin
+{servers}
+"""
+
+
+def bench_balanced(
+    args: argparse.Namespace,
+    database: str,
+    env: dict[str, str],
+    work: Path,
+    wrk_env: dict[str, str],
+    base: float,
+) -> Result:
+    """Two ``databunker serve`` instances on the one database, each with half the worker
+    processes, behind haproxy (round robin, keep-alive); wrk talks to haproxy."""
+    ports = [free_port(), free_port()]
+    workers = str(max(args.workers // 2, 1))
+    with contextlib.ExitStack() as stack:
+        pids = []
+        for port in ports:
+            serve = [PYTHON, "-m", "databunker", "serve", "--host", "127.0.0.1"]
+            serve += ["--port", str(port), "--workers", workers]
+            pids.append(stack.enter_context(process(serve, env, work, port, "/v1/status")))
+        front = free_port()
+        servers = "\n".join(
+            f"    server vault{n} 127.0.0.1:{port}" for n, port in enumerate(ports, 1)
+        )
+        config = work / "haproxy.cfg"
+        config.write_text(HAPROXY_CONFIG.format(port=front, servers=servers), encoding="utf-8")
+        haproxy = ["haproxy", "-f", str(config), "-db"]
+        stack.enter_context(process(haproxy, env, work, front, "/v1/status"))
+        result = measure(args, database, BALANCED, "get_token", front, pids[0], wrk_env)
+    result.ratio_to_minimal = result.requests_per_second / base if base else 0.0
+    return result
 
 
 IMPORT = "bulk import (CLI)"
