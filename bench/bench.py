@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -295,7 +296,10 @@ def bench_balanced(
         )
         config = work / "haproxy.cfg"
         config.write_text(HAPROXY_CONFIG.format(port=front, servers=servers), encoding="utf-8")
-        haproxy = ["haproxy", "-f", str(config), "-db"]
+        found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+        if found is None:
+            raise SystemExit("haproxy is not installed (bench/run installs it)")
+        haproxy = [found, "-f", str(config), "-db"]
         stack.enter_context(process(haproxy, env, work, front, "/v1/status"))
         result = measure(args, database, BALANCED, "get_token", front, pids[0], wrk_env)
     result.ratio_to_minimal = result.requests_per_second / base if base else 0.0

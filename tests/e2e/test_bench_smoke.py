@@ -28,6 +28,7 @@ def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) ->
             "--seconds=1",
             "--users=50",
             "--connections=4",
+            "--import-users=300",
             f"--results={tmp_path}",
         ],
         capture_output=True,
@@ -47,9 +48,44 @@ def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) ->
         "get user by email",
         "update user",
         "session create+get",
+        "bulk import (CLI), 300 users (users/s)",
+    ]
+    for result in results[:-1]:
+        assert result["requests_per_second"] > 0, result
+        assert result["errors"] == 0, result
+        assert result["rss_max_mb"] > 0, result
+    assert results[-1]["requests_per_second"] > 0
+    assert "| sqlite | get user by token |" in done.stdout
+
+
+@pytest.mark.timeout(180)
+def test_the_server_database_rows_run_two_instances_behind_haproxy(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench.py"),
+            "--db=postgresql",
+            "--seconds=1",
+            "--users=50",
+            "--connections=4",
+            "--import-users=300",
+            "--only=get user by token",
+            f"--results={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    [raw] = list(tmp_path.glob("*.json"))
+    results = json.loads(raw.read_text())["results"]
+    assert [r["scenario"] for r in results] == [
+        "minimal: bare Starlette route",
+        "get user by token",
+        "2 instances behind haproxy: get user by token",
     ]
     for result in results:
         assert result["requests_per_second"] > 0, result
         assert result["errors"] == 0, result
-        assert result["rss_max_mb"] > 0, result
-    assert "| sqlite | get user by token |" in done.stdout
