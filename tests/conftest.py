@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,42 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(fixture)
     reusable.empty()
     return reusable.url
+
+
+@pytest.fixture(scope="module")
+def spare_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, str], str]]:
+    """``spare_databases(kind, name)``: the URL of an empty database of ``kind`` (one of
+    ``DATABASES``), never initialised, one for each ``name``, and apart from the one
+    ``database_url`` empties before each test: for a module that keeps a vault over several
+    of its tests. Each call empties that database again (on SQLite, a new copy of the
+    migrated file), so whatever used it before must have let go of it first."""
+    with ExitStack() as stack:
+        folders: dict[str, Path] = {}
+        servers: dict[tuple[str, str], ReusableDatabase | ReusableMariaDB] = {}
+
+        def empty(kind: str, name: str) -> str:
+            assert kind in DATABASES, kind
+            if kind == "sqlite":
+                if name not in folders:
+                    folders[name] = tmp_path_factory.mktemp(f"spare-{name}")
+                for old in folders[name].iterdir():
+                    old.unlink()
+                template: Path = request.getfixturevalue("migrated_sqlite")
+                shutil.copyfile(template, folders[name] / "vault.db")
+                return f"sqlite:///{folders[name]}/vault.db"
+            if (kind, name) not in servers:
+                if kind == "mariadb":
+                    mariadb: TemporaryMariaDB = request.getfixturevalue("mariadb_server")
+                    servers[kind, name] = stack.enter_context(migrated_mariadb(mariadb))
+                else:
+                    postgres: TemporaryPostgres = request.getfixturevalue("postgres_server")
+                    servers[kind, name] = stack.enter_context(migrated_postgres(postgres))
+            servers[kind, name].empty()
+            return servers[kind, name].url
+
+        yield empty
 
 
 @pytest.fixture(params=DATABASES)
