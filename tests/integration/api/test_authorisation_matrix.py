@@ -218,9 +218,11 @@ class Scenes:
     of database, for one key (the matrix entry or lookup it was built for), whose path is
     worked out once, when it is built. A case that fails discards the shared scene, so every
     case runs on a scene that only cases which passed (and so were denied and, where the
-    entry checks it, left everything untouched) have used before. Nothing else on it moves
-    on but the clock, by a minute for the expired token's caller, and nothing in a scene
-    expires that soon.
+    entry checks it, left everything untouched) have used before. Those cases' failed
+    attempts are in the audit trail: a case on a shared scene looks only at the events
+    written once it was about to send its request (``check_cell``). Nothing else on the
+    scene moves on but the clock, by a minute for the expired token's caller, and nothing in
+    a scene expires that soon.
     """
 
     def __init__(self, spare_databases: Callable[[str, str], str]) -> None:
