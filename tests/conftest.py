@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from databunker.storage import Database, migrate
 from support.mariadb import ReusableMariaDB, TemporaryMariaDB
 from support.postgres import ReusableDatabase, TemporaryPostgres
 from support.vaults import (
+    DATABASES,
     MASTER_KEY_HEX,
     ROOT_TOKEN,
     Clock,
@@ -42,19 +44,40 @@ def postgres_server() -> Iterator[TemporaryPostgres]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def reusable_postgres(postgres_server: TemporaryPostgres) -> Iterator[ReusableDatabase]:
-    """One migrated PostgreSQL database for the session, emptied before each test (much
-    faster than creating a database per test)."""
+@contextmanager
+def migrated_postgres(server: TemporaryPostgres) -> Iterator[ReusableDatabase]:
+    """A new migrated PostgreSQL database on ``server``, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    url = postgres_server.create_database(name)
+    url = server.create_database(name)
     database = Database(url)
     migrate(database)
     database.dispose()
     reusable = ReusableDatabase(url)
     yield reusable
     reusable.close()
-    postgres_server.drop_database(name)
+    server.drop_database(name)
+
+
+@contextmanager
+def migrated_mariadb(server: TemporaryMariaDB) -> Iterator[ReusableMariaDB]:
+    """A new migrated MariaDB database on ``server``, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    database = Database(url)
+    migrate(database)
+    database.dispose()
+    reusable = ReusableMariaDB(server, name)
+    yield reusable
+    reusable.close()
+    server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def reusable_postgres(postgres_server: TemporaryPostgres) -> Iterator[ReusableDatabase]:
+    """One migrated PostgreSQL database for the session, emptied before each test (much
+    faster than creating a database per test)."""
+    with migrated_postgres(postgres_server) as reusable:
+        yield reusable
 
 
 @pytest.fixture(scope="session")
@@ -67,15 +90,8 @@ def mariadb_server() -> Iterator[TemporaryMariaDB]:
 @pytest.fixture(scope="session")
 def reusable_mariadb(mariadb_server: TemporaryMariaDB) -> Iterator[ReusableMariaDB]:
     """One migrated MariaDB database for the session, emptied before each test."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    url = mariadb_server.create_database(name)
-    database = Database(url)
-    migrate(database)
-    database.dispose()
-    reusable = ReusableMariaDB(mariadb_server, name)
-    yield reusable
-    reusable.close()
-    mariadb_server.drop_database(name)
+    with migrated_mariadb(mariadb_server) as reusable:
+        yield reusable
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +103,6 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrate(database)
     database.dispose()  # the last connection's close folds the WAL into the file
     return template
-
-
-DATABASES = ["sqlite", "postgresql", "mariadb"]
 
 
 @pytest.fixture(params=DATABASES)
@@ -104,6 +117,42 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     reusable: ReusableDatabase | ReusableMariaDB = request.getfixturevalue(fixture)
     reusable.empty()
     return reusable.url
+
+
+@pytest.fixture(scope="module")
+def spare_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, str], str]]:
+    """``spare_databases(kind, name)``: the URL of an empty database of ``kind`` (one of
+    ``DATABASES``), never initialised, one for each ``name``, and apart from the one
+    ``database_url`` empties before each test: for a module that keeps a vault over several
+    of its tests. Each call empties that database again (on SQLite, a new copy of the
+    migrated file), so whatever used it before must have let go of it first."""
+    with ExitStack() as stack:
+        folders: dict[str, Path] = {}
+        servers: dict[tuple[str, str], ReusableDatabase | ReusableMariaDB] = {}
+
+        def empty(kind: str, name: str) -> str:
+            assert kind in DATABASES, kind
+            if kind == "sqlite":
+                if name not in folders:
+                    folders[name] = tmp_path_factory.mktemp(f"spare-{name}")
+                for old in folders[name].iterdir():
+                    old.unlink()
+                template: Path = request.getfixturevalue("migrated_sqlite")
+                shutil.copyfile(template, folders[name] / "vault.db")
+                return f"sqlite:///{folders[name]}/vault.db"
+            if (kind, name) not in servers:
+                if kind == "mariadb":
+                    mariadb: TemporaryMariaDB = request.getfixturevalue("mariadb_server")
+                    servers[kind, name] = stack.enter_context(migrated_mariadb(mariadb))
+                else:
+                    postgres: TemporaryPostgres = request.getfixturevalue("postgres_server")
+                    servers[kind, name] = stack.enter_context(migrated_postgres(postgres))
+            servers[kind, name].empty()
+            return servers[kind, name].url
+
+        yield empty
 
 
 @pytest.fixture(params=DATABASES)

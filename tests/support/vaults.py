@@ -15,6 +15,9 @@ from databunker.storage import repositories as repo
 
 VaultFactory = Callable[..., Context]
 
+# The kinds of database every integration test runs on (``database_url`` in tests/conftest.py).
+DATABASES = ["sqlite", "postgresql", "mariadb"]
+
 ROOT_TOKEN = "11111111-2222-4333-8444-555555555555"
 MASTER_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
