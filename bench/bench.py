@@ -247,7 +247,7 @@ def bench_database(args: argparse.Namespace, database: str, url: str, work: Path
     for result in results:
         result.ratio_to_minimal = result.requests_per_second / base if base else 0.0
     wanted = not args.only or any(o in BALANCED for o in args.only)
-    if database != "sqlite" and wanted and args.users:
+    if database != "sqlite" and wanted and args.balanced:
         results.append(bench_balanced(args, database, serve_env, work, wrk_env, base))
     if args.import_users and (not args.only or any(o in IMPORT for o in args.only)):
         results.append(bench_import(database, env, work, args.import_users))
@@ -397,6 +397,12 @@ def main() -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="server processes (default: one per CPU, the production advice)",
+    )
+    parser.add_argument(
+        "--no-balanced",
+        dest="balanced",
+        action="store_false",
+        help="leave out the row of two instances behind haproxy",
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
