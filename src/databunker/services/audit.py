@@ -33,6 +33,7 @@ from databunker.storage import repositories as user_rows
 from databunker.storage import requests as request_rows
 from databunker.storage.prepared import savepoint
 from databunker.storage.repositories import AuditQuery as AuditQuery
+from databunker.storage.repositories import TitleKind as TitleKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -378,13 +378,45 @@ def insert_audits(conn: Connection, rows: Sequence[AuditRow]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class TitleKind:
+    """The titles that begin with one of ``prefixes`` and with none of ``except_prefixes``."""
+
+    prefixes: tuple[str, ...]
+    except_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Which events an audit listing keeps: ``title_contains`` matches the title without
-    regard to case; ``since``/``until`` bound the event time (Unix seconds, until excluded)."""
+    regard to case, and an event of one of ``title_kinds`` is kept as well; ``since`` and
+    ``until`` bound the event time (Unix seconds, until excluded)."""
 
     title_contains: str | None = None
     since: int | None = None
     until: int | None = None
+    title_kinds: tuple[TitleKind, ...] = ()
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _begins(prefixes: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.false(), *(audit.c.title.like(f"{_like_escaped(p)}%", escape="\\") for p in prefixes)
+    )
+
+
+def _title_filter(query: AuditQuery) -> sa.ColumnElement[bool] | None:
+    wanted: list[sa.ColumnElement[bool]] = []
+    if query.title_contains:
+        escaped = _like_escaped(query.title_contains.lower())
+        wanted.append(sa.func.lower(audit.c.title).like(f"%{escaped}%", escape="\\"))
+    for kind in query.title_kinds:
+        wanted.append(sa.and_(_begins(kind.prefixes), sa.not_(_begins(kind.except_prefixes))))
+    if not wanted:
+        return None
+    return sa.or_(*wanted)
 
 
 def _audit_filter(
@@ -394,14 +426,9 @@ def _audit_filter(
     if user_token is not None:
         found.append(audit.c.user_token == user_token)
     if query is not None:
-        if query.title_contains:
-            escaped = (
-                query.title_contains.lower()
-                .replace("\\", "\\\\")
-                .replace("%", "\\%")
-                .replace("_", "\\_")
-            )
-            found.append(sa.func.lower(audit.c.title).like(f"%{escaped}%", escape="\\"))
+        titled = _title_filter(query)
+        if titled is not None:
+            found.append(titled)
         if query.since is not None:
             found.append(audit.c.created >= query.since)
         if query.until is not None:

@@ -267,7 +267,11 @@ def _person_token(work: Work, person: str) -> str | None:
 async def audit_page(request: Request) -> Response:
     filters = _audit_filters(request)
     since, until = _day_bounds(filters["day"])
-    query = AuditQuery(title_contains=filters["action"] or None, since=since, until=until)
+    # The action's words as recorded, or as the list names the action ("Profile read").
+    kinds = history.kinds_named(i18n.speaker(request), filters["action"])
+    query = AuditQuery(
+        title_contains=filters["action"] or None, since=since, until=until, title_kinds=kinds
+    )
     number = page_number(request)
     offset = (number - 1) * PAGE_SIZE
 

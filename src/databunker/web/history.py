@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from databunker.services.audit import AuditEntry
+from databunker.services.audit import AuditEntry, TitleKind
 from databunker.web.i18n import Speaker
 from databunker.web.wording import N_
 
@@ -225,6 +225,43 @@ def deed(title: str) -> Deed:
         if pattern.search(title):
             return found
     raise AssertionError("the last deed matches every title")  # pragma: no cover
+
+
+def _beginnings(pattern: str) -> list[str]:
+    """The title beginnings a deed's pattern stands for: its patterns are ``^`` and text,
+    with ``(a|b)`` alternatives, ``(a )?`` optional groups and ``s?`` optional letters."""
+    found = [""]
+    rest = pattern.removeprefix("^")
+    while rest:
+        if rest.startswith("("):
+            group, rest = rest[1:].split(")", 1)
+            options = group.split("|")
+        else:
+            options, rest = [rest[0]], rest[1:]
+        if rest.startswith("?"):
+            options, rest = [*options, ""], rest[1:]
+        found = [start + option for start in found for option in options]
+    return found
+
+
+def kinds_named(speaker: Speaker, words: str) -> tuple[TitleKind, ...]:
+    """The kinds of event whose name in the admin's lists (in the page's language, or in
+    English) contains ``words``, as the titles they stand for: a title is named by the
+    first deed it matches, so the beginnings of the deeds before are left out."""
+    wanted = words.strip().lower()
+    if not wanted:
+        return ()
+    kinds: list[TitleKind] = []
+    earlier: list[str] = []
+    for compiled, found in _DEEDS:
+        beginnings = _beginnings(compiled.pattern)
+        phrase = found.event
+        if phrase is not None and (
+            wanted in phrase.lower() or wanted in speaker.gettext(phrase).lower()
+        ):
+            kinds.append(TitleKind(tuple(beginnings), tuple(earlier)))
+        earlier += beginnings
+    return tuple(kinds)
 
 
 def event_phrase(speaker: Speaker, title: str) -> str:

@@ -200,6 +200,29 @@ def test_the_admin_audit_names_events_in_words(
     assert "get user record by token" in as_text(event)
 
 
+@pytest.mark.parametrize("lang", list(i18n.LANGUAGES))
+def test_the_admin_audit_filters_by_the_action_as_it_is_named(
+    browser: TestClient, vault: Context, ann: str, lang: str
+) -> None:
+    with client_for(vault) as root:
+        root.get(f"/v1/user/token/{ann}")
+        root.get(f"/v1/user/token/{ann}")
+    sign_in_as_dpo(browser, lang)
+    created, read = ADMIN_EVENTS[lang]
+
+    def actions(words: str) -> list[str]:
+        page = browser.get("/admin/audit", params={"action": words}).text
+        cells = re.findall(r'<td data-label="[^"]+">([^<]*)', page.split("<tbody>", 1)[-1])
+        return [html.unescape(cell).strip() for cell in cells if cell.strip() in (created, read)]
+
+    assert actions(read) == [read, read]  # the words a DPO reads in the list
+    assert actions(read.split()[-1].upper()) == [read, read]  # any part, any case
+    assert actions("Profile read") == [read, read]  # English words, in any language
+    assert actions("get user record") == [read, read]  # the title as recorded
+    assert actions(created) == [created]
+    assert actions("no such action") == []
+
+
 def options(page: str, name: str) -> list[tuple[str, str]]:
     """A select's options as (value sent, label shown)."""
     select = re.search(rf'<select id="{name}" name="{name}">(.*?)</select>', page, re.S)
