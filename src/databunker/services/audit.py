@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -255,6 +256,18 @@ def list_user_events(work: Work, user_token: str, offset: int, limit: int) -> Pa
     work.audit.record(mode="token", user_token=user_token)
     require_user_access(work.principal, user_token)
     return _page(work, user_token, offset, limit)
+
+
+def user_trail(work: Work, user_token: str) -> Iterator[AuditEntry]:
+    """A person's whole trail, newest first, as ``list_user_events`` lists it, read by one
+    statement (so an event committed meanwhile neither repeats nor hides another) a batch
+    of rows at a time. Consume it within the unit of work."""
+    require_uuid(user_token)
+    work.audit.record(mode="token", user_token=user_token)
+    require_user_access(work.principal, user_token)
+    keys = _KeyCache(work.conn, work.keyring)
+    keys.get(user_token)  # before the rows stream: no other statement may run meanwhile
+    return (_entry(row, keys) for row in audit_rows.iter_audit(work.conn, user_token=user_token))
 
 
 def list_all_events(

@@ -462,6 +462,24 @@ def list_audit(
     return [AuditRow(**row._mapping) for row in conn.execute(selected)]
 
 
+def iter_audit(conn: Connection, *, user_token: str, batch: int = 500) -> Iterator[AuditRow]:
+    """A person's events in ``list_audit``'s order, all of them, streamed from one statement
+    (one consistent read; ``batch`` rows in memory at a time). Run no other statement on the
+    connection until it is exhausted (MariaDB's streamed results hold it)."""
+    selected = (
+        sa.select(*_AUDIT_COLUMNS)
+        .where(*_audit_filter(user_token))
+        .order_by(audit.c.created.desc(), audit.c.seq.desc())
+        .execution_options(stream_results=True, yield_per=batch)
+    )
+    result = conn.execute(selected)
+    try:
+        for row in result:
+            yield AuditRow(**row._mapping)
+    finally:
+        result.close()
+
+
 def get_audit(conn: Connection, atoken: str) -> AuditRow | None:
     row = conn.execute(sa.select(*_AUDIT_COLUMNS).where(audit.c.atoken == atoken)).one_or_none()
     return AuditRow(**row._mapping) if row else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -32,7 +32,6 @@ from databunker.web.portal_base import (
 )
 
 HISTORY_PAGE = 50  # lines of the history, not events
-TRAIL_BATCH = 500
 SESSIONS_SHOWN = 100
 REQUESTS_SHOWN = 100
 OFFSET = re.compile(r"[0-9]{1,9}")
@@ -240,26 +239,12 @@ def _history_link(offset: int) -> str:
 
 def _history_view(speaker: i18n.Speaker, offset: int) -> Callable[[Work, str], history.HistoryPage]:
     """The page of the person's history that starts at line ``offset``. Lines fold events
-    together, so the whole trail is read (a batch at a time) to count them."""
+    together, so the whole trail is read to count them."""
 
     def operation(work: Work, user_token: str) -> history.HistoryPage:
-        def trail() -> Iterator[audit.AuditEntry]:
-            # Newest first, a batch at a time: an event committed meanwhile (another
-            # request's) moves the older ones down, so a batch may repeat the end of the
-            # one before. Each event is told once.
-            seen: set[str] = set()
-            start = 0
-            while True:
-                batch = audit.list_user_events(work, user_token, start, TRAIL_BATCH)
-                for entry in batch.rows:
-                    if entry.atoken not in seen:
-                        seen.add(entry.atoken)
-                        yield entry
-                start += len(batch.rows)
-                if not batch.rows or start >= batch.total:
-                    return
-
-        return history.history_page(speaker, trail(), offset, HISTORY_PAGE)
+        return history.history_page(
+            speaker, audit.user_trail(work, user_token), offset, HISTORY_PAGE
+        )
 
     return operation
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import re
@@ -20,7 +19,6 @@ from databunker.services.audit import save_event
 from databunker.services.context import ANONYMOUS, AuditEvent, Context, Work
 from databunker.storage.outbox import open_payload
 from databunker.storage.tables import outbox
-from databunker.web import portal_records
 from databunker.web.portal_base import when
 from support.vaults import ROOT_TOKEN, Clock, FixedDigits, client_for, create_user, issue_user_token
 
@@ -690,36 +688,6 @@ def test_history_pages_count_the_lines_a_person_reads(
     again = history_lines(signed_in.get("/audit").text)
     assert again[0].endswith("You viewed these pages: History, Profile, Consents.")
     assert again[1:] == history_lines(first.text)[1:]
-
-
-def test_a_history_read_while_events_arrive_tells_each_event_once(
-    signed_in: TestClient,
-    portal_vault: Context,
-    ann: str,
-    clock: Clock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    add_events(portal_vault, clock, ann, 7)
-    expected = history_lines(signed_in.get("/audit").text)
-    # Read in batches of three; between two batches another request's event arrives and
-    # moves every older event one place down (simulated: the next batch starts one early).
-    monkeypatch.setattr(portal_records, "TRAIL_BATCH", 3)
-    listed = portal_records.audit.list_user_events
-    calls: list[int] = []
-
-    def shifted(work: Work, user_token: str, offset: int, limit: int) -> Any:
-        calls.append(offset)
-        if not offset:
-            return listed(work, user_token, offset, limit)
-        later = listed(work, user_token, offset - 1, limit)
-        return dataclasses.replace(later, total=later.total + 1)
-
-    monkeypatch.setattr(portal_records.audit, "list_user_events", shifted)
-    lines = history_lines(signed_in.get("/audit").text)
-    assert len(calls) > 2
-    # The same lines, once each, after the first read of the history.
-    assert lines[0].endswith("You viewed your history.")
-    assert lines[1:] == expected
 
 
 def test_history_tells_events_as_sentences_and_folds_page_reads(
