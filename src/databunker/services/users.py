@@ -104,16 +104,13 @@ def create_users(
     their own; one refused profile (a duplicate identity included) refuses them all. The
     rows and the events are written in one statement each."""
     schema = work.context.schema
-    country = work.settings.sms.default_country
     new: list[user_rows.NewUser] = []
     keys: list[DataKey] = []
     hold_current_kek(work.conn, work.keyring)  # stored until this unit ends (a retire waits)
     for profile in profiles:
         if schema is not None:
             schema.check_new(profile)
-        indexes = profile_indexes(profile, work.keyring, country)
-        if require_lookup and not any(indexes.values()):
-            raise BadRequest("failed to create user, all user lookup fields are missing")
+        indexes = _new_indexes(work, profile, require_lookup=require_lookup)
         token = work.random.token()
         key = DataKey.generate()
         new.append(
@@ -148,14 +145,20 @@ def create_users(
 CREATE_TITLE = "create user record"
 
 
+def _new_indexes(work: Work, profile: Profile, *, require_lookup: bool) -> dict[str, bytes | None]:
+    """A new person's lookup indexes; v1 (``require_lookup``) refuses a person without any."""
+    indexes = profile_indexes(profile, work.keyring, work.settings.sms.default_country)
+    if require_lookup and not any(indexes.values()):
+        raise BadRequest("failed to create user, all user lookup fields are missing")
+    return indexes
+
+
 def _insert_user(
     work: Work, profile: Profile, *, require_lookup: bool, finaltime: int
 ) -> tuple[str, DataKey]:
     if work.context.schema is not None:
         work.context.schema.check_new(profile)
-    indexes = profile_indexes(profile, work.keyring, work.settings.sms.default_country)
-    if require_lookup and not any(indexes.values()):
-        raise BadRequest("failed to create user, all user lookup fields are missing")
+    indexes = _new_indexes(work, profile, require_lookup=require_lookup)
     token = work.random.token()
     key = DataKey.generate()
     # A lookup index another record holds already is refused here (409 naming its field).

@@ -434,13 +434,13 @@ def _append_to_owned_lane(
     for _attempt in range(2):
         if owned.head is None:
             owned.head = _head(_WAIT_FOR_LANE.first(conn, {"lane": owned.lane}))
+        event, new_head = _linked(chain, owned.head, row, digest)
+        params = _head_params(new_head)
+        params["was_sealed"] = owned.head.seal
         if postgresql:  # one statement: the head advanced, and the event inserted only then
-            params, new_head = _advance_and_insert_params(chain, owned.head, row, digest)
+            params.update(event)
             written = _ADVANCE_AND_INSERT.execute(conn, params)
         else:
-            event, new_head = _linked(chain, owned.head, row, digest)
-            params = _head_params(new_head)
-            params["was_sealed"] = owned.head.seal
             written = _ADVANCE.execute(conn, params)
             if written == 1:
                 _INSERT_EVENT.execute(conn, event)
@@ -448,40 +448,6 @@ def _append_to_owned_lane(
         if written == 1:
             return
     raise AuditChainError("the audit chain's lane changed while it was held")
-
-
-_EVENT_COLUMNS = (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)
-
-
-def _advance_and_insert_params(
-    chain: AuditLinks, head: ChainHead, row: Mapping[str, Any], digest: bytes
-) -> tuple[dict[str, Any], ChainHead]:
-    """``_linked``'s event and sealed head as the parameters of ``_ADVANCE_AND_INSERT``,
-    built in one dictionary (this runs for every event on PostgreSQL)."""
-    position = head.position + 1
-    link = chain.link(head.link, head.lane, position, _metadata(row), digest)
-    seal = chain.seal(
-        head.lane, position, link, head.first_position, head.first_prev, head.legacy_seq
-    )
-    params = {name: row[name] for name in _EVENT_COLUMNS}
-    params.update(
-        chain_lane=head.lane,
-        chain_pos=position,
-        chain_link=link,
-        payload_digest=digest,
-        lane=head.lane,
-        position=position,
-        link=link,
-        first_position=head.first_position,
-        first_prev=head.first_prev,
-        legacy_seq=head.legacy_seq,
-        seal=seal,
-        was_sealed=head.seal,
-    )
-    after = ChainHead(
-        head.lane, position, link, head.first_position, head.first_prev, head.legacy_seq, seal
-    )
-    return params, after
 
 
 def _append_deferred(
