@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 @pytest.mark.timeout(180)
-def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) -> None:
+def run_bench(results: Path, *options: str) -> tuple[str, list[dict[str, Any]]]:
+    """A short ``bench.py`` run: what it printed, and the results it wrote."""
     done = subprocess.run(
         [
             sys.executable,
@@ -29,17 +31,21 @@ def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) ->
             "--users=50",
             "--connections=4",
             "--import-users=300",
-            f"--results={tmp_path}",
+            f"--results={results}",
+            *options,
         ],
         capture_output=True,
         text=True,
         timeout=170,
         check=False,
     )
-
     assert done.returncode == 0, done.stderr
-    [raw] = list(tmp_path.glob("*.json"))
-    results = json.loads(raw.read_text())["results"]
+    [raw] = list(results.glob("*.json"))
+    return done.stdout, json.loads(raw.read_text())["results"]
+
+
+def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) -> None:
+    printed, results = run_bench(tmp_path)
     assert [r["scenario"] for r in results] == [
         "minimal: bare Starlette route",
         "minimal: vault stack, /v1/sys/uiconfiguration",
@@ -55,32 +61,12 @@ def test_the_benchmark_measures_every_scenario_without_errors(tmp_path: Path) ->
         assert result["errors"] == 0, result
         assert result["rss_max_mb"] > 0, result
     assert results[-1]["requests_per_second"] > 0
-    assert "| sqlite | get user by token |" in done.stdout
+    assert "| sqlite | get user by token |" in printed
 
 
 @pytest.mark.timeout(180)
 def test_the_server_database_rows_run_two_instances_behind_haproxy(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench.py"),
-            "--db=postgresql",
-            "--seconds=1",
-            "--users=50",
-            "--connections=4",
-            "--import-users=300",
-            "--only=get user by token",
-            f"--results={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stderr
-    [raw] = list(tmp_path.glob("*.json"))
-    results = json.loads(raw.read_text())["results"]
+    _, results = run_bench(tmp_path, "--db=postgresql", "--only=get user by token")
     assert [r["scenario"] for r in results] == [
         "minimal: bare Starlette route",
         "get user by token",
