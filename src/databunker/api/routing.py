@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
@@ -61,9 +60,12 @@ class IndexedRouter(Router):
         return indexed[1], indexed[2]
 
     def candidates(self, scope: Scope) -> list[BaseRoute]:
-        """The routes that may match the request's path, in the table's order."""
+        """The routes that may match the request's path, in the table's order (all of them
+        when the app is served under a root path, which routes match the path without)."""
+        if scope.get("root_path"):
+            return list(self.routes)
         by_key, everywhere = self._index()
-        return by_key.get(path_key(get_route_path(scope)), everywhere)
+        return by_key.get(path_key(scope["path"]), everywhere)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -76,9 +76,11 @@ def test_every_request_reaches_the_route_a_full_scan_chooses(vault: Context) -> 
     tried = requests_to_try(routes)
     assert len(tried) > 2 * len(routes)
     for method, path in tried:
-        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-        expected = scanned(routes, scope)
-        assert scanned(router.candidates(scope), scope) is expected, (method, path)
+        # Also served under a root path, where a route matches the path without it.
+        for root in ("", "/vault"):
+            scope = {"type": "http", "method": method, "path": root + path, "root_path": root}
+            expected = scanned(routes, scope)
+            assert scanned(router.candidates(scope), scope) is expected, (method, path, root)
 
 
 @pytest.mark.parametrize(
