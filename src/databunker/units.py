@@ -34,6 +34,8 @@ from databunker.services.audit import (
     save_events,
 )
 from databunker.services.context import AuditEvent, Context, Principal, Work, fold_notes
+from databunker.storage import tenancy
+from databunker.storage.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger("databunker.audit")
 
@@ -86,8 +88,11 @@ class UnitOfWork(Generic[T]):
         subject: tuple[str, str] | None = None,
         keep_spent: bool = False,
         request_metadata: bytes | None = None,
+        tenant: int = DEFAULT_TENANT,
     ) -> None:
         self.context = context
+        # The tenant the caller acts in; the runner reads it to set up the transaction.
+        self.tenant = tenant
         self.request_metadata = request_metadata
         self.credential = credential
         self.access = access
@@ -113,9 +118,17 @@ class UnitOfWork(Generic[T]):
 
     def __call__(self, conn: Connection) -> T | _Refused:
         context = self.context
-        principal = authenticate(conn, context.keyring, self.credential, self.now)
+        tenancy.enter(conn, self.tenant)
+        principal = authenticate(conn, context.keyring, self.credential, self.now, self.tenant)
         self._accessor = principal.accessor
-        work = Work(context, conn, principal, self.now, audited=self._title is not None)
+        work = Work(
+            context,
+            conn,
+            principal,
+            self.now,
+            audited=self._title is not None,
+            tenant=self.tenant,
+        )
         self._work = work
         enforce(self.access, principal, context)
         result: T | _Refused
@@ -153,8 +166,9 @@ class UnitOfWork(Generic[T]):
         return outcome
 
     def _failure(self, exc: Exception) -> Callable[[Connection], None]:
-        """The unit that records this attempt as failed (a no-op when it is not audited)."""
-        event, now = self._event(), self.now
+        """The unit that records this attempt as failed (a no-op when it is not audited),
+        in the tenant the caller acted in."""
+        event, now, tenant = self._event(), self.now, self.tenant
         if event is None:
             return lambda _conn: None
         message = exc.message if isinstance(exc, DatabunkerError) else "internal error"
@@ -163,6 +177,7 @@ class UnitOfWork(Generic[T]):
         context, subject = self.context, self.subject
 
         def record(conn: Connection) -> None:
+            tenancy.enter(conn, tenant)
             filed = failed
             try:
                 if subject is not None:
@@ -180,6 +195,7 @@ class UnitOfWork(Generic[T]):
                     extra={"error_type": type(error).__name__},
                 )
 
+        record.tenant = tenant  # type: ignore[attr-defined]
         return record
 
 
@@ -194,6 +210,7 @@ async def run_unit(
     keep_spent: bool = False,
     wake: Callable[[], None] | None = None,
     request_metadata: bytes | None = None,
+    tenant: int = DEFAULT_TENANT,
 ) -> T:
     """Run ``operation`` as one unit of work; ``wake`` is called after commit if the unit
     queued a notification (it wakes this process's outbox dispatcher). ``request_metadata``
@@ -207,6 +224,7 @@ async def run_unit(
         subject=subject,
         keep_spent=keep_spent,
         request_metadata=request_metadata,
+        tenant=tenant,
     )
     try:
         return await unit.run_async()

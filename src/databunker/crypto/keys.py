@@ -382,10 +382,12 @@ class Keyring:
     set once the master key is known. ``load`` and ``seal`` replace the whole state at once.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_state", "_tenant")
 
     def __init__(self, master: MasterKey | None = None, key_id: int = 1) -> None:
         self._state: _Unsealed | None = None
+        # Blind indexes are computed per tenant (see ``for_tenant``); 1 is the default one.
+        self._tenant = 1
         if master is not None:
             self.load(master, KeySet.derived(master, key_id))
 
@@ -399,6 +401,18 @@ class Keyring:
     def seal(self) -> None:
         """Forget every key (the objects go with the last request still using them)."""
         self._state = None
+
+    def for_tenant(self, tenant: int) -> Keyring:
+        """This key set as one tenant's unit of work uses it: the same keys, but blind
+        indexes of its own, so that an identity of one tenant never matches another's (the
+        default tenant's are those of a vault made before tenants). A view for one unit:
+        a later ``load`` or ``seal`` reaches units started after it."""
+        if tenant == self._tenant:
+            return self
+        view = Keyring()
+        view._state = self._state
+        view._tenant = tenant
+        return view
 
     @property
     def sealed(self) -> bool:
@@ -464,6 +478,8 @@ class Keyring:
     def blind_index(self, kind: str, normalised: str) -> bytes:
         """Equality-searchable index of a normalised identity (``kind`` separates domains)."""
         message = kind.encode() + b"\x00" + normalised.encode()
+        if self._tenant != 1:
+            message = b"tenant\x00" + str(self._tenant).encode() + b"\x00" + message
         return hmac.new(self._unsealed().keys.blind_index, message, hashlib.sha256).digest()
 
     def hash_secret(self, kind: str, value: str) -> bytes:

@@ -17,6 +17,7 @@ from databunker.crypto import Keyring, is_uuid
 from databunker.errors import AccessDenied
 from databunker.services.context import ANONYMOUS, Principal, PrincipalKind
 from databunker.storage import repositories as repo
+from databunker.storage.tenancy import DEFAULT_TENANT
 
 ROOT_KIND = "root"
 LOGIN_KIND = "login"
@@ -53,8 +54,11 @@ def authenticate(
     keyring: Keyring,
     credential: Credential,
     now: int,
+    tenant: int = DEFAULT_TENANT,
 ) -> Principal:
-    """Turn a presented token into a Principal; anything invalid is anonymous.
+    """Turn a presented token into a Principal acting in ``tenant``; anything invalid is
+    anonymous, and so is a token of another tenant, but for the default tenant's root
+    token, which acts in every tenant.
 
     From the admin portal's cookie, only an admin session token counts (as root), and such
     a token counts nowhere else, so a session stolen from a browser is no API credential
@@ -69,12 +73,14 @@ def authenticate(
     found = repo.find_access_token(conn, access_token_hash(keyring, presented))
     if found is None or (found.expires and found.expires <= now):
         return ANONYMOUS
+    if found.tenant != tenant and not (found.kind == ROOT_KIND and found.tenant == DEFAULT_TENANT):
+        return ANONYMOUS
     if admin_session or found.kind == ADMIN_KIND:
         if admin_session and found.kind == ADMIN_KIND:
             return Principal(PrincipalKind.ROOT, accessor="root")
         return ANONYMOUS
     if found.kind == ROOT_KIND:
-        return Principal(PrincipalKind.ROOT, accessor="root")
+        return Principal(PrincipalKind.ROOT, accessor="root", home_tenant=found.tenant)
     if found.kind == LOGIN_KIND and found.user_token:
         accessor = access_token_hash(keyring, presented).hex()[:32]
         return Principal(PrincipalKind.USER, user_token=found.user_token, accessor=accessor)

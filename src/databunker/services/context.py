@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from databunker.crypto import DataKey, Keyring, new_token
 from databunker.storage import audit_chain
+from databunker.storage.tenancy import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from databunker.config import Settings
@@ -79,10 +80,18 @@ class Principal:
     user_token: str | None = None
     # What the audit trail records as the actor: "root" or a hash of the user's access token.
     accessor: str | None = None
+    # The tenant the credential belongs to: only the default tenant's root acts in another.
+    home_tenant: int = DEFAULT_TENANT
 
     @property
     def is_root(self) -> bool:
         return self.kind is PrincipalKind.ROOT
+
+    @property
+    def is_main_root(self) -> bool:
+        """The default tenant's root: the deployment's highest credential (tenants are
+        made and removed by it alone)."""
+        return self.kind is PrincipalKind.ROOT and self.home_tenant == DEFAULT_TENANT
 
     @property
     def is_user(self) -> bool:
@@ -233,6 +242,8 @@ class Work:
     audited: bool = False
     # Outbox rows this unit of work queued: the dispatcher is woken after commit if any.
     queued: int = 0
+    # The tenant the unit works for (its transaction is kept to it: storage/tenancy.py).
+    tenant: int = DEFAULT_TENANT
 
     @property
     def settings(self) -> Settings:
@@ -240,7 +251,8 @@ class Work:
 
     @property
     def keyring(self) -> Keyring:
-        return self.context.keyring
+        """The vault's keys, with the blind indexes of the unit's tenant."""
+        return self.context.keyring.for_tenant(self.tenant)
 
     @property
     def random(self) -> Randomness:

@@ -191,6 +191,7 @@ _WRITE_HEAD = Prepared(_UPDATE_HEAD)
 _LINKED_COLUMNS = (
     *METADATA_COLUMNS,
     *PAYLOAD_COLUMNS,
+    "tenant_id",
     "chain_lane",
     "chain_pos",
     "chain_link",
@@ -351,6 +352,7 @@ def _linked_unsealed(
     position = head.position + 1
     link = chain.link(head.link, head.lane, position, _metadata(row), digest)
     event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
+    event["tenant_id"] = row.get("tenant_id", 1)
     event["chain_lane"] = head.lane
     event["chain_pos"] = position
     event["chain_link"] = link
@@ -402,7 +404,11 @@ def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             link = chain.link(head.link, head.lane, position, _metadata(row), digest)
             event = {name: row[name] for name in (*METADATA_COLUMNS, *PAYLOAD_COLUMNS)}
             event.update(
-                chain_lane=head.lane, chain_pos=position, chain_link=link, payload_digest=digest
+                tenant_id=row.get("tenant_id", 1),
+                chain_lane=head.lane,
+                chain_pos=position,
+                chain_link=link,
+                payload_digest=digest,
             )
             events.append(event)
             head = ChainHead(

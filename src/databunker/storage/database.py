@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from databunker.storage import tenancy
 from databunker.storage.dialects import MYSQL_DIALECTS
 from databunker.storage.group_commit import GroupCommit
 from databunker.storage.runners import ThreadedRunner, UnitRunner
@@ -101,6 +102,8 @@ class Database:
             self.runner = GroupCommit(self.transaction, self.writer)
         else:
             _ping_when_idle(self.engine)
+            if self.dialect == "postgresql":
+                tenancy.watch_postgres(self.engine)
             # No more units at once than the pool holds, so a burst queues here instead of
             # opening and closing overflow connections.
             self.runner = ThreadedRunner(self.transaction, units_at_once=pool_size)
@@ -110,17 +113,21 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One unit of work: committed when the block ends, rolled back on any exception.
+    def transaction(self, tenant: int = tenancy.EVERY_TENANT) -> Iterator[Connection]:
+        """One unit of work for ``tenant`` (default: jobs and commands, which span the
+        tenants; see ``storage/tenancy.py``): committed when the block ends, rolled back on
+        any exception.
 
         SQLite has one writer at a time. Queueing writers on a lock (this process's threads
         on a mutex, processes on a lock file) is far cheaper than letting them poll SQLite's
         busy handler, whose sleeps grow with each retry."""
         if self.writer is None:
             with self.engine.begin() as conn:
+                tenancy.enter(conn, tenant)
                 yield conn
             return
         with self.writer, self.engine.begin() as conn:
+            tenancy.enter(conn, tenant)
             yield conn
 
     @contextmanager
@@ -137,6 +144,7 @@ class Database:
             else:
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
+                tenancy.enter(conn, tenancy.EVERY_TENANT)
                 yield conn
 
     def run(self, unit: Callable[[Connection], T]) -> T:

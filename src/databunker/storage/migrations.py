@@ -9,6 +9,8 @@ as a whole when it fails), SQLite's ``BEGIN IMMEDIATE`` serialises the upgrade.
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,6 +19,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from databunker.storage import tenancy
 from databunker.storage.database import Database
 from databunker.storage.dialects import MYSQL_DIALECTS, KeyedBinary, is_mysql
 
@@ -279,6 +282,70 @@ def _v6_legal_basis_translations(op: Operations) -> None:
     )
 
 
+def _v7_tenants(op: Operations) -> None:
+    # Every row so far belongs to the default tenant, 1. Four tables are keyed by a name or
+    # id that each tenant chooses, so their primary keys take the tenant too.
+    conn = op.get_bind()
+    tenants = op.create_table(
+        "tenants",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(64), nullable=False, unique=True),
+        sa.Column("org", sa.Text, nullable=False, server_default=""),
+        sa.Column("email", sa.LargeBinary, nullable=True),
+        sa.Column("created", sa.BigInteger, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+    )
+    now = int(time.time())
+    op.bulk_insert(
+        tenants, [{"id": 1, "name": "default", "org": "", "created": now, "updated": now}]
+    )
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('tenants', 'id'), 1)"))
+    for table in _TENANT_TABLES:
+        op.add_column(table, sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"))
+    for table, key in _TENANT_KEYS.items():
+        op.add_column(table, sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"))
+        with warnings.catch_warnings(), op.batch_alter_table(table, recreate="auto") as batch:
+            # SQLite rebuilds the table, and SQLAlchemy warns that the copy's primary key
+            # differs from the reflected one: the change this step makes.
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            if conn.dialect.name != "sqlite":
+                batch.drop_constraint(_primary_key_name(conn, table), type_="primary")
+            batch.create_primary_key(f"pk_{table}", ["tenant_id", *key])
+    op.create_index("ix_users_tenant_created", "users", ["tenant_id", "created"])
+    op.create_index("ix_audit_tenant_seq", "audit", ["tenant_id", "seq"])
+    if conn.dialect.name == "postgresql":
+        for table in (*_TENANT_TABLES, *_TENANT_KEYS):
+            if table == "access_tokens":
+                continue
+            for statement in tenancy.policy_statements(table):
+                conn.execute(sa.text(statement))
+
+
+_TENANT_TABLES = (
+    "users",
+    "access_tokens",
+    "audit",
+    "user_apps",
+    "shared_records",
+    "requests",
+    "agreements",
+    "outbox",
+    "login_codes",
+)
+_TENANT_KEYS = {
+    "sessions": ["session"],
+    "legal_bases": ["brief"],
+    "processing_activities": ["activity"],
+    "activity_legal_bases": ["activity", "brief"],
+}
+
+
+def _primary_key_name(conn: Connection, table: str) -> str:
+    name = sa.inspect(conn).get_pk_constraint(table).get("name")
+    return name or "PRIMARY"
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_core_vault,
     _v2_consent_and_personal_data,
@@ -286,6 +353,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_keyring,
     _v5_audit_chain,
     _v6_legal_basis_translations,
+    _v7_tenants,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
@@ -321,7 +389,12 @@ def migrate(database: Database, target: int | None = None) -> int:
             return _migrate(conn, target)
     with database.transaction() as conn:
         if conn.dialect.name == "postgresql":
+            tenancy.release_role(conn)
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+            reached = _migrate(conn, target)
+            for statement in tenancy.grant_statements():
+                conn.execute(sa.text(statement))
+            return reached
         return _migrate(conn, target)
 
 

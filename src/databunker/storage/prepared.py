@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.expression import Executable
 
+from databunker.storage import tenancy
+
 
 class Prepared:
     """One statement with named bound parameters, compiled lazily for each dialect."""
@@ -123,5 +125,6 @@ def savepoint(conn: Connection, name: str = "unit") -> Iterator[None]:
         forget = conn.connection.info.get(FORGET_ON_ROLLBACK)
         if forget is not None:
             forget()
+        tenancy.forget_setting(conn)
         raise
     driver_sql(conn, f"RELEASE SAVEPOINT {name}")

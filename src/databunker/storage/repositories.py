@@ -19,6 +19,7 @@ from databunker.errors import Conflict
 from databunker.storage import audit_chain
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, meta, users
+from databunker.storage.tenancy import EVERY_TENANT, owner, scope, tenant_of
 
 INDEX_FIELDS = ("login", "email", "phone", "custom")
 
@@ -60,28 +61,45 @@ def _user(row: Any) -> UserRow:
 
 
 # The statements of the hottest paths are built once: building a statement and its cache
-# key costs more than running it.
+# key costs more than running it. Each takes the transaction's tenant (``_scoped``): 0, as
+# jobs and commands run, spans every tenant.
+_IN_TENANT = sa.or_(
+    sa.bindparam("tenant", type_=sa.Integer) == sa.literal_column(str(EVERY_TENANT)),
+    users.c.tenant_id == sa.bindparam("tenant", type_=sa.Integer),
+)
+
+
+def _scoped(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    params["tenant"] = scope(conn)
+    return params
+
+
 def _user_lookup(column: sa.Column[Any]) -> tuple[Prepared, Prepared]:
     """A user by one key column: as read, and locked to be changed (FOR UPDATE)."""
-    query = sa.select(*_USER_COLUMNS).where(column == sa.bindparam("key"))
+    query = sa.select(*_USER_COLUMNS).where(column == sa.bindparam("key"), _IN_TENANT)
     return Prepared(query), Prepared(query.with_for_update())
 
 
 _GET_USER = _user_lookup(users.c.token)
 _GET_USER_BY_INDEX = {field: _user_lookup(users.c[f"{field}_idx"]) for field in INDEX_FIELDS}
+# Who holds an index, in any tenant: the unique indexes span the tenants (a tenant's blind
+# indexes are its own, so they never meet another tenant's).
 _INDEX_OWNER = {
     field: Prepared(sa.select(users.c.token).where(users.c[f"{field}_idx"] == sa.bindparam("key")))
     for field in INDEX_FIELDS
 }
 _USER_WRITE = ("data_key", "profile", "version", "updated", *(f"{f}_idx" for f in INDEX_FIELDS))
 _INSERT_USER = Prepared(
-    users.insert().values({name: sa.bindparam(name) for name in ("token", "created", *_USER_WRITE)})
+    users.insert().values(
+        {name: sa.bindparam(name) for name in ("token", "tenant_id", "created", *_USER_WRITE)}
+    )
 )
 _UPDATE_USER = Prepared(
     users.update()
     .where(
         users.c.token == sa.bindparam("where_token"),
         users.c.version == sa.bindparam("where_version"),
+        _IN_TENANT,
     )
     .values({name: sa.bindparam(name) for name in _USER_WRITE if name != "data_key"})
 )
@@ -98,6 +116,7 @@ def insert_user(
 ) -> None:
     values = {
         "token": token,
+        "tenant_id": owner(conn),
         "data_key": data_key,
         "profile": profile,
         "version": 1,
@@ -123,6 +142,7 @@ _INSERT_USERS = Prepared(
             name: sa.bindparam(name)
             for name in (
                 "token",
+                "tenant_id",
                 "created",
                 *_USER_WRITE,
                 "exp_status",
@@ -147,9 +167,11 @@ def insert_users(
         "exp_token_hash": None,
         "exp_started_by": "root" if final_time else None,
     }
+    tenant = owner(conn)
     values = [
         {
             "token": user.token,
+            "tenant_id": tenant,
             "data_key": user.data_key,
             "profile": user.profile,
             "version": 1,
@@ -174,7 +196,7 @@ def insert_users(
 def _one_user(
     conn: Connection, lookup: tuple[Prepared, Prepared], key: object, for_update: bool
 ) -> UserRow | None:
-    row = lookup[for_update].first(conn, {"key": key})
+    row = lookup[for_update].first(conn, {"key": key, "tenant": scope(conn)})
     return UserRow(*row) if row else None
 
 
@@ -212,7 +234,7 @@ def update_user(
         **{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS},
     }
     with _unique_indexes(conn, indexes, owner=token):
-        return _UPDATE_USER.execute(conn, values) == 1
+        return _UPDATE_USER.execute(conn, _scoped(conn, values)) == 1
 
 
 def erase_user(
@@ -227,7 +249,7 @@ def erase_user(
     """Tombstone a user: the wrapped key and ciphertext go (unless fields are preserved)."""
     conn.execute(
         users.update()
-        .where(users.c.token == token)
+        .where(users.c.token == token, tenant_of(conn, users))
         .values(
             data_key=data_key,
             profile=profile,
@@ -241,7 +263,9 @@ def erase_user(
 
 def user_indexes(conn: Connection, token: str) -> dict[str, bytes | None]:
     columns = [users.c[f"{field}_idx"] for field in INDEX_FIELDS]
-    row = conn.execute(sa.select(*columns).where(users.c.token == token)).one()
+    row = conn.execute(
+        sa.select(*columns).where(users.c.token == token, tenant_of(conn, users))
+    ).one()
     return {
         field: (bytes(value) if value is not None else None)
         for field, value in zip(INDEX_FIELDS, row, strict=True)
@@ -254,17 +278,22 @@ def set_user_indexes(conn: Connection, token: str, indexes: dict[str, bytes | No
     with _unique_indexes(conn, indexes, owner=token):
         conn.execute(
             users.update()
-            .where(users.c.token == token)
+            .where(users.c.token == token, tenant_of(conn, users))
             .values(**{f"{field}_idx": indexes.get(field) for field in INDEX_FIELDS})
         )
 
 
 def count_users(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
+    counted = sa.select(sa.func.count()).select_from(users).where(tenant_of(conn, users))
+    return int(conn.execute(counted).scalar_one())
 
 
 def list_users(conn: Connection, *, offset: int, limit: int | None) -> list[UserRow]:
-    query = sa.select(*_USER_COLUMNS).order_by(users.c.created.desc(), users.c.token)
+    query = (
+        sa.select(*_USER_COLUMNS)
+        .where(tenant_of(conn, users))
+        .order_by(users.c.created.desc(), users.c.token)
+    )
     query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
@@ -272,7 +301,11 @@ def list_users(conn: Connection, *, offset: int, limit: int | None) -> list[User
 
 
 def count_living_users(conn: Connection) -> int:
-    query = sa.select(sa.func.count()).select_from(users).where(users.c.erased.is_(None))
+    query = (
+        sa.select(sa.func.count())
+        .select_from(users)
+        .where(users.c.erased.is_(None), tenant_of(conn, users))
+    )
     return int(conn.execute(query).scalar_one())
 
 
@@ -280,7 +313,7 @@ def list_living_users(conn: Connection, *, offset: int, limit: int) -> list[User
     """Records not erased, oldest first: a page stays put while new records are added."""
     query = (
         sa.select(*_USER_COLUMNS)
-        .where(users.c.erased.is_(None))
+        .where(users.c.erased.is_(None), tenant_of(conn, users))
         .order_by(users.c.created, users.c.token)
         .offset(offset)
         .limit(limit)
@@ -294,6 +327,9 @@ class AccessTokenRow:
     kind: str
     user_token: str | None
     expires: int
+    # The tenant the token belongs to (and acts in: only the default tenant's root token
+    # may act in another).
+    tenant: int
 
 
 def insert_access_token(
@@ -307,15 +343,23 @@ def insert_access_token(
 ) -> None:
     conn.execute(
         access_tokens.insert().values(
-            token_hash=token_hash, kind=kind, user_token=user_token, created=now, expires=expires
+            token_hash=token_hash,
+            tenant_id=owner(conn),
+            kind=kind,
+            user_token=user_token,
+            created=now,
+            expires=expires,
         )
     )
 
 
 _FIND_ACCESS_TOKEN = Prepared(
-    sa.select(access_tokens.c.kind, access_tokens.c.user_token, access_tokens.c.expires).where(
-        access_tokens.c.token_hash == sa.bindparam("token_hash")
-    )
+    sa.select(
+        access_tokens.c.kind,
+        access_tokens.c.user_token,
+        access_tokens.c.expires,
+        access_tokens.c.tenant_id,
+    ).where(access_tokens.c.token_hash == sa.bindparam("token_hash"))
 )
 
 
@@ -325,8 +369,11 @@ def find_access_token(conn: Connection, token_hash: bytes) -> AccessTokenRow | N
 
 
 def has_root_token(conn: Connection) -> bool:
+    """Whether the tenant of the transaction (the default one under ``EVERY_TENANT``) has
+    its root token."""
     query = sa.select(sa.func.count()).select_from(access_tokens)
-    return bool(conn.execute(query.where(access_tokens.c.kind == "root")).scalar_one())
+    query = query.where(access_tokens.c.kind == "root", access_tokens.c.tenant_id == owner(conn))
+    return bool(conn.execute(query).scalar_one())
 
 
 # -- audit ---------------------------------------------------------------------------------
@@ -364,17 +411,36 @@ _AUDIT_COLUMNS = (
 )
 
 
+def _event_tenant(conn: Connection, user_token: str | None) -> int:
+    """The tenant an event belongs to: the transaction's; for a job's (which spans the
+    tenants) the tenant of the person it is about."""
+    tenant = scope(conn)
+    if tenant != EVERY_TENANT:
+        return tenant
+    if user_token is not None:
+        found = conn.execute(
+            sa.select(users.c.tenant_id).where(users.c.token == user_token)
+        ).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+    return owner(conn)
+
+
+def _audit_values(conn: Connection, row: AuditRow) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in AuditRow.__slots__}
+    values["tenant_id"] = _event_tenant(conn, row.user_token)
+    return values
+
+
 def insert_audit(conn: Connection, row: AuditRow) -> None:
     """Write an event as the next link of the audit chain (``storage/audit_chain.py``).
     Its key is a fresh random token: this insert breaks no unique index."""
-    audit_chain.append(conn, {name: getattr(row, name) for name in AuditRow.__slots__})
+    audit_chain.append(conn, _audit_values(conn, row))
 
 
 def insert_audits(conn: Connection, rows: Sequence[AuditRow]) -> None:
     """Write events as the next links of the audit chain, in one insert."""
-    audit_chain.append_many(
-        conn, [{name: getattr(row, name) for name in AuditRow.__slots__} for row in rows]
-    )
+    audit_chain.append_many(conn, [_audit_values(conn, row) for row in rows])
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,9 +486,9 @@ def _title_filter(query: AuditQuery) -> sa.ColumnElement[bool] | None:
 
 
 def _audit_filter(
-    user_token: str | None, query: AuditQuery | None = None
+    conn: Connection, user_token: str | None, query: AuditQuery | None = None
 ) -> Sequence[sa.ColumnElement[bool]]:
-    found: list[sa.ColumnElement[bool]] = []
+    found: list[sa.ColumnElement[bool]] = [tenant_of(conn, audit)]
     if user_token is not None:
         found.append(audit.c.user_token == user_token)
     if query is not None:
@@ -439,7 +505,9 @@ def _audit_filter(
 def count_audit(
     conn: Connection, *, user_token: str | None = None, query: AuditQuery | None = None
 ) -> int:
-    counted = sa.select(sa.func.count()).select_from(audit).where(*_audit_filter(user_token, query))
+    counted = (
+        sa.select(sa.func.count()).select_from(audit).where(*_audit_filter(conn, user_token, query))
+    )
     return int(conn.execute(counted).scalar_one())
 
 
@@ -453,7 +521,7 @@ def list_audit(
 ) -> list[AuditRow]:
     selected = (
         sa.select(*_AUDIT_COLUMNS)
-        .where(*_audit_filter(user_token, query))
+        .where(*_audit_filter(conn, user_token, query))
         .order_by(audit.c.created.desc(), audit.c.seq.desc())
         .offset(offset)
     )
@@ -468,7 +536,7 @@ def iter_audit(conn: Connection, *, user_token: str, batch: int = 500) -> Iterat
     connection until it is exhausted (MariaDB's streamed results hold it)."""
     selected = (
         sa.select(*_AUDIT_COLUMNS)
-        .where(*_audit_filter(user_token))
+        .where(*_audit_filter(conn, user_token))
         .order_by(audit.c.created.desc(), audit.c.seq.desc())
         .execution_options(stream_results=True, yield_per=batch)
     )
@@ -481,7 +549,8 @@ def iter_audit(conn: Connection, *, user_token: str, batch: int = 500) -> Iterat
 
 
 def get_audit(conn: Connection, atoken: str) -> AuditRow | None:
-    row = conn.execute(sa.select(*_AUDIT_COLUMNS).where(audit.c.atoken == atoken)).one_or_none()
+    selected = sa.select(*_AUDIT_COLUMNS).where(audit.c.atoken == atoken, tenant_of(conn, audit))
+    row = conn.execute(selected).one_or_none()
     return AuditRow(**row._mapping) if row else None
 
 
@@ -490,7 +559,7 @@ def shred_audit_payloads(conn: Connection, user_token: str) -> None:
     the digest of the values, so the audit chain still verifies)."""
     conn.execute(
         audit.update()
-        .where(audit.c.user_token == user_token)
+        .where(audit.c.user_token == user_token, tenant_of(conn, audit))
         .values(who=None, before=None, after=None)
     )
 
@@ -499,12 +568,20 @@ def wrapped_keys(conn: Connection, tokens: Iterable[str]) -> dict[str, bytes | N
     wanted = list(set(tokens))
     if not wanted:
         return {}
-    rows = conn.execute(sa.select(users.c.token, users.c.data_key).where(users.c.token.in_(wanted)))
+    rows = conn.execute(
+        sa.select(users.c.token, users.c.data_key).where(
+            users.c.token.in_(wanted), tenant_of(conn, users)
+        )
+    )
     return {token: key for token, key in rows}
 
 
 def delete_user_access_tokens(conn: Connection, user_token: str) -> None:
-    conn.execute(access_tokens.delete().where(access_tokens.c.user_token == user_token))
+    conn.execute(
+        access_tokens.delete().where(
+            access_tokens.c.user_token == user_token, tenant_of(conn, access_tokens)
+        )
+    )
 
 
 @contextmanager

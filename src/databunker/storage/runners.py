@@ -18,8 +18,10 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from databunker.storage.tenancy import EVERY_TENANT
+
 T = TypeVar("T")
-Transaction = Callable[[], AbstractContextManager[Connection]]
+Transaction = Callable[..., AbstractContextManager[Connection]]
 
 
 class UnitRunner(Protocol):
@@ -60,7 +62,8 @@ class ThreadedRunner:
     def _run_once(self, unit: Callable[[Connection], T], *, again_if_cut: bool) -> T:
         committing = False
         try:
-            with self._transaction() as conn:
+            # A unit of work names its tenant, so that its transaction sets it once.
+            with self._transaction(getattr(unit, "tenant", EVERY_TENANT)) as conn:
                 result = unit(conn)
                 committing = True
         except sa.exc.DBAPIError as exc:

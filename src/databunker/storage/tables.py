@@ -27,9 +27,24 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# Tenants: tenant 1 is the default one (the v1 API, and every row made before tenants).
+# Every tenant-scoped table below has a ``tenant_id``; the contact email is ciphertext
+# under the vault's identity service key.
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("org", sa.Text, nullable=False, server_default=""),
+    sa.Column("email", sa.LargeBinary, nullable=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
 users = sa.Table(
     "users",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("token", sa.String(36), primary_key=True),
     # The person's data key, wrapped by the KEK; NULL once the person is erased.
     sa.Column("data_key", sa.LargeBinary, nullable=True),
@@ -50,10 +65,12 @@ users = sa.Table(
     sa.Column("exp_started_by", sa.String(16), nullable=True),
     sa.UniqueConstraint("exp_token_hash", name="uq_users_exp_token_hash"),
 )
+sa.Index("ix_users_tenant_created", users.c.tenant_id, users.c.created)
 
 access_tokens = sa.Table(
     "access_tokens",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("token_hash", sa.LargeBinary, primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("user_token", sa.String(36), nullable=True, index=True),
@@ -65,6 +82,7 @@ access_tokens = sa.Table(
 audit = sa.Table(
     "audit",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("seq", BigSerial, primary_key=True, autoincrement=True),
     sa.Column("atoken", sa.String(36), nullable=False, unique=True),
     sa.Column("created", sa.BigInteger, nullable=False, index=True),
@@ -90,6 +108,7 @@ audit = sa.Table(
     sa.Column("payload_digest", sa.LargeBinary, nullable=True),
 )
 sa.Index("ix_audit_chain", audit.c.chain_lane, audit.c.chain_pos, unique=True)
+sa.Index("ix_audit_tenant_seq", audit.c.tenant_id, audit.c.seq)
 
 # The heads of the audit chain's lanes: one row per lane, read and advanced in the
 # transaction of each event written in the lane. ``first_position``/``first_prev`` anchor the
@@ -111,6 +130,7 @@ audit_chain = sa.Table(
 user_apps = sa.Table(
     "user_apps",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("user_token", sa.String(36), primary_key=True),
     sa.Column("app", sa.String(32), primary_key=True, index=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
@@ -123,6 +143,7 @@ user_apps = sa.Table(
 sessions = sa.Table(
     "sessions",
     metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False, server_default="1"),
     sa.Column("session", sa.String(36), primary_key=True),
     sa.Column("user_token", sa.String(36), nullable=True, index=True),
     sa.Column("data_key", sa.LargeBinary, nullable=False),
@@ -136,6 +157,7 @@ sessions = sa.Table(
 shared_records = sa.Table(
     "shared_records",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("record_hash", sa.LargeBinary, primary_key=True),
     sa.Column("user_token", sa.String(36), nullable=False, index=True),
     sa.Column("partner", sa.String(128), nullable=True),
@@ -150,6 +172,7 @@ shared_records = sa.Table(
 requests = sa.Table(
     "requests",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("rtoken", sa.String(36), primary_key=True),
     sa.Column("user_token", sa.String(36), nullable=False, index=True),
     sa.Column("action", sa.String(32), nullable=False),
@@ -166,6 +189,7 @@ sa.Index("ix_requests_status", requests.c.status, requests.c.updated)
 legal_bases = sa.Table(
     "legal_bases",
     metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False, server_default="1"),
     sa.Column("brief", sa.String(65), primary_key=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("module", sa.String(64), nullable=False, server_default=""),
@@ -183,6 +207,7 @@ legal_bases = sa.Table(
 processing_activities = sa.Table(
     "processing_activities",
     metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False, server_default="1"),
     sa.Column("activity", sa.String(65), primary_key=True),
     sa.Column("title", sa.Text, nullable=False, server_default=""),
     sa.Column("script", sa.Text, nullable=False, server_default=""),
@@ -194,6 +219,7 @@ processing_activities = sa.Table(
 activity_legal_bases = sa.Table(
     "activity_legal_bases",
     metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=False, server_default="1"),
     sa.Column("activity", sa.String(65), primary_key=True),
     sa.Column("brief", sa.String(65), primary_key=True, index=True),
     sa.Column("position", sa.Integer, nullable=False, server_default="0"),
@@ -204,6 +230,7 @@ activity_legal_bases = sa.Table(
 agreements = sa.Table(
     "agreements",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
     sa.Column("brief", sa.String(65), nullable=False, index=True),
     sa.Column("user_token", sa.String(36), nullable=True),
@@ -228,6 +255,7 @@ sa.Index("ix_agreements_status_endtime", agreements.c.status, agreements.c.endti
 outbox = sa.Table(
     "outbox",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("id", BigSerial, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
@@ -253,6 +281,7 @@ captchas = sa.Table(
 login_codes = sa.Table(
     "login_codes",
     metadata,
+    sa.Column("tenant_id", sa.Integer, nullable=False, server_default="1"),
     sa.Column("identity_idx", sa.LargeBinary, primary_key=True),
     sa.Column("user_token", sa.String(36), nullable=False),
     sa.Column("code_hash", sa.LargeBinary, nullable=False),

@@ -1,0 +1,178 @@
+"""Which tenant a transaction works for, and how every query is kept to it.
+
+A transaction belongs to one tenant (``enter``): a unit of work enters the tenant its
+caller acts in, and jobs, commands and migrations enter ``EVERY_TENANT``. Two locks keep
+the tenants apart:
+
+* **Every query states its tenant.** Repositories read the transaction's tenant with
+  ``scope`` and filter on it (``tenant_of``); inserts store it (``owner``). Under
+  ``EVERY_TENANT`` reads span the tenants, and a new row goes to the default tenant unless
+  the caller names the owner.
+* **PostgreSQL checks it again, by row-level security.** Each tenant-scoped table has a
+  policy that shows and accepts only rows of the tenant the connection has set in
+  ``app.tenant`` (``*`` for every tenant; unset: none), and ordinary traffic runs under a
+  role that cannot bypass it. A query that forgot its filter still sees one tenant only.
+
+The setting is session-wide and changed only when a transaction enters another tenant,
+so steady traffic of one tenant costs no extra round trip; a rollback (which would undo
+a change made in its transaction) makes the next transaction set it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from databunker.storage import tables as t
+
+DEFAULT_TENANT = 1
+# Jobs, commands and migrations: reads span every tenant.
+EVERY_TENANT = 0
+
+_TENANT = "databunker.tenant"
+_PG_TENANT = "databunker.pg_tenant"
+_PG_ROLE = "databunker.pg_role"
+# The role ordinary PostgreSQL traffic runs under when the login role could bypass the
+# policies (a superuser, or BYPASSRLS): it owns nothing and has no such privilege.
+RESTRICTED_ROLE = "databunker_tenant"
+
+# The tables whose rows belong to a tenant and that PostgreSQL's policies guard. The
+# access tokens carry their tenant too, but are read before the tenant is known (the
+# default tenant's root token acts in every tenant): the binding is checked on use.
+GUARDED: tuple[sa.Table, ...] = (
+    t.users,
+    t.audit,
+    t.user_apps,
+    t.sessions,
+    t.shared_records,
+    t.requests,
+    t.legal_bases,
+    t.processing_activities,
+    t.activity_legal_bases,
+    t.agreements,
+    t.outbox,
+    t.login_codes,
+)
+
+
+def enter(conn: Connection, tenant: int) -> None:
+    """Make ``conn``'s transaction work for ``tenant`` (or ``EVERY_TENANT``)."""
+    conn.info[_TENANT] = tenant
+    if conn.dialect.name == "postgresql":
+        _set_postgres_tenant(conn, tenant)
+
+
+def scope(conn: Connection) -> int:
+    """The tenant the transaction works for; ``EVERY_TENANT`` if none was entered."""
+    tenant: int = conn.info.get(_TENANT, EVERY_TENANT)
+    return tenant
+
+
+def tenant_of(conn: Connection, table: sa.Table) -> sa.ColumnElement[bool]:
+    """The filter that keeps a query on ``table`` to the transaction's tenant."""
+    tenant = scope(conn)
+    if tenant == EVERY_TENANT:
+        return sa.true()
+    return table.c.tenant_id == tenant
+
+
+def owner(conn: Connection) -> int:
+    """The tenant a row inserted by this transaction belongs to."""
+    tenant = scope(conn)
+    return DEFAULT_TENANT if tenant == EVERY_TENANT else tenant
+
+
+def _setting(tenant: int) -> str:
+    return "*" if tenant == EVERY_TENANT else str(tenant)
+
+
+def _set_postgres_tenant(conn: Connection, tenant: int) -> None:
+    info = conn.info
+    if info.get(_PG_ROLE) is None:
+        info[_PG_ROLE] = _restrict_role(conn)
+    wanted = _setting(tenant)
+    if info.get(_PG_TENANT) == wanted:
+        return
+    conn.exec_driver_sql("SELECT set_config('app.tenant', %(tenant)s, false)", {"tenant": wanted})
+    info[_PG_TENANT] = wanted
+
+
+def _restrict_role(conn: Connection) -> str:
+    """Switch to the restricted role if the login role could bypass the policies."""
+    row = conn.exec_driver_sql(
+        "SELECT r.rolsuper OR r.rolbypassrls, "
+        "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(role)s) "
+        "FROM pg_roles r WHERE r.rolname = current_user",
+        {"role": RESTRICTED_ROLE},
+    ).one()
+    bypasses, restricted_exists = bool(row[0]), bool(row[1])
+    if bypasses and restricted_exists:
+        conn.exec_driver_sql(f"SET ROLE {RESTRICTED_ROLE}")
+        return RESTRICTED_ROLE
+    return "session"
+
+
+def release_role(conn: Connection) -> None:
+    """Back to the login role (migrations change the schema, which the restricted role
+    may not); the next ``enter`` restricts it again."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql("RESET ROLE")
+    conn.info.pop(_PG_ROLE, None)
+
+
+def forget_setting(conn: Connection) -> None:
+    """The transaction rolled back: what it set may be undone, so set it again next time."""
+    conn.info.pop(_PG_TENANT, None)
+    conn.info.pop(_PG_ROLE, None)
+
+
+def watch_postgres(engine: Engine) -> None:
+    """Forget the session's tenant and role whenever a rollback may have undone them."""
+
+    def rolled_back(conn: Connection) -> None:
+        forget_setting(conn)
+
+    def reset(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        record.info.pop(_PG_TENANT, None)
+        record.info.pop(_PG_ROLE, None)
+
+    sa.event.listen(engine, "rollback", rolled_back)
+    sa.event.listen(engine, "rollback_savepoint", lambda conn, *_a: forget_setting(conn))
+    sa.event.listen(engine, "reset", reset)
+
+
+def policy_statements(table: str) -> list[str]:
+    """PostgreSQL DDL that puts ``table`` under the tenant policy."""
+    setting = "current_setting('app.tenant', true)"
+    rule = (
+        f"({setting} = '*' OR tenant_id = "
+        f"CASE WHEN {setting} ~ '^[0-9]+$' THEN {setting}::integer END)"
+    )
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"CREATE POLICY tenant_isolation ON {table} USING {rule} WITH CHECK {rule}",
+    ]
+
+
+def grant_statements() -> list[str]:
+    """PostgreSQL DDL that makes the restricted role (if the login role may create it) and
+    lets it use every table; run after each upgrade, as the tables' owner."""
+    return [
+        "DO $$ BEGIN "
+        "IF (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'databunker_tenant') THEN "
+        "CREATE ROLE databunker_tenant NOLOGIN NOSUPERUSER NOBYPASSRLS; END IF; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        "DO $$ BEGIN "
+        "IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'databunker_tenant') THEN "
+        "GRANT USAGE ON SCHEMA public TO databunker_tenant; "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+        "TO databunker_tenant; "
+        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO databunker_tenant; "
+        "END IF; END $$",
+    ]
