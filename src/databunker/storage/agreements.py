@@ -11,6 +11,13 @@ from sqlalchemy.engine import Connection
 from databunker.storage.dialects import update_returning
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import agreements
+from databunker.storage.tenancy import (
+    bound_filter,
+    data_columns,
+    owner,
+    tenant_of,
+    with_scope,
+)
 
 YES = "yes"
 
@@ -33,6 +40,9 @@ class AgreementRow:
     updated: int
 
 
+_COLUMNS = data_columns(agreements)
+
+
 def _row(row: Any) -> AgreementRow:
     return AgreementRow(**row._mapping)
 
@@ -52,7 +62,9 @@ def find(
         condition = sa.and_(agreements.c.who_idx == who_idx, agreements.c.user_token.is_(None))
     else:
         return None
-    query = sa.select(agreements).where(agreements.c.brief == brief, condition)
+    query = sa.select(*_COLUMNS).where(
+        agreements.c.brief == brief, condition, tenant_of(conn, agreements)
+    )
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).one_or_none()
@@ -60,23 +72,24 @@ def find(
 
 
 def insert(conn: Connection, values: dict[str, Any]) -> int:
-    result = conn.execute(agreements.insert().values(**values))
+    result = conn.execute(agreements.insert().values(**values, tenant_id=owner(conn)))
     key: Any = result.inserted_primary_key
     return int(key[0])
 
 
 def update(conn: Connection, row_id: int, values: dict[str, Any]) -> None:
-    conn.execute(agreements.update().where(agreements.c.id == row_id).values(**values))
+    mine = (agreements.c.id == row_id, tenant_of(conn, agreements))
+    conn.execute(agreements.update().where(*mine).values(**values))
 
 
 def delete(conn: Connection, row_id: int) -> None:
-    conn.execute(agreements.delete().where(agreements.c.id == row_id))
+    conn.execute(agreements.delete().where(agreements.c.id == row_id, tenant_of(conn, agreements)))
 
 
 def of_user(conn: Connection, user_token: str) -> list[AgreementRow]:
     query = (
-        sa.select(agreements)
-        .where(agreements.c.user_token == user_token)
+        sa.select(*_COLUMNS)
+        .where(agreements.c.user_token == user_token, tenant_of(conn, agreements))
         .order_by(agreements.c.created, agreements.c.id)
     )
     return [_row(row) for row in conn.execute(query)]
@@ -85,8 +98,12 @@ def of_user(conn: Connection, user_token: str) -> list[AgreementRow]:
 def _unbound_query(count: int) -> Prepared:
     names: list[sa.BindParameter[Any]] = [sa.bindparam(f"who{number}") for number in range(count)]
     return Prepared(
-        sa.select(agreements)
-        .where(agreements.c.user_token.is_(None), agreements.c.who_idx.in_(names))
+        sa.select(*_COLUMNS)
+        .where(
+            agreements.c.user_token.is_(None),
+            agreements.c.who_idx.in_(names),
+            bound_filter(agreements),
+        )
         .order_by(agreements.c.updated.desc(), agreements.c.id.desc())
     )
 
@@ -101,12 +118,12 @@ def unbound_for(conn: Connection, who_indexes: list[bytes]) -> list[AgreementRow
         return []
     query = _UNBOUND.get(len(who_indexes)) or _unbound_query(len(who_indexes))
     values = {f"who{number}": digest for number, digest in enumerate(who_indexes)}
-    return [AgreementRow(*row) for row in query.all(conn, values)]
+    return [AgreementRow(*row) for row in query.all(conn, with_scope(conn, values))]
 
 
 _ANY_UNBOUND = Prepared(
     sa.select(agreements.c.id)
-    .where(agreements.c.user_token.is_(None))
+    .where(agreements.c.user_token.is_(None), bound_filter(agreements))
     .limit(sa.literal_column("1"))
     .offset(sa.literal_column("0"))
 )
@@ -114,25 +131,27 @@ _ANY_UNBOUND = Prepared(
 
 def any_unbound(conn: Connection) -> bool:
     """Whether any agreement waits for its owner's record (a bulk create asks once)."""
-    return _ANY_UNBOUND.first(conn, {}) is not None
+    return _ANY_UNBOUND.first(conn, with_scope(conn, {})) is not None
 
 
 def count_for_brief(conn: Connection, brief: str) -> int:
     query = sa.select(sa.func.count()).select_from(agreements)
-    return int(conn.execute(query.where(agreements.c.brief == brief)).scalar_one())
+    query = query.where(agreements.c.brief == brief, tenant_of(conn, agreements))
+    return int(conn.execute(query).scalar_one())
 
 
 def revoke_brief(conn: Connection, brief: str, now: int) -> int:
     result = conn.execute(
         agreements.update()
-        .where(agreements.c.brief == brief, agreements.c.status == YES)
+        .where(agreements.c.brief == brief, agreements.c.status == YES, tenant_of(conn, agreements))
         .values(status="revoked", updated=now)
     )
     return int(result.rowcount)
 
 
 def rename_brief(conn: Connection, old: str, new: str) -> None:
-    conn.execute(agreements.update().where(agreements.c.brief == old).values(brief=new))
+    mine = (agreements.c.brief == old, tenant_of(conn, agreements))
+    conn.execute(agreements.update().where(*mine).values(brief=new))
 
 
 def expire_due(conn: Connection, now: int) -> list[AgreementRow]:
@@ -144,12 +163,18 @@ def expire_due(conn: Connection, now: int) -> list[AgreementRow]:
     result = update_returning(
         conn,
         agreements,
-        sa.and_(agreements.c.status == YES, agreements.c.endtime > 0, agreements.c.endtime <= now),
+        sa.and_(
+            agreements.c.status == YES,
+            agreements.c.endtime > 0,
+            agreements.c.endtime <= now,
+            tenant_of(conn, agreements),
+        ),
         {"status": "expired", "updated": now},
-        list(agreements.c),
+        _COLUMNS,
     )
     return [_row(row) for row in result]
 
 
 def forget_identities(conn: Connection, user_token: str) -> None:
-    conn.execute(agreements.update().where(agreements.c.user_token == user_token).values(who=None))
+    mine = (agreements.c.user_token == user_token, tenant_of(conn, agreements))
+    conn.execute(agreements.update().where(*mine).values(who=None))

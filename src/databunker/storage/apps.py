@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from databunker.errors import Conflict
 from databunker.storage.tables import user_apps
+from databunker.storage.tenancy import data_columns, owner, tenant_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,9 @@ def _row(row: Any) -> AppRecordRow:
 def get_app_record(
     conn: Connection, user_token: str, app: str, *, for_update: bool = False
 ) -> AppRecordRow | None:
-    query = sa.select(user_apps).where(user_apps.c.user_token == user_token, user_apps.c.app == app)
+    query = sa.select(*data_columns(user_apps)).where(
+        user_apps.c.user_token == user_token, user_apps.c.app == app, tenant_of(conn, user_apps)
+    )
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).one_or_none()
@@ -48,7 +51,13 @@ def insert_app_record(
     try:
         conn.execute(
             user_apps.insert().values(
-                user_token=user_token, app=app, data=data, version=1, created=now, updated=now
+                user_token=user_token,
+                app=app,
+                data=data,
+                version=1,
+                created=now,
+                updated=now,
+                tenant_id=owner(conn),
             )
         )
     except sa.exc.IntegrityError as exc:
@@ -71,6 +80,7 @@ def update_app_record(
             user_apps.c.user_token == user_token,
             user_apps.c.app == app,
             user_apps.c.version == expected_version,
+            tenant_of(conn, user_apps),
         )
         .values(data=data, version=expected_version + 1, updated=now)
     )
@@ -79,7 +89,11 @@ def update_app_record(
 
 def delete_app_record(conn: Connection, user_token: str, app: str) -> bool:
     result = conn.execute(
-        user_apps.delete().where(user_apps.c.user_token == user_token, user_apps.c.app == app)
+        user_apps.delete().where(
+            user_apps.c.user_token == user_token,
+            user_apps.c.app == app,
+            tenant_of(conn, user_apps),
+        )
     )
     return result.rowcount > 0
 
@@ -88,7 +102,7 @@ def user_app_names(conn: Connection, user_token: str) -> list[str]:
     """The applications holding a record of the person, in descending order (as v1 lists them)."""
     query = (
         sa.select(user_apps.c.app)
-        .where(user_apps.c.user_token == user_token)
+        .where(user_apps.c.user_token == user_token, tenant_of(conn, user_apps))
         .order_by(user_apps.c.app.desc())
     )
     return [str(name) for name in conn.execute(query).scalars()]
@@ -96,5 +110,10 @@ def user_app_names(conn: Connection, user_token: str) -> list[str]:
 
 def all_app_names(conn: Connection) -> list[str]:
     """Every application holding at least one record, in ascending order."""
-    query = sa.select(user_apps.c.app).distinct().order_by(user_apps.c.app)
+    query = (
+        sa.select(user_apps.c.app)
+        .where(tenant_of(conn, user_apps))
+        .distinct()
+        .order_by(user_apps.c.app)
+    )
     return [str(name) for name in conn.execute(query).scalars()]

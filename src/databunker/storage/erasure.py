@@ -6,14 +6,14 @@ from sqlalchemy.engine import Connection
 
 from databunker.storage import agreements, repositories, requests
 from databunker.storage.tables import sessions, shared_records, user_apps
+from databunker.storage.tenancy import tenant_of
 
 
 def erase_personal_data(conn: Connection, user_token: str) -> None:
     """App records, sessions and shared records go; audit, request and agreement metadata
     stay (they are evidence), without their encrypted values; access tokens are revoked."""
-    conn.execute(user_apps.delete().where(user_apps.c.user_token == user_token))
-    conn.execute(sessions.delete().where(sessions.c.user_token == user_token))
-    conn.execute(shared_records.delete().where(shared_records.c.user_token == user_token))
+    for table in (user_apps, sessions, shared_records):
+        conn.execute(table.delete().where(table.c.user_token == user_token, tenant_of(conn, table)))
     requests.shred_changes(conn, user_token)
     agreements.forget_identities(conn, user_token)
     repositories.shred_audit_payloads(conn, user_token)

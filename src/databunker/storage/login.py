@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from databunker.storage.dialects import update_returning, upsert
 from databunker.storage.tables import access_tokens, captchas, login_codes, rate_limits
+from databunker.storage.tenancy import owner, tenant_of
 
 
 # -- captchas ------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ def put_login_code(
             ("code_hash", offered.code_hash),
             ("expires", offered.expires),
             ("attempts", 0),
+            ("tenant_id", offered.tenant_id),
         ],
     )
     conn.execute(
@@ -84,6 +86,7 @@ def put_login_code(
             code_hash=code_hash,
             expires=expires,
             attempts=0,
+            tenant_id=owner(conn),
         )
     )
 
@@ -94,7 +97,7 @@ def find_login_code(conn: Connection, identity_idx: bytes) -> LoginCodeRow | Non
         login_codes.c.code_hash,
         login_codes.c.expires,
         login_codes.c.attempts,
-    ).where(login_codes.c.identity_idx == identity_idx)
+    ).where(login_codes.c.identity_idx == identity_idx, tenant_of(conn, login_codes))
     row = conn.execute(query.with_for_update()).one_or_none()
     return LoginCodeRow(**row._mapping) if row else None
 
@@ -102,7 +105,9 @@ def find_login_code(conn: Connection, identity_idx: bytes) -> LoginCodeRow | Non
 def take_login_code(conn: Connection, identity_idx: bytes, code_hash: bytes) -> bool:
     """Delete the pending code if it is exactly this one: true for the one caller who spent it."""
     statement = login_codes.delete().where(
-        login_codes.c.identity_idx == identity_idx, login_codes.c.code_hash == code_hash
+        login_codes.c.identity_idx == identity_idx,
+        login_codes.c.code_hash == code_hash,
+        tenant_of(conn, login_codes),
     )
     return conn.execute(statement).rowcount == 1
 
@@ -112,7 +117,7 @@ def count_failed_attempt(conn: Connection, identity_idx: bytes) -> int:
     rows = update_returning(
         conn,
         login_codes,
-        login_codes.c.identity_idx == identity_idx,
+        sa.and_(login_codes.c.identity_idx == identity_idx, tenant_of(conn, login_codes)),
         {"attempts": login_codes.c.attempts + 1},
         [login_codes.c.attempts],
     )
@@ -120,11 +125,13 @@ def count_failed_attempt(conn: Connection, identity_idx: bytes) -> int:
 
 
 def delete_login_code(conn: Connection, identity_idx: bytes) -> None:
-    conn.execute(login_codes.delete().where(login_codes.c.identity_idx == identity_idx))
+    mine = (login_codes.c.identity_idx == identity_idx, tenant_of(conn, login_codes))
+    conn.execute(login_codes.delete().where(*mine))
 
 
 def purge_expired_login_codes(conn: Connection, now: int) -> int:
-    return conn.execute(login_codes.delete().where(login_codes.c.expires <= now)).rowcount
+    expired = (login_codes.c.expires <= now, tenant_of(conn, login_codes))
+    return conn.execute(login_codes.delete().where(*expired)).rowcount
 
 
 # -- rate limits ---------------------------------------------------------------------------
@@ -163,13 +170,16 @@ def revoke_access_token(
     conn: Connection, *, token_hash: bytes, kind: str, user_token: str | None
 ) -> bool:
     """Delete one token of this kind (and owner: ``None`` for tokens of nobody in particular)."""
-    owner = (
+    holder = (
         access_tokens.c.user_token.is_(None)
         if user_token is None
         else access_tokens.c.user_token == user_token
     )
     statement = access_tokens.delete().where(
-        access_tokens.c.token_hash == token_hash, access_tokens.c.kind == kind, owner
+        access_tokens.c.token_hash == token_hash,
+        access_tokens.c.kind == kind,
+        holder,
+        tenant_of(conn, access_tokens),
     )
     return conn.execute(statement).rowcount == 1
 

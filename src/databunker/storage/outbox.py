@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from databunker.crypto import DataKey, value_context
 from databunker.storage.tables import outbox
+from databunker.storage.tenancy import owner
 
 WEBHOOK = "webhook"
 EMAIL = "email"
@@ -190,6 +191,7 @@ def enqueue(
             created=now,
             next_attempt=now,
             delivered=now if void else None,
+            tenant_id=owner(conn),
         )
     ).inserted_primary_key
     row_id = int(inserted[0])

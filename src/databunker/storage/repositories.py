@@ -19,7 +19,14 @@ from databunker.errors import Conflict
 from databunker.storage import audit_chain
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import access_tokens, audit, meta, users
-from databunker.storage.tenancy import EVERY_TENANT, owner, scope, tenant_of
+from databunker.storage.tenancy import (
+    EVERY_TENANT,
+    bound_filter,
+    owner,
+    scope,
+    tenant_of,
+    with_scope,
+)
 
 INDEX_FIELDS = ("login", "email", "phone", "custom")
 
@@ -63,15 +70,8 @@ def _user(row: Any) -> UserRow:
 # The statements of the hottest paths are built once: building a statement and its cache
 # key costs more than running it. Each takes the transaction's tenant (``_scoped``): 0, as
 # jobs and commands run, spans every tenant.
-_IN_TENANT = sa.or_(
-    sa.bindparam("tenant", type_=sa.Integer) == sa.literal_column(str(EVERY_TENANT)),
-    users.c.tenant_id == sa.bindparam("tenant", type_=sa.Integer),
-)
-
-
-def _scoped(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    params["tenant"] = scope(conn)
-    return params
+_IN_TENANT = bound_filter(users)
+_scoped = with_scope
 
 
 def _user_lookup(column: sa.Column[Any]) -> tuple[Prepared, Prepared]:

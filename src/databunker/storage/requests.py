@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from databunker.storage.tables import requests
+from databunker.storage.tenancy import data_columns, owner, tenant_of
 
 OPEN = "open"
 APPROVED = "approved"
@@ -30,6 +31,9 @@ class RequestRow:
     updated: int
 
 
+_COLUMNS = data_columns(requests)
+
+
 def _row(row: Any) -> RequestRow:
     return RequestRow(**row._mapping)
 
@@ -43,16 +47,17 @@ def find_open(
         requests.c.status == OPEN,
         requests.c.app.is_(None) if app is None else requests.c.app == app,
         requests.c.brief.is_(None) if brief is None else requests.c.brief == brief,
+        tenant_of(conn, requests),
     )
     return conn.execute(query.limit(1)).scalar_one_or_none()
 
 
 def insert(conn: Connection, row: RequestRow) -> None:
-    conn.execute(requests.insert().values(**dataclasses.asdict(row)))
+    conn.execute(requests.insert().values(**dataclasses.asdict(row), tenant_id=owner(conn)))
 
 
 def get(conn: Connection, rtoken: str, *, for_update: bool = False) -> RequestRow | None:
-    query = sa.select(requests).where(requests.c.rtoken == rtoken)
+    query = sa.select(*_COLUMNS).where(requests.c.rtoken == rtoken, tenant_of(conn, requests))
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).one_or_none()
@@ -62,13 +67,13 @@ def get(conn: Connection, rtoken: str, *, for_update: bool = False) -> RequestRo
 def set_status(conn: Connection, rtoken: str, *, status: str, reason: str | None, now: int) -> None:
     conn.execute(
         requests.update()
-        .where(requests.c.rtoken == rtoken)
+        .where(requests.c.rtoken == rtoken, tenant_of(conn, requests))
         .values(status=status, reason=reason, updated=now)
     )
 
 
 def count(conn: Connection, *, user_token: str | None = None, status: str | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(requests)
+    query = sa.select(sa.func.count()).select_from(requests).where(tenant_of(conn, requests))
     if user_token is not None:
         query = query.where(requests.c.user_token == user_token)
     if status is not None:
@@ -84,7 +89,7 @@ def page(
     user_token: str | None = None,
     status: str | None = None,
 ) -> list[RequestRow]:
-    query = sa.select(requests)
+    query = sa.select(*_COLUMNS).where(tenant_of(conn, requests))
     if user_token is not None:
         query = query.where(requests.c.user_token == user_token)
     if status is not None:
@@ -96,12 +101,13 @@ def page(
 def of_user(conn: Connection, user_token: str) -> list[RequestRow]:
     """Every request of the person, newest first."""
     query = (
-        sa.select(requests)
-        .where(requests.c.user_token == user_token)
+        sa.select(*_COLUMNS)
+        .where(requests.c.user_token == user_token, tenant_of(conn, requests))
         .order_by(requests.c.updated.desc(), requests.c.rtoken)
     )
     return [_row(r) for r in conn.execute(query)]
 
 
 def shred_changes(conn: Connection, user_token: str) -> None:
-    conn.execute(requests.update().where(requests.c.user_token == user_token).values(change=None))
+    mine = (requests.c.user_token == user_token, tenant_of(conn, requests))
+    conn.execute(requests.update().where(*mine).values(change=None))

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from databunker.storage.dialects import update_returning
 from databunker.storage.tables import users
+from databunker.storage.tenancy import tenant_of
 
 WAIT = "wait"
 RETAIN = "retain"
@@ -30,7 +31,7 @@ class Expiration:
 
 def get_expiration(conn: Connection, user_token: str) -> Expiration | None:
     query = sa.select(users.c.exp_status, users.c.exp_time, users.c.exp_started_by).where(
-        users.c.token == user_token
+        users.c.token == user_token, tenant_of(conn, users)
     )
     row = conn.execute(query).one_or_none()
     if row is None:
@@ -51,7 +52,7 @@ def start_expiration(
 ) -> None:
     conn.execute(
         users.update()
-        .where(users.c.token == user_token)
+        .where(users.c.token == user_token, tenant_of(conn, users))
         .values(
             exp_status=status,
             exp_time=time,
@@ -64,7 +65,7 @@ def start_expiration(
 def clear_expiration(conn: Connection, user_token: str) -> None:
     conn.execute(
         users.update()
-        .where(users.c.token == user_token)
+        .where(users.c.token == user_token, tenant_of(conn, users))
         .values(exp_status=None, exp_time=0, exp_token_hash=None, exp_started_by=None)
     )
 
@@ -74,7 +75,7 @@ def retain_by_token(conn: Connection, token_hash: bytes) -> str | None:
     rows = update_returning(
         conn,
         users,
-        users.c.exp_token_hash == token_hash,
+        sa.and_(users.c.exp_token_hash == token_hash, tenant_of(conn, users)),
         {"exp_status": RETAIN, "exp_time": 0, "exp_token_hash": None},
         [users.c.token],
     )
@@ -86,7 +87,7 @@ def expire_by_token(conn: Connection, token_hash: bytes) -> str | None:
     rows = update_returning(
         conn,
         users,
-        users.c.exp_token_hash == token_hash,
+        sa.and_(users.c.exp_token_hash == token_hash, tenant_of(conn, users)),
         {"exp_status": EXPIRED, "exp_token_hash": None},
         [users.c.token],
     )
@@ -101,7 +102,7 @@ def due_for_expiry(conn: Connection, now: int, limit: int) -> list[str]:
     """Tokens of people whose retention ran out, locked (other servers skip them)."""
     query = (
         sa.select(users.c.token)
-        .where(_due(now))
+        .where(_due(now), tenant_of(conn, users))
         .order_by(users.c.exp_time, users.c.token)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -113,7 +114,7 @@ def claim_expiry(conn: Connection, user_token: str, now: int) -> bool:
     """Mark one due person expired; False when someone else got there first."""
     result = conn.execute(
         users.update()
-        .where(users.c.token == user_token, _due(now))
+        .where(users.c.token == user_token, _due(now), tenant_of(conn, users))
         .values(exp_status=EXPIRED, exp_token_hash=None)
     )
     return result.rowcount == 1

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from databunker.storage.dialects import upsert
 from databunker.storage.prepared import Prepared
 from databunker.storage.tables import sessions
+from databunker.storage.tenancy import bound_filter, data_columns, owner, tenant_of, with_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class SessionRow:
     expires: int
 
 
+_COLUMNS = data_columns(sessions)
+
+
 def _row(row: Any) -> SessionRow:
     return SessionRow(**row._mapping)
 
@@ -38,7 +42,7 @@ def _upsert_statement(dialect_name: str) -> Prepared:
     statement = upsert(
         dialect_name,
         sessions,
-        [sessions.c.session],
+        [sessions.c.tenant_id, sessions.c.session],
         lambda offered: [(name, offered[name]) for name in columns],
     )
     return Prepared(statement)
@@ -46,7 +50,11 @@ def _upsert_statement(dialect_name: str) -> Prepared:
 
 # Built once per dialect: building a statement costs more than running it.
 _UPSERT = {name: _upsert_statement(name) for name in ("postgresql", "sqlite", "mariadb", "mysql")}
-_GET = Prepared(sa.select(sessions).where(sessions.c.session == sa.bindparam("session")))
+_GET = Prepared(
+    sa.select(*_COLUMNS).where(
+        sessions.c.session == sa.bindparam("session"), bound_filter(sessions)
+    )
+)
 
 
 def upsert_session(
@@ -61,6 +69,7 @@ def upsert_session(
 ) -> None:
     """Create the session, or overwrite its owner, key, data and expiry (one statement)."""
     values = {
+        "tenant_id": owner(conn),
         "session": session,
         "user_token": user_token,
         "data_key": data_key,
@@ -74,7 +83,7 @@ def upsert_session(
 
 def get_session(conn: Connection, session: str) -> SessionRow | None:
     """The session, expired or not (callers decide what expiry means to them)."""
-    row = _GET.first(conn, {"session": session})
+    row = _GET.first(conn, with_scope(conn, {"session": session}))
     return SessionRow(*row) if row else None
 
 
@@ -82,7 +91,8 @@ def delete_session(conn: Connection, session: str) -> SessionRow | None:
     """Remove a session; returns what was removed (None when there was nothing)."""
     removed = get_session(conn, session)
     if removed is not None:
-        conn.execute(sessions.delete().where(sessions.c.session == session))
+        mine = (sessions.c.session == session, tenant_of(conn, sessions))
+        conn.execute(sessions.delete().where(*mine))
     return removed
 
 
@@ -90,7 +100,11 @@ def count_live_user_sessions(conn: Connection, user_token: str, now: int) -> int
     query = (
         sa.select(sa.func.count())
         .select_from(sessions)
-        .where(sessions.c.user_token == user_token, sessions.c.expires > now)
+        .where(
+            sessions.c.user_token == user_token,
+            sessions.c.expires > now,
+            tenant_of(conn, sessions),
+        )
     )
     return int(conn.execute(query).scalar_one())
 
@@ -100,8 +114,12 @@ def live_user_sessions(
 ) -> list[SessionRow]:
     """A page of the person's live sessions, most recently written first."""
     query = (
-        sa.select(sessions)
-        .where(sessions.c.user_token == user_token, sessions.c.expires > now)
+        sa.select(*_COLUMNS)
+        .where(
+            sessions.c.user_token == user_token,
+            sessions.c.expires > now,
+            tenant_of(conn, sessions),
+        )
         .order_by(sessions.c.updated.desc(), sessions.c.session)
         .offset(offset)
         .limit(limit)
@@ -111,5 +129,6 @@ def live_user_sessions(
 
 def purge_expired_sessions(conn: Connection, now: int) -> int:
     """Delete every session whose time is up; returns how many went."""
-    result = conn.execute(sessions.delete().where(sessions.c.expires <= now))
+    expired = (sessions.c.expires <= now, tenant_of(conn, sessions))
+    result = conn.execute(sessions.delete().where(*expired))
     return int(result.rowcount)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from databunker.storage.tables import shared_records
+from databunker.storage.tenancy import data_columns, owner, tenant_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +39,21 @@ def insert_shared_record(conn: Connection, record: ShareableRecord) -> None:
             fields=record.fields,
             created=record.created,
             expires=record.expires,
+            tenant_id=owner(conn),
         )
     )
 
 
 def find_shared_record(conn: Connection, record_hash: bytes) -> ShareableRecord | None:
-    query = sa.select(shared_records).where(shared_records.c.record_hash == record_hash)
+    query = sa.select(*data_columns(shared_records)).where(
+        shared_records.c.record_hash == record_hash, tenant_of(conn, shared_records)
+    )
     row = conn.execute(query).one_or_none()
     return ShareableRecord(**row._mapping) if row else None
 
 
 def delete_expired_shared_records(conn: Connection, now: int) -> int:
     """One set-based statement: safe when several servers run it at the same moment."""
-    result = conn.execute(shared_records.delete().where(shared_records.c.expires <= now))
+    expired = (shared_records.c.expires <= now, tenant_of(conn, shared_records))
+    result = conn.execute(shared_records.delete().where(*expired))
     return int(result.rowcount or 0)

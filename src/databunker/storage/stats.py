@@ -20,6 +20,7 @@ from databunker.storage.tables import (
     user_apps,
     users,
 )
+from databunker.storage.tenancy import tenant_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class VaultCounts:
 
 
 def _count(conn: Connection, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
-    query = sa.select(sa.func.count()).select_from(table).where(*where)
+    query = sa.select(sa.func.count()).select_from(table).where(tenant_of(conn, table), *where)
     return int(conn.execute(query).scalar_one())
 
 

@@ -176,3 +176,23 @@ def grant_statements() -> list[str]:
         "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO databunker_tenant; "
         "END IF; END $$",
     ]
+
+
+def data_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    """``table``'s columns but its tenant: what a row of the table holds for its tenant."""
+    return [column for column in table.columns if column.name != "tenant_id"]
+
+
+def bound_filter(table: sa.Table) -> sa.ColumnElement[bool]:
+    """``tenant_of`` for a statement built once (``Prepared``): the tenant is the bound
+    parameter ``tenant``, which ``with_scope`` fills in; 0 spans every tenant."""
+    return sa.or_(
+        sa.bindparam("tenant", type_=sa.Integer) == sa.literal_column(str(EVERY_TENANT)),
+        table.c.tenant_id == sa.bindparam("tenant", type_=sa.Integer),
+    )
+
+
+def with_scope(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the transaction's tenant, for a statement filtered by ``bound_filter``."""
+    params["tenant"] = scope(conn)
+    return params
