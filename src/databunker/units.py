@@ -34,6 +34,7 @@ from databunker.services.audit import (
     save_events,
 )
 from databunker.services.context import AuditEvent, Context, Principal, Work, fold_notes
+from databunker.services.tenants import resolve as resolve_tenant
 from databunker.storage import tenancy
 from databunker.storage.tenancy import DEFAULT_TENANT
 
@@ -89,10 +90,16 @@ class UnitOfWork(Generic[T]):
         keep_spent: bool = False,
         request_metadata: bytes | None = None,
         tenant: int = DEFAULT_TENANT,
+        tenant_name: str | None = None,
+        tenant_required: bool = True,
     ) -> None:
         self.context = context
         # The tenant the caller acts in; the runner reads it to set up the transaction.
+        # A tenant named by the request (``tenant_name``) is resolved inside the unit.
         self.tenant = tenant
+        self.tenant_name = tenant_name
+        # A name that may name no tenant (a host's first label) leaves the default one.
+        self.tenant_required = tenant_required
         self.request_metadata = request_metadata
         self.credential = credential
         self.access = access
@@ -119,6 +126,16 @@ class UnitOfWork(Generic[T]):
     def __call__(self, conn: Connection) -> T | _Refused:
         context = self.context
         tenancy.enter(conn, self.tenant)
+        unknown_tenant = False
+        if self.tenant_name is not None:
+            resolved = resolve_tenant(conn, self.tenant_name)
+            if resolved is None and self.tenant_required:
+                # Nobody acts in a tenant that does not exist; the refusal is filed under
+                # no person (the identity named is of no tenant here).
+                unknown_tenant, self.subject = True, None
+            elif resolved is not None:
+                self.tenant = resolved
+                tenancy.enter(conn, resolved)
         principal = authenticate(conn, context.keyring, self.credential, self.now, self.tenant)
         self._accessor = principal.accessor
         work = Work(
@@ -131,6 +148,8 @@ class UnitOfWork(Generic[T]):
         )
         self._work = work
         enforce(self.access, principal, context)
+        if unknown_tenant:
+            raise AccessDenied()
         result: T | _Refused
         try:
             result = self.operation(work)
@@ -211,6 +230,8 @@ async def run_unit(
     wake: Callable[[], None] | None = None,
     request_metadata: bytes | None = None,
     tenant: int = DEFAULT_TENANT,
+    tenant_name: str | None = None,
+    tenant_required: bool = True,
 ) -> T:
     """Run ``operation`` as one unit of work; ``wake`` is called after commit if the unit
     queued a notification (it wakes this process's outbox dispatcher). ``request_metadata``
@@ -225,6 +246,8 @@ async def run_unit(
         keep_spent=keep_spent,
         request_metadata=request_metadata,
         tenant=tenant,
+        tenant_name=tenant_name,
+        tenant_required=tenant_required,
     )
     try:
         return await unit.run_async()

@@ -1,7 +1,8 @@
 """System statistics: how much the vault holds, for an administrator's dashboard.
 
-The counts come from ``storage.stats``; this open server has one tenant, no
-format-preserving tokens and no licence, so those figures are constant here.
+The counts come from ``storage.stats``: a tenant's root sees its tenant's, the default
+tenant's root the whole deployment's (every tenant). This server has no format-preserving
+tokens and no licence, so those figures are constant here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from databunker.services.access import require_root
 from databunker.services.context import Work
 from databunker.storage import stats as stat_rows
+from databunker.storage import tenancy
+from databunker.storage import tenants as tenant_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +37,15 @@ class SystemStats:
 
 def system_stats(work: Work) -> SystemStats:
     require_root(work.principal)
-    counts = stat_rows.vault_counts(work.conn, work.now)
+    if work.principal.is_main_root and work.tenant == tenancy.DEFAULT_TENANT:
+        with tenancy.acting_in(work.conn, tenancy.EVERY_TENANT):
+            counts = stat_rows.vault_counts(work.conn, work.now)
+        tenants = tenant_rows.count(work.conn)
+    else:
+        counts, tenants = stat_rows.vault_counts(work.conn, work.now), 1
     return SystemStats(
         users=counts.users,
-        tenants=1,
+        tenants=tenants,
         tokens=0,
         sessions=counts.sessions,
         shared_records=counts.shared_records,

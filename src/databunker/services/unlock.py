@@ -7,6 +7,7 @@ bulk listing must present a live one. Invariants this module guards:
 * the hash binds it to the caller who asked for it (the principal's accessor), so another
   credential presenting the same id finds nothing;
 * it lives ``UNLOCK_SECONDS`` and may be presented again within that window (decision A23);
+* it opens the tenant it was asked in, no other (the default tenant's root acts in each);
 * it is looked up by its keyed hash, as access tokens are: no comparison of the clear value
   ever happens, so timing reveals nothing about stored ids.
 
@@ -59,7 +60,7 @@ def require_unlock(work: Work, unlock_id: str | None) -> None:
     found = unlock_rows.find_access_token(work.conn, digest)
     if found is None or not hmac.compare_digest(found.kind, UNLOCK_KIND):
         raise AccessDenied(UNLOCK_REFUSED)
-    if found.expires <= work.now:
+    if found.expires <= work.now or found.tenant != work.tenant:
         raise AccessDenied(UNLOCK_REFUSED)
 
 

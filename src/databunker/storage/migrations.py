@@ -294,6 +294,8 @@ def _v7_tenants(op: Operations) -> None:
         sa.Column("email", sa.LargeBinary, nullable=True),
         sa.Column("created", sa.BigInteger, nullable=False),
         sa.Column("updated", sa.BigInteger, nullable=False),
+        # A deleted tenant's id is never given again (its audit trail stays).
+        sqlite_autoincrement=True,
     )
     now = int(time.time())
     op.bulk_insert(

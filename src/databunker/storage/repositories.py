@@ -340,11 +340,13 @@ def insert_access_token(
     user_token: str | None,
     now: int,
     expires: int = 0,
+    tenant: int | None = None,
 ) -> None:
+    """Store a token's hash; it belongs to ``tenant``, by default the transaction's."""
     conn.execute(
         access_tokens.insert().values(
             token_hash=token_hash,
-            tenant_id=owner(conn),
+            tenant_id=owner(conn) if tenant is None else tenant,
             kind=kind,
             user_token=user_token,
             created=now,

@@ -39,6 +39,8 @@ tenants = sa.Table(
     sa.Column("email", sa.LargeBinary, nullable=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("updated", sa.BigInteger, nullable=False),
+    # A deleted tenant's id is never given again: its audit trail stays behind it.
+    sqlite_autoincrement=True,
 )
 
 users = sa.Table(

@@ -20,6 +20,8 @@ a change made in its transaction) makes the next transaction set it again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,6 +84,20 @@ def owner(conn: Connection) -> int:
     """The tenant a row inserted by this transaction belongs to."""
     tenant = scope(conn)
     return DEFAULT_TENANT if tenant == EVERY_TENANT else tenant
+
+
+@contextmanager
+def acting_in(conn: Connection, tenant: int) -> Iterator[None]:
+    """Work for ``tenant`` for a while within the transaction, then for its own tenant
+    again (an operation of one tenant that reaches into another: tenant administration)."""
+    before = scope(conn)
+    enter(conn, tenant)
+    try:
+        yield
+    except BaseException:
+        conn.info[_TENANT] = before  # the transaction is rolled back: no statement now
+        raise
+    enter(conn, before)
 
 
 def _setting(tenant: int) -> str:

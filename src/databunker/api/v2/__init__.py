@@ -20,6 +20,7 @@ from databunker.api.v2 import (
     sessions,
     sharing,
     system,
+    tenants,
     user_requests,
     users,
 )
@@ -29,7 +30,19 @@ from databunker.api.v2.wire import METHOD_NOT_ALLOWED, UNKNOWN_OPERATION, error,
 
 __all__ = ["AREAS", "OPERATIONS", "routes"]
 
-AREAS = (users, user_requests, appdata, consent, sessions, sharing, audit, login, bulk, system)
+AREAS = (
+    users,
+    user_requests,
+    appdata,
+    consent,
+    sessions,
+    sharing,
+    audit,
+    login,
+    bulk,
+    system,
+    tenants,
+)
 OPERATIONS = index_operations(area.OPERATIONS for area in AREAS)
 
 

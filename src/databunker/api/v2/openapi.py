@@ -63,12 +63,15 @@ ERRORS = {
     "(`Missing API request parameters: ...`) or ill-typed (`The ... parameter has an "
     "incorrect format`, `Bad UUID`).",
     "403": f"`{ACCESS_DENIED}`: no token, a wrong token, a token without this operation's "
-    "access level, or a tenant other than the default one. A stranger learns nothing "
+    "access level, a token of another tenant, or a tenant that does not exist "
+    "(`Only the main tenant admin can ...` for a tenant's root asking what only the "
+    "default tenant's root may). A stranger learns nothing "
     "from a body's fields: they are validated only after this check.",
     "404": f"`{UNKNOWN_OPERATION}` for an unknown operation; otherwise the record the "
     "operation names was not found (`The user record was not found`, ...).",
     "405": f"`{METHOD_NOT_ALLOWED}`: any method but POST.",
-    "409": "A duplicate identity (`Duplicate index: email`) or a closed request "
+    "409": "A duplicate identity (`Duplicate index: email`), a tenant name taken "
+    "(`Duplicate tenant name`) or a closed request "
     "(`This user request is closed`).",
     "413": "The body is larger than `server.max_body_bytes`.",
     "429": "Too many attempts (login codes, per identity or per client address).",
@@ -81,8 +84,9 @@ TENANT_PARAMETER: Schema = {
     "name": "X-Bunker-Tenant",
     "in": "header",
     "required": False,
-    "description": "The tenant. Only `default` exists: no header, or `default`, reaches it; "
-    "any other name is 403 `Access denied`, as a wrong token is.",
+    "description": "The tenant's name. Without it, the first label of a sub-domain host "
+    "names the tenant if one has that name; otherwise the default tenant (`default`) is "
+    "reached. A name that is no tenant's is 403 `Access denied`, as a wrong token is.",
     "schema": {"type": "string"},
 }
 
@@ -109,7 +113,7 @@ a JSON object (400), the credential and the operation's access level (403), the 
 Deliberate differences from the specification are listed in the README ("Where this \
 server differs from the v2 specification"): no sliding expiry for user records, no record \
 versions, groups or roles yet, a person's own token keeps v1's rules, login answers alike \
-for known and unknown people, one tenant."""
+for known and unknown people, tenants on every database (SQLite and MariaDB too)."""
 
 # One line per operation for the reference page (the body's fields come from its model).
 # ``tests/integration/api/test_openapi.py`` fails for an operation without one, and for a
@@ -153,9 +157,17 @@ SUMMARIES: Mapping[str, str] = {
     "SessionUpsert": "Create or replace a session",
     "SharedRecordCreate": "Share a person's record for a time (answers `recorduuid`)",
     "SharedRecordGet": "Read a shared record",
-    "SystemGetSystemStats": "Counts of this vault's records",
+    "SystemGetSystemStats": "Counts of the tenant's records (the default tenant's root: "
+    "the whole deployment's)",
     "SystemGetUserHTMLReport": "Everything stored about a person, as an escaped HTML page",
     "SystemGetUserReport": "Everything stored about a person (v1's export)",
+    "TenantCreate": "Create a tenant and answer its root token, once (the default "
+    "tenant's root only)",
+    "TenantDelete": "Delete a tenant: its people are crypto-shredded, its tokens and "
+    "records deleted (the default tenant's root only)",
+    "TenantGet": "A tenant's name, organisation and email (a tenant's root: its own)",
+    "TenantListTenants": "Every tenant (the default tenant's root only)",
+    "TenantUpdate": "Change a tenant's name, organisation or email (by default the caller's)",
     "UserCreate": "Create a user record (answers its `token`)",
     "UserCreateBulk": "Create many user records at once (one refused record refuses all)",
     "UserDelete": "Erase a user record (crypto-shredding)",

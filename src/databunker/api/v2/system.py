@@ -3,9 +3,9 @@
 
 The report is v1's data export (``/v1/export``): everything stored about one person,
 decrypted, for root or the person's own token; the HTML report is the same document as a
-self-contained page (every value escaped). The statistics count this vault; it has one
-tenant, no format-preserving tokens and no licence (``licensemaxrecords`` and
-``licensefinalexpiration`` are 0: no limit).
+self-contained page (every value escaped). The statistics count the caller's tenant (the
+default tenant's root: every tenant); there are no format-preserving tokens and no licence
+(``licensemaxrecords`` and ``licensefinalexpiration`` are 0: no limit).
 """
 
 from __future__ import annotations

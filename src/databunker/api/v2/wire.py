@@ -8,6 +8,7 @@ answer is JSON: ``{"status":"ok", ...}`` or exactly ``{"status":"error","message
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from databunker.api.v2.registry import CLIENT_ADDRESS, Missing, Payload, V2Operation
 from databunker.crypto import DecryptionError, KeyringSealed
-from databunker.errors import AccessDenied, BadRequest, Conflict, DatabunkerError, NotFound
+from databunker.errors import BadRequest, Conflict, DatabunkerError, NotFound
 from databunker.services import documents
 from databunker.services.access import Credential, Source
 from databunker.services.apps import AppRecordNotFound
@@ -33,8 +34,6 @@ log = logging.getLogger("databunker.errors")
 JSON_TYPE = "application/json; charset=utf-8"
 TOKEN_HEADER = "x-bunker-token"  # noqa: S105 - a header name, not a secret
 TENANT_HEADER = "x-bunker-tenant"
-# Only the default tenant exists: no header, or its name, reaches it.
-DEFAULT_TENANT = "default"
 # A v2 body may be a bulk call of thousands of records; its size is bounded by
 # ``server.max_body_bytes`` and its nesting by ``server.max_json_depth``.
 MAX_VALUES = 200_000
@@ -187,16 +186,35 @@ def _error_answer(exc: Exception, operation: V2Operation) -> Response:
 # --- one call ------------------------------------------------------------------------------
 
 
-def _tenant_check(request: Request) -> Callable[[], None]:
-    """Tenants other than the default one do not exist yet: naming one is denied (no
-    tenant enumeration: the same answer as a wrong token)."""
+def tenant_named(request: Request) -> tuple[str | None, bool]:
+    """The tenant the request names (spec §1.3), and whether it must exist: the
+    ``X-Bunker-Tenant`` header (it must), else the first label of a sub-domain host
+    (``acme.vault.example.com``: not an IP address, not ``localhost``, three labels or
+    more), which names a tenant only if one has that name: a vault served at
+    ``vault.example.com`` stays reachable. (None, False) for the default tenant."""
     named = (request.headers.get(TENANT_HEADER) or "").strip()
+    if named:
+        return named, True
+    return _host_label(request), False
 
-    def check() -> None:
-        if named and named.lower() != DEFAULT_TENANT:
-            raise AccessDenied()
 
-    return check
+def _host_label(request: Request) -> str | None:
+    host = (request.headers.get("host") or "").strip().lower()
+    if host.startswith("["):  # an IPv6 literal
+        return None
+    host = host.rsplit(":", 1)[0] if ":" in host else host
+    labels = host.rstrip(".").split(".")
+    if len(labels) < 3 or _is_address(host) or labels[-1] == "localhost":
+        return None
+    return labels[0]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _title(operation: V2Operation, document: Mapping[str, Any]) -> str:
@@ -235,10 +253,9 @@ async def perform(request: Request, operation: V2Operation) -> Response:
         document.pop(CLIENT_ADDRESS, None)  # only ever the wire's own reading
         if operation.client_address:
             document[CLIENT_ADDRESS] = request.client.host if request.client else "unknown"
-        tenant_check = _tenant_check(request)
+        tenant_name, tenant_required = tenant_named(request)
 
         def run(work: Work) -> Payload:
-            tenant_check()
             body = validate(operation, document)
             return operation.handler(work, body)
 
@@ -252,6 +269,8 @@ async def perform(request: Request, operation: V2Operation) -> Response:
             wake=_waker(request),
             request_metadata=metadata,
             keep_spent=operation.keep_spent,
+            tenant_name=tenant_name,
+            tenant_required=tenant_required,
         )
     except Exception as exc:
         return _error_answer(exc, operation)
