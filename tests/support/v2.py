@@ -41,3 +41,11 @@ def create(client: TestClient, profile: dict[str, Any], **fields: Any) -> str:
     token = ok(client, "UserCreate", {"profile": profile, **fields})["token"]
     assert isinstance(token, str)
     return token
+
+
+def other_tenant_root(root: TestClient, name: str = "acme") -> str:
+    """A tenant of its own (made by the default tenant's root), and its root token."""
+    answer = ok(root, "TenantCreate", {"tenantname": name, "tenantorg": name.title()})
+    token = answer["xtoken"]
+    assert isinstance(token, str)
+    return token

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from databunker.crypto import value_context
@@ -122,22 +121,13 @@ def _open(work: Work, row: tenant_rows.TenantRow) -> Tenant:
     return Tenant(id=row.id, name=row.name, org=row.org, email=email)
 
 
-def _insert(work: Work, name: str, org: str) -> int:
-    """The new tenant's id; 409 if the name is taken (also by a concurrent create)."""
-    if tenant_rows.find_by_name(work.conn, name) is not None:
-        raise Conflict(DUPLICATE_NAME)
-    try:
-        with work.conn.begin_nested():
-            return tenant_rows.insert(work.conn, name=name, org=org, now=work.now)
-    except sa.exc.IntegrityError as exc:
-        raise Conflict(DUPLICATE_NAME) from exc
-
-
 def create_tenant(work: Work, name: str, org: str, email: str) -> TenantCreated:
     """A new, empty tenant with the consent catalogue every vault starts with."""
     _require_main(work, "create tenants")
     name, org, email = _name(name), _org(org), _email(email)
-    tenant_id = _insert(work, name, org)
+    tenant_id = tenant_rows.insert(work.conn, name=name, org=org, now=work.now)
+    if tenant_id is None:
+        raise Conflict(DUPLICATE_NAME)
     sealed = _seal_email(work, tenant_id, email)
     if sealed is not None:
         tenant_rows.update(work.conn, tenant_id, {"email": sealed})
@@ -186,8 +176,6 @@ def update_tenant(
         if target == DEFAULT_TENANT:
             raise BadRequest("The default tenant keeps its name")
         values["name"] = _name(name)
-        if tenant_rows.find_by_name(work.conn, str(values["name"])) is not None:
-            raise Conflict(DUPLICATE_NAME)
     if org is not None:
         values["org"] = _org(org)
     if email is not None:
@@ -195,11 +183,8 @@ def update_tenant(
     if not values:
         return
     values["updated"] = work.now
-    try:
-        with work.conn.begin_nested():
-            tenant_rows.update(work.conn, target, values)
-    except sa.exc.IntegrityError as exc:
-        raise Conflict(DUPLICATE_NAME) from exc
+    if not tenant_rows.update(work.conn, target, values):
+        raise Conflict(DUPLICATE_NAME)
     work.audit.record(msg=f"tenant {target}")
 
 

@@ -14,8 +14,10 @@ the tenants apart:
   role that cannot bypass it. A query that forgot its filter still sees one tenant only.
 
 The setting is session-wide and changed only when a transaction enters another tenant,
-so steady traffic of one tenant costs no extra round trip; a rollback (which would undo
-a change made in its transaction) makes the next transaction set it again.
+so steady traffic of one tenant costs no extra round trip. What a session has set is
+tracked beside it: confirmed by a commit, dropped by a rollback (which gives the session
+back its state from before the transaction), and forgotten altogether after any database
+error or a rollback to a savepoint, so the next transaction sets it again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ DEFAULT_TENANT = 1
 EVERY_TENANT = 0
 
 _TENANT = "databunker.tenant"
-_PG_TENANT = "databunker.pg_tenant"
+_PG_TENANT = "databunker.pg_tenant"  # as the open transaction set it
 _PG_ROLE = "databunker.pg_role"
 # The role ordinary PostgreSQL traffic runs under when the login role could bypass the
 # policies (a superuser, or BYPASSRLS): it owns nothing and has no such privilege.
@@ -104,12 +106,27 @@ def _setting(tenant: int) -> str:
     return "*" if tenant == EVERY_TENANT else str(tenant)
 
 
+# What the session has, as of its last commit ("confirmed"), and what the open transaction
+# changed it to ("pending"). A rollback gives the session back its confirmed state (so the
+# pending one is dropped), a commit confirms the pending one. Only a rollback to a
+# savepoint leaves the state unknown: everything is set again next time.
+_CONFIRMED = {
+    _PG_TENANT: "databunker.pg_tenant.confirmed",
+    _PG_ROLE: "databunker.pg_role.confirmed",
+}
+
+
+def _known(info: dict[Any, Any], key: str) -> str | None:
+    value: str | None = info.get(key, info.get(_CONFIRMED[key]))
+    return value
+
+
 def _set_postgres_tenant(conn: Connection, tenant: int) -> None:
     info = conn.info
-    if info.get(_PG_ROLE) is None:
+    if _known(info, _PG_ROLE) is None:
         info[_PG_ROLE] = _restrict_role(conn)
     wanted = _setting(tenant)
-    if info.get(_PG_TENANT) == wanted:
+    if _known(info, _PG_TENANT) == wanted:
         return
     conn.exec_driver_sql("SELECT set_config('app.tenant', %(tenant)s, false)", {"tenant": wanted})
     info[_PG_TENANT] = wanted
@@ -136,28 +153,56 @@ def release_role(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     conn.exec_driver_sql("RESET ROLE")
-    conn.info.pop(_PG_ROLE, None)
+    forget_setting(conn)
 
 
 def forget_setting(conn: Connection) -> None:
-    """The transaction rolled back: what it set may be undone, so set it again next time."""
-    conn.info.pop(_PG_TENANT, None)
-    conn.info.pop(_PG_ROLE, None)
+    """What the session has set is no longer known (a rollback to a savepoint may have
+    undone part of it): the next ``enter`` sets everything again."""
+    if conn.invalidated:  # the connection is gone, and what it knew with it
+        return
+    for key, confirmed in _CONFIRMED.items():
+        conn.info.pop(key, None)
+        conn.info.pop(confirmed, None)
+
+
+def _committed(info: dict[Any, Any]) -> None:
+    for key, confirmed in _CONFIRMED.items():
+        if key in info:
+            info[confirmed] = info.pop(key)
+
+
+def _rolled_back(info: dict[Any, Any]) -> None:
+    for key in _CONFIRMED:
+        info.pop(key, None)
 
 
 def watch_postgres(engine: Engine) -> None:
-    """Forget the session's tenant and role whenever a rollback may have undone them."""
+    """Keep what each session has set in step with its commits and rollbacks (also the
+    pool's own rollback when a connection is handed back)."""
+
+    def committed(conn: Connection) -> None:
+        _committed(conn.info)
 
     def rolled_back(conn: Connection) -> None:
-        forget_setting(conn)
+        if not conn.invalidated:
+            _rolled_back(conn.info)
 
-    def reset(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
-        record.info.pop(_PG_TENANT, None)
-        record.info.pop(_PG_ROLE, None)
+    def reset(_dbapi_connection: Any, record: Any, _reset_state: Any) -> None:
+        _rolled_back(record.info)
 
+    sa.event.listen(engine, "commit", committed)
     sa.event.listen(engine, "rollback", rolled_back)
     sa.event.listen(engine, "rollback_savepoint", lambda conn, *_a: forget_setting(conn))
     sa.event.listen(engine, "reset", reset)
+    # An error (a commit refused, say) leaves the session's state unknown.
+    sa.event.listen(engine, "handle_error", _errored)
+
+
+def _errored(context: Any) -> None:
+    conn = context.connection
+    if conn is not None:
+        forget_setting(conn)
 
 
 def policy_statements(table: str) -> list[str]:

@@ -61,15 +61,33 @@ def get(conn: Connection, tenant_id: int) -> TenantRow | None:
     return _row(row) if row else None
 
 
-def insert(conn: Connection, *, name: str, org: str, now: int) -> int:
-    """A new tenant; a name taken meanwhile is an ``IntegrityError`` (the unique index)."""
-    result = conn.execute(tenants.insert().values(name=name, org=org, created=now, updated=now))
+def insert(conn: Connection, *, name: str, org: str, now: int) -> int | None:
+    """A new tenant's id; None if the name is taken (also by a concurrent insert: the
+    unique index decides, under a savepoint so the transaction goes on)."""
+    if find_by_name(conn, name) is not None:
+        return None
+    try:
+        with conn.begin_nested():
+            result = conn.execute(
+                tenants.insert().values(name=name, org=org, created=now, updated=now)
+            )
+    except sa.exc.IntegrityError:
+        return None
     key: Any = result.inserted_primary_key
     return int(key[0])
 
 
-def update(conn: Connection, tenant_id: int, values: dict[str, Any]) -> None:
-    conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(**values))
+def update(conn: Connection, tenant_id: int, values: dict[str, Any]) -> bool:
+    """Change the tenant; False if a new name is taken."""
+    name = values.get("name")
+    if name is not None and find_by_name(conn, str(name)) not in (None, tenant_id):
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(**values))
+    except sa.exc.IntegrityError:
+        return False
+    return True
 
 
 def count(conn: Connection) -> int:

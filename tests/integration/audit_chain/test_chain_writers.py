@@ -151,6 +151,27 @@ def test_a_database_opened_without_the_chain_key_writes_no_event(database_url: s
 OLD_EVENTS = 3
 
 
+class _TokensBeforeTenants:
+    """The access tokens as that release stored them: with no tenant."""
+
+    @staticmethod
+    def has_root_token(conn: sa.Connection) -> bool:
+        found = conn.execute(sa.text("SELECT count(*) FROM access_tokens WHERE kind = 'root'"))
+        return bool(found.scalar_one())
+
+    @staticmethod
+    def insert_access_token(
+        conn: sa.Connection, *, token_hash: bytes, kind: str, user_token: str | None, now: int
+    ) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO access_tokens (token_hash, kind, user_token, created, expires) "
+                "VALUES (:h, :k, :u, :c, 0)"
+            ),
+            {"h": token_hash, "k": kind, "u": user_token, "c": now},
+        )
+
+
 @pytest.fixture
 def old_database(
     fresh_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
@@ -162,6 +183,7 @@ def old_database(
         # Today's legal-basis rows have columns that schema lacks; that release's seeded
         # bases are not this test's subject.
         old_release.setattr(system, "seed_legal_bases", lambda _conn, _now: None)
+        old_release.setattr(system, "access_token_rows", _TokensBeforeTenants)
         database = Database(fresh_database_url)
         try:
             initialise(database, Keyring(MasterKey.from_hex(MASTER_KEY_HEX)), ROOT_TOKEN, clock())

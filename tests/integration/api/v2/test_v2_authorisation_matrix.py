@@ -1,5 +1,6 @@
 """Who may call each v2 operation: root, the person's own login token, another person's
-token, no token, a garbage token. A = root only; U = root or the person it concerns;
+token, no token, a garbage token, the root token of another tenant (acting in the person's
+tenant, and in its own). A = root only; U = root or the person it concerns;
 S = root, or the person for an application ``selfservice.app_record_change`` opens (as in
 v1)."""
 
@@ -12,7 +13,7 @@ import pytest
 
 from databunker.api.v2 import OPERATIONS
 from databunker.services.context import Context
-from support.v2 import ANN, BOB, call, create, ok
+from support.v2 import ANN, BOB, call, create, ok, other_tenant_root
 from support.vaults import ROOT_TOKEN, VaultFactory, client_for, issue_user_token
 
 State = dict[str, str]
@@ -55,6 +56,16 @@ CASES: dict[str, tuple[str, Body]] = {
 }
 
 
+# What another tenant's root gets in its own tenant where it is not 404 (the person, the
+# request and the record named are of another tenant): what does not name them.
+OWN_TENANT = {
+    "UserCreate": 200,
+    "UserCreateBulk": 200,
+    "UserDeleteBulk": 200,  # nobody of that token in its tenant: nobody erased
+    "AppdataListAppNames": 200,
+}
+
+
 def test_the_matrix_covers_every_operation_of_these_areas() -> None:
     assert set(CASES) <= set(OPERATIONS)
     login = {"UserPrelogin", "UserLogin"}  # public: in test_v2_more_authorisation_matrix.py
@@ -78,11 +89,22 @@ def test_access(vault: Context, operation: str) -> None:
         )
         state = {"ann": ann, "request": request["requestuuid"]}
         body = body_of(state)
-        for token in (None, "garbage", "DEMO", issue_user_token(vault, bob)):
+        tenant_root = other_tenant_root(root)
+        for token in (None, "garbage", "DEMO", issue_user_token(vault, bob), tenant_root):
             with client_for(vault, token) as stranger:
                 response = call(stranger, operation, body)
                 assert response.status_code == 403, (token, response.text)
                 assert response.json() == {"status": "error", "message": "Access denied"}
+        # In its own tenant, another tenant's root reaches nothing of this one.
+        with client_for(vault, tenant_root) as elsewhere:
+            response = call(elsewhere, operation, body, **{"X-Bunker-Tenant": "acme"})
+        assert response.status_code == OWN_TENANT.get(operation, 404), response.text
+        assert ann not in response.text
+        assert ok(root, "UserGet", {"mode": "token", "identity": ann})["profile"] == ANN
+        kept = ok(root, "AppdataGet", {"mode": "token", "identity": ann, "appname": "shop"})
+        assert kept["appdata"] == {}
+        pending = ok(root, "UserRequestGet", {"requestuuid": state["request"]})["request"]
+        assert pending["status"] == "open"
         with client_for(vault, issue_user_token(vault, ann)) as own:
             response = call(own, operation, body)
         if level == "A":

@@ -1,7 +1,8 @@
 """Who may call the consent, session, shared-record, audit, login, bulk and system
 operations: root, the person's own login token, another person's token, no token, a garbage
-token. A = root only; U = root or the person it concerns; P = public (every caller gets the
-same answer)."""
+token, the root token of another tenant (acting in the person's tenant, and in its own).
+A = root only; U = root or the person it concerns; P = public (every caller gets the same
+answer)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from starlette.testclient import TestClient
 
 from databunker.api.v2 import OPERATIONS, audit, bulk, consent, login, sessions, sharing, system
 from databunker.services.context import Context
-from support.v2 import ANN, BOB, call, create, ok
+from support.v2 import ANN, BOB, call, create, ok, other_tenant_root
 from support.vaults import ROOT_TOKEN, VaultFactory, client_for, issue_user_token
 
 State = dict[str, str]
@@ -102,6 +103,37 @@ def _state(root: TestClient) -> State:
     }
 
 
+# What another tenant's root gets in its own tenant where it is not 404 (the person, basis,
+# activity, session, record or event named are of another tenant).
+OWN_TENANT = {
+    "LegalBasisCreate": 200,
+    "LegalBasisListAgreements": 200,
+    "ProcessingActivityCreate": 200,
+    "ProcessingActivityListActivities": 200,
+    "BulkListUnlock": 200,
+    "SystemGetSystemStats": 200,
+    # its own session, under the same id; the token inside links it to nobody there
+    "SessionUpsert": 200,
+    # the unlock id is of another tenant
+    "BulkListUsers": 403,
+    "BulkListAllUsers": 403,
+    "BulkListAllUserRequests": 403,
+    "BulkListAllAuditEvents": 403,
+}
+
+
+def _unchanged(root: TestClient, state: State) -> None:
+    person = {"mode": "token", "identity": state["ann"]}
+    assert ok(root, "UserGet", person)["profile"] == ANN
+    assert ok(root, "AgreementGet", {**person, "brief": "news"})["status"] == "ok"
+    assert ok(root, "SessionGet", {"sessionuuid": SESSION})["sessiondata"] == {
+        "token": state["ann"]
+    }
+    assert ok(root, "SessionListUserSessions", person)["total"] == 1
+    activities = ok(root, "ProcessingActivityListActivities", {})["rows"]
+    assert [row["activity"] for row in activities] == ["mailing"]
+
+
 @pytest.mark.parametrize("operation", sorted(CASES))
 def test_access(make_vault: VaultFactory, operation: str) -> None:
     vault: Context = make_vault(generic={"list_users": True})
@@ -110,7 +142,8 @@ def test_access(make_vault: VaultFactory, operation: str) -> None:
         state = _state(root)
         body = body_of(state)
         bob = ok(root, "UserGet", {"mode": "login", "identity": "bob"})["token"]
-        strangers = (None, "garbage", "DEMO", issue_user_token(vault, bob))
+        tenant_root = other_tenant_root(root)
+        strangers = (None, "garbage", "DEMO", issue_user_token(vault, bob), tenant_root)
         if level == "P":
             answers = set()
             for token in (*strangers, issue_user_token(vault, state["ann"]), ROOT_TOKEN):
@@ -125,6 +158,12 @@ def test_access(make_vault: VaultFactory, operation: str) -> None:
                 response = call(stranger, operation, body)
                 assert response.status_code == 403, (token, response.text)
                 assert response.json() == {"status": "error", "message": "Access denied"}
+        # In its own tenant, another tenant's root reaches nothing of this one.
+        with client_for(vault, tenant_root) as elsewhere:
+            response = call(elsewhere, operation, body, **{"X-Bunker-Tenant": "acme"})
+        assert response.status_code == OWN_TENANT.get(operation, 404), response.text
+        assert state["ann"] not in response.text
+        _unchanged(root, state)
         with client_for(vault, issue_user_token(vault, state["ann"])) as own:
             response = call(own, operation, body)
         if level == "A":

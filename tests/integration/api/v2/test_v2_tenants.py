@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from httpx2 import Response
 from starlette.testclient import TestClient
 
+from databunker.api.v2 import OPERATIONS
 from databunker.services.context import Context
 from databunker.storage import audit_chain
 from databunker.storage.tables import access_tokens, audit, users
 from support.v2 import ANN, BOB, assert_error, call, create, ok
-from support.vaults import client_for
+from support.vaults import client_for, issue_user_token
 
 NOT_FOUND = "The user record was not found"
 
@@ -306,3 +307,52 @@ def test_a_sub_domain_names_its_tenant(root: TestClient, vault: Context) -> None
     ):
         answer = call(root, "UserGet", body, host=host)
         assert_error(answer, 404, NOT_FOUND)
+
+
+# The authorisation matrix of the tenant operations: the body (given the two tenants' ids)
+# and what the other tenant's root gets in its own tenant (None: 200).
+TENANT_CASES: dict[str, tuple[Any, str | None]] = {
+    "TenantCreate": (lambda own, other: {"tenantname": "new", "tenantorg": "N"}, "create tenants"),
+    "TenantGet": (lambda own, other: {"tenantid": own}, None),
+    "TenantUpdate": (lambda own, other: {"tenantid": own, "tenantorg": "Changed"}, None),
+    "TenantDelete": (lambda own, other: {"tenantid": other}, "delete tenants"),
+    "TenantListTenants": (lambda own, other: {}, "list tenants"),
+}
+
+
+def test_the_tenant_matrix_covers_every_tenant_operation() -> None:
+    assert {name for name in OPERATIONS if name.startswith("Tenant")} == set(TENANT_CASES)
+
+
+@pytest.mark.parametrize("operation", sorted(TENANT_CASES))
+def test_who_may_call_each_tenant_operation(
+    root: TestClient, vault: Context, operation: str
+) -> None:
+    body_of, refusal = TENANT_CASES[operation]
+    own, own_token = _tenant(root, "acme")
+    other, _ = _tenant(root, "globex")
+    body = body_of(own, other)
+    ann = create(root, ANN)
+    bob = create(root, BOB)
+    for token in (
+        None,
+        "garbage",
+        "DEMO",
+        issue_user_token(vault, ann),
+        issue_user_token(vault, bob),
+        own_token,
+    ):
+        with client_for(vault, token) as stranger:
+            assert_error(call(stranger, operation, body), 403, "Access denied")
+    with _as(vault, own_token) as admin:
+        answer = _in(admin, "acme", operation, body)
+    if refusal is None:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert_error(answer, 403, f"Only the main tenant admin can {refusal}")
+    # a tenant's root never reaches another tenant, with whatever name it gives
+    with _as(vault, own_token) as admin:
+        assert_error(_in(admin, "globex", operation, body), 403, "Access denied")
+    answer = call(root, operation, body)
+    assert answer.status_code == 200, answer.text
+    assert _in(root, "acme", "TenantListTenants").status_code == 200
