@@ -179,3 +179,59 @@ def test_bulk_and_system_through_the_published_client(
     html = api.get_user_html_report("token", ann)["html"]
     assert html.startswith("<!DOCTYPE html>")
     assert ann in html
+
+
+def test_tenants_through_the_published_client(served: tuple[ServerProcess, str]) -> None:
+    server, root_token = served
+    main = DatabunkerproAPI(server.url, root_token)
+    created = main.create_tenant(
+        {"tenantname": "acme", "tenantorg": "Acme Ltd", "email": "dpo@acme.example"},
+        request_metadata=METADATA,
+    )
+    assert created["status"] == "ok", created
+    tenantid, xtoken = created["tenantid"], created["xtoken"]
+    assert main.create_tenant({"tenantname": "acme", "tenantorg": "Again"}) == {
+        "status": "error",
+        "message": "Duplicate tenant name",
+    }
+    assert main.get_tenant(str(tenantid)) == {
+        "status": "ok",
+        "tenantid": tenantid,
+        "tenantname": "acme",
+        "tenantorg": "Acme Ltd",
+        "email": "dpo@acme.example",
+    }
+    listed = main.list_tenants(0, 10)
+    assert listed["total"] == 2
+    assert [row["tenantname"] for row in listed["rows"]] == ["default", "acme"]
+
+    # The tenant's own root token, in its tenant: the same email is another person there.
+    acme = DatabunkerproAPI(server.url, xtoken, "acme")
+    in_acme = acme.create_user(ANN)["token"]
+    in_default = main.create_user(ANN)["token"]
+    assert in_acme != in_default
+    assert acme.get_user("email", ANN["email"])["token"] == in_acme
+    assert main.get_user("email", ANN["email"])["token"] == in_default
+    assert acme.get_system_stats()["stats"]["numusers"] == 1
+    assert main.get_system_stats()["stats"]["numtenants"] == 2
+    # It reaches nothing of the default tenant, and may not manage other tenants.
+    assert DatabunkerproAPI(server.url, xtoken).get_user("token", in_default) == {
+        "status": "error",
+        "message": "Access denied",
+    }
+    assert acme.list_tenants()["message"] == "Only the main tenant admin can list tenants"
+    assert acme.update_tenant(tenantid, {"tenantorg": "Acme Group"}) == {"status": "ok"}
+    assert main.get_tenant(tenantid)["tenantorg"] == "Acme Group"
+    # The main tenant's root acts in the tenant too.
+    assert (
+        DatabunkerproAPI(server.url, root_token, "acme").get_user("token", in_acme)["profile"]
+        == ANN
+    )
+
+    assert main.delete_tenant(str(tenantid)) == {"status": "ok"}
+    assert acme.get_user("token", in_acme) == {"status": "error", "message": "Access denied"}
+    assert main.get_tenant(tenantid) == {
+        "status": "error",
+        "message": "The tenant record was not found",
+    }
+    assert main.get_user("token", in_default)["profile"] == ANN

@@ -32,6 +32,7 @@ from databunker.services.results import Page
 from databunker.storage import repositories as audit_rows
 from databunker.storage import repositories as user_rows
 from databunker.storage import requests as request_rows
+from databunker.storage import tenancy
 from databunker.storage.prepared import savepoint
 from databunker.storage.repositories import AuditQuery as AuditQuery
 from databunker.storage.repositories import TitleKind as TitleKind
@@ -142,7 +143,9 @@ def _named_person(
         row = user_rows.get_user(conn, identity) if is_uuid(identity) else None
     else:
         default_country = vault.settings.sms.default_country
-        digest = lookup_index(mode, identity, vault.keyring, default_country)
+        # The identity is looked up as the tenant the attempt was made in keys it.
+        keyring = vault.keyring.for_tenant(tenancy.owner(conn))
+        digest = lookup_index(mode, identity, keyring, default_country)
         row = user_rows.find_user_by_index(conn, mode, digest) if digest is not None else None
     return row
 

@@ -14,6 +14,7 @@ run the job or follow the link at the same moment.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from databunker.services.text import clean_field
 from databunker.services.users import shred
 from databunker.storage import repositories as user_rows
 from databunker.storage import retention as retention_rows
+from databunker.storage import tenancy
+from databunker.storage.tenancy import DEFAULT_TENANT
 
 STATUS = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
 STARTED_BY_ROOT = "root"
@@ -139,6 +142,9 @@ def expire_due_users(work: Work) -> int:
     erased = 0
     for user_token in retention_rows.due_for_expiry(work.conn, work.now, EXPIRY_BATCH):
         if retention_rows.claim_expiry(work.conn, user_token, work.now):
-            _erase(work, user_token)
+            # Erased as its tenant would (its preserved fields keep that tenant's indexes).
+            tenant = user_rows.tenant_of_user(work.conn, user_token) or DEFAULT_TENANT
+            with tenancy.acting_in(work.conn, tenant):
+                _erase(dataclasses.replace(work, tenant=tenant), user_token)
             erased += 1
     return erased

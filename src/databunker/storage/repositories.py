@@ -419,13 +419,16 @@ def _event_tenant(conn: Connection, user_token: str | None) -> int:
     tenant = scope(conn)
     if tenant != EVERY_TENANT:
         return tenant
-    if user_token is not None:
-        found = conn.execute(
-            sa.select(users.c.tenant_id).where(users.c.token == user_token)
-        ).scalar_one_or_none()
-        if found is not None:
-            return int(found)
-    return owner(conn)
+    found = tenant_of_user(conn, user_token) if user_token is not None else None
+    return owner(conn) if found is None else found
+
+
+def tenant_of_user(conn: Connection, user_token: str) -> int | None:
+    """The tenant a person belongs to (for a job, which spans the tenants), or None."""
+    found = conn.execute(
+        sa.select(users.c.tenant_id).where(users.c.token == user_token, tenant_of(conn, users))
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def _audit_values(conn: Connection, row: AuditRow) -> dict[str, Any]:

@@ -12,11 +12,13 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from databunker.api.v2 import OPERATIONS
+from databunker.jobs import run_jobs
 from databunker.services.context import Context
+from databunker.services.identity import lookup_index
 from databunker.storage import audit_chain
 from databunker.storage.tables import access_tokens, audit, users
 from support.v2 import ANN, BOB, assert_error, call, create, ok
-from support.vaults import client_for, issue_user_token
+from support.vaults import Clock, VaultFactory, client_for, issue_user_token
 
 NOT_FOUND = "The user record was not found"
 
@@ -356,3 +358,45 @@ def test_who_may_call_each_tenant_operation(
     answer = call(root, operation, body)
     assert answer.status_code == 200, answer.text
     assert _in(root, "acme", "TenantListTenants").status_code == 200
+
+
+def test_a_refused_attempt_is_filed_under_the_tenants_person(
+    root: TestClient, vault: Context
+) -> None:
+    _, acme_token = _tenant(root, "acme")
+    with _as(vault, acme_token) as admin:
+        token = _ok_in(admin, "acme", "UserCreate", {"profile": ANN})["token"]
+    create(root, {**ANN, "name": "Ann of the default tenant"})
+    named = {"mode": "email", "identity": ANN["email"]}
+    with _as(vault, "garbage") as stranger:
+        assert_error(_in(stranger, "acme", "UserGet", named), 403, "Access denied")
+    with _as(vault, acme_token) as admin:
+        rows = _ok_in(admin, "acme", "AuditListUserEvents", {"mode": "token", "identity": token})
+    assert [row["status"] for row in rows["rows"]][:1] == ["error"]
+    # and not under the person with that email in the default tenant
+    default_rows = ok(root, "AuditListUserEvents", named)["rows"]
+    assert all(row["status"] == "ok" for row in default_rows)
+
+
+def test_the_expiry_job_erases_a_tenants_person_as_its_tenant_would(
+    make_vault: VaultFactory, clock: Clock
+) -> None:
+    schema = {"type": "object", "properties": {"login": {"type": "string", "preserve": True}}}
+    vault = make_vault(schema=schema)
+    with client_for(vault) as root:
+        acme, acme_token = _tenant(root, "acme")
+    with _as(vault, acme_token) as admin:
+        made = _in(admin, "acme", "UserCreate", {"profile": ANN, "finaltime": "1h"}).json()
+    clock.advance(7200)
+    assert run_jobs(vault)["expire users"] == 1
+    # The preserved login keeps the lookup index of the person's tenant, not another's.
+    with vault.database.transaction() as conn:
+        row = conn.execute(
+            sa.select(users.c.login_idx, users.c.email_idx, users.c.erased).where(
+                users.c.token == made["token"]
+            )
+        ).one()
+    country = vault.settings.sms.default_country
+    assert row.erased is not None
+    assert row.email_idx is None
+    assert row.login_idx == lookup_index("login", "ann", vault.keyring.for_tenant(acme), country)
