@@ -9,11 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from databunker.services.context import Context
+from databunker.storage import Database
+from databunker.storage.migrations import migrate
 from databunker.storage.tenancy import DEFAULT_TENANT, EVERY_TENANT, GUARDED, RESTRICTED_ROLE
 from support.v2 import ANN, BOB, call
 from support.vaults import client_for
 
-pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ def _tenants_seen(conn: sa.Connection, table: sa.Table) -> set[int]:
     return {int(t) for t in conn.execute(sa.text(f"SELECT tenant_id FROM {table.name}")).scalars()}  # noqa: S608
 
 
+@ON_POSTGRES
 def test_an_unfiltered_query_sees_only_the_transactions_tenant(
     vault: Context, two_tenants: int
 ) -> None:
@@ -60,6 +63,7 @@ def test_an_unfiltered_query_sees_only_the_transactions_tenant(
             assert _tenants_seen(conn, sa.table(name)) == {two_tenants}, name
 
 
+@ON_POSTGRES
 def test_an_unfiltered_change_reaches_only_the_transactions_tenant(
     vault: Context, two_tenants: int
 ) -> None:
@@ -75,6 +79,7 @@ def test_an_unfiltered_change_reaches_only_the_transactions_tenant(
         assert conn.execute(sa.text("SELECT count(*) FROM user_apps")).scalar_one() == 2
 
 
+@ON_POSTGRES
 def test_a_row_cannot_be_written_into_another_tenant(vault: Context, two_tenants: int) -> None:
     refused = pytest.raises(sa.exc.ProgrammingError, match="row-level security")
     with refused, vault.database.transaction(two_tenants) as conn:
@@ -89,6 +94,7 @@ def test_a_row_cannot_be_written_into_another_tenant(vault: Context, two_tenants
         conn.execute(sa.text("UPDATE users SET tenant_id = 1"))
 
 
+@ON_POSTGRES
 def test_a_session_that_entered_no_tenant_sees_nothing(vault: Context, two_tenants: int) -> None:
     # A new session, not one of the vault's pool (a pooled one keeps its last tenant).
     engine = sa.create_engine(vault.database.engine.url, poolclass=sa.pool.NullPool)
@@ -101,6 +107,7 @@ def test_a_session_that_entered_no_tenant_sees_nothing(vault: Context, two_tenan
         engine.dispose()
 
 
+@ON_POSTGRES
 def test_tenants_alternating_on_the_pooled_connections_stay_apart(
     vault: Context, two_tenants: int
 ) -> None:
@@ -114,3 +121,30 @@ def test_tenants_alternating_on_the_pooled_connections_stay_apart(
             assert call(root, "UserCreate", {"profile": BOB}, **acme).status_code == 409
             assert refused.status_code in (200, 409)
             assert call(root, "AppdataListAppNames", {}).json()["apps"] == []
+
+
+@pytest.mark.parametrize("fresh_database_url", ["postgresql"], indirect=True)
+def test_a_database_upgraded_to_tenants_restricts_its_pooled_connections(
+    fresh_database_url: str,
+) -> None:
+    # The restricted role exists on this server (other databases made it), but has no
+    # grants in a database from before tenants: its connections keep their login role
+    # until the migration has run, then restrict themselves.
+    database = Database(fresh_database_url, pool_size=1)
+    try:
+        migrate(database, target=6)
+        # as the release before tenants left it: no grants to the role
+        engine = sa.create_engine(database.engine.url, poolclass=sa.pool.NullPool)
+        with engine.begin() as owner:
+            owner.exec_driver_sql(
+                f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {RESTRICTED_ROLE}"
+            )
+        engine.dispose()
+        with database.transaction() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 0
+            assert conn.execute(sa.text("SELECT current_user")).scalar_one() != RESTRICTED_ROLE
+        migrate(database)
+        with database.transaction() as conn:
+            assert conn.execute(sa.text("SELECT current_user")).scalar_one() == RESTRICTED_ROLE
+    finally:
+        database.dispose()

@@ -37,8 +37,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]{1,64}$")
 DEFAULT_NAME = "default"
 MAX_ORG_LENGTH = 256
 
-TENANT_NOT_FOUND = "The tenant record was not found"
-DUPLICATE_NAME = "Duplicate tenant name"
+DUPLICATE_NAME = "duplicate tenant name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +65,18 @@ def resolve(conn: Connection, name: str) -> int | None:
     return tenant_rows.find_by_name(conn, name)
 
 
-def _require_main(work: Work, action: str) -> None:
+def _require_main(work: Work, refusal: str) -> None:
     if not work.principal.is_root:
         raise AccessDenied()
     if not work.principal.is_main_root:
-        raise AccessDenied(f"Only the main tenant admin can {action}")
+        raise AccessDenied(refusal)
 
 
-def _require_own_or_main(work: Work, tenant_id: int, action: str) -> None:
+def _require_own_or_main(work: Work, tenant_id: int, refusal: str) -> None:
     if not work.principal.is_root:
         raise AccessDenied()
     if not work.principal.is_main_root and work.principal.home_tenant != tenant_id:
-        raise AccessDenied(f"Only the main tenant admin can {action} another tenant")
+        raise AccessDenied(refusal)
 
 
 def _name(value: str) -> str:
@@ -90,7 +89,7 @@ def _name(value: str) -> str:
 def _org(value: str) -> str:
     org = clean_text("tenantorg", value)
     if len(org) > MAX_ORG_LENGTH:
-        raise BadRequest("The tenantorg parameter is too long")
+        raise BadRequest("the tenantorg parameter is too long")
     return org
 
 
@@ -123,7 +122,7 @@ def _open(work: Work, row: tenant_rows.TenantRow) -> Tenant:
 
 def create_tenant(work: Work, name: str, org: str, email: str) -> TenantCreated:
     """A new, empty tenant with the consent catalogue every vault starts with."""
-    _require_main(work, "create tenants")
+    _require_main(work, "only the main tenant admin can create tenants")
     name, org, email = _name(name), _org(org), _email(email)
     tenant_id = tenant_rows.insert(work.conn, name=name, org=org, now=work.now)
     if tenant_id is None:
@@ -149,12 +148,12 @@ def create_tenant(work: Work, name: str, org: str, email: str) -> TenantCreated:
 def _found(work: Work, tenant_id: int) -> tenant_rows.TenantRow:
     row = tenant_rows.get(work.conn, tenant_id)
     if row is None:
-        raise NotFound(TENANT_NOT_FOUND)
+        raise NotFound("tenant record not found")
     return row
 
 
 def get_tenant(work: Work, tenant_id: int) -> Tenant:
-    _require_own_or_main(work, tenant_id, "read")
+    _require_own_or_main(work, tenant_id, "only the main tenant admin can read another tenant")
     return _open(work, _found(work, tenant_id))
 
 
@@ -169,12 +168,12 @@ def update_tenant(
     """Change the tenant's name, organisation or email (the caller's tenant by default);
     its tokens stay valid under the new name."""
     target = work.tenant if tenant_id is None else tenant_id
-    _require_own_or_main(work, target, "change")
+    _require_own_or_main(work, target, "only the main tenant admin can change another tenant")
     row = _found(work, target)
     values: dict[str, object] = {}
     if name is not None and name.strip() != row.name:
         if target == DEFAULT_TENANT:
-            raise BadRequest("The default tenant keeps its name")
+            raise BadRequest("the default tenant keeps its name")
         values["name"] = _name(name)
     if org is not None:
         values["org"] = _org(org)
@@ -191,9 +190,9 @@ def update_tenant(
 def delete_tenant(work: Work, tenant_id: int) -> int:
     """Forget the tenant: its people are crypto-shredded, its tokens and everything else it
     holds deleted. Returns how many people it held."""
-    _require_main(work, "delete tenants")
+    _require_main(work, "only the main tenant admin can delete tenants")
     if tenant_id == DEFAULT_TENANT:
-        raise AccessDenied("The default tenant cannot be deleted")
+        raise AccessDenied("the default tenant cannot be deleted")
     _found(work, tenant_id)
     with tenancy.acting_in(work.conn, tenant_id):
         people = tenant_rows.delete_tenant(work.conn, tenant_id, work.now)
@@ -202,7 +201,7 @@ def delete_tenant(work: Work, tenant_id: int) -> int:
 
 
 def list_tenants(work: Work, offset: int, limit: int) -> Page[Tenant]:
-    _require_main(work, "list tenants")
+    _require_main(work, "only the main tenant admin can list tenants")
     rows = tenant_rows.page(work.conn, offset=offset, limit=limit)
     return Page(total=tenant_rows.count(work.conn), rows=[_open(work, row) for row in rows])
 

@@ -124,7 +124,9 @@ def _known(info: dict[Any, Any], key: str) -> str | None:
 def _set_postgres_tenant(conn: Connection, tenant: int) -> None:
     info = conn.info
     if _known(info, _PG_ROLE) is None:
-        info[_PG_ROLE] = _restrict_role(conn)
+        role = _restrict_role(conn)
+        if role is not None:
+            info[_PG_ROLE] = role
     wanted = _setting(tenant)
     if _known(info, _PG_TENANT) == wanted:
         return
@@ -132,19 +134,27 @@ def _set_postgres_tenant(conn: Connection, tenant: int) -> None:
     info[_PG_TENANT] = wanted
 
 
-def _restrict_role(conn: Connection) -> str:
-    """Switch to the restricted role if the login role could bypass the policies."""
+def _restrict_role(conn: Connection) -> str | None:
+    """Switch to the restricted role if the login role could bypass the policies. None
+    while it could but the restricted role cannot yet be used here (the database is not
+    migrated to tenants: the role, made once per server, has no grants in it): asked
+    again at the next transaction, so the pool's connections restrict themselves as soon
+    as the migration has run."""
     row = conn.exec_driver_sql(
         "SELECT r.rolsuper OR r.rolbypassrls, "
-        "EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(role)s) "
+        "CASE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(role)s) THEN false "
+        "WHEN to_regclass('users') IS NULL THEN false "
+        "ELSE has_table_privilege(%(role)s, 'users', 'SELECT') END "
         "FROM pg_roles r WHERE r.rolname = current_user",
         {"role": RESTRICTED_ROLE},
     ).one()
-    bypasses, restricted_exists = bool(row[0]), bool(row[1])
-    if bypasses and restricted_exists:
-        conn.exec_driver_sql(f"SET ROLE {RESTRICTED_ROLE}")
-        return RESTRICTED_ROLE
-    return "session"
+    bypasses, usable = bool(row[0]), bool(row[1])
+    if not bypasses:
+        return "session"
+    if not usable:
+        return None
+    conn.exec_driver_sql(f"SET ROLE {RESTRICTED_ROLE}")
+    return RESTRICTED_ROLE
 
 
 def release_role(conn: Connection) -> None:

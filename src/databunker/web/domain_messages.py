@@ -69,6 +69,17 @@ MESSAGES = frozenset(
         N_("the session does not belong to this user"),
         N_("a retention started by an administrator can only be cancelled by an administrator"),
         N_("The unlockuuid value was not found or is not valid"),
+        # tenants (the v2 API's)
+        N_("only the main tenant admin can create tenants"),
+        N_("only the main tenant admin can list tenants"),
+        N_("only the main tenant admin can delete tenants"),
+        N_("only the main tenant admin can read another tenant"),
+        N_("only the main tenant admin can change another tenant"),
+        N_("the tenantorg parameter is too long"),
+        N_("duplicate tenant name"),
+        N_("tenant record not found"),
+        N_("the default tenant keeps its name"),
+        N_("the default tenant cannot be deleted"),
         # the portals' own
         N_("bad offset"),
         N_("give a reason for rejecting the request"),

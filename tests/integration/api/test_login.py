@@ -478,7 +478,9 @@ class _Statements:
         self._record(statement)
 
     def _record(self, statement: str) -> None:
-        if self.recording:
+        # Not the tenancy's own housekeeping: a pooled connection sets its tenant only when
+        # it last worked for another (a job, say), whoever the request is about.
+        if self.recording and "set_config('app.tenant'" not in statement:
             self.seen.append(" ".join(statement.split()))
 
     def during(self, action: Callable[[], Any]) -> list[str]:

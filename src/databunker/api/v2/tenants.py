@@ -16,10 +16,11 @@ from databunker.api.v2.fields import Paged
 from databunker.api.v2.registry import Access, Payload, V2Body, V2Operation
 from databunker.services import tenants
 from databunker.services.context import Work
-from databunker.services.tenants import TENANT_NOT_FOUND, Tenant
+from databunker.services.tenants import Tenant
 
 __all__ = ["OPERATIONS"]
 
+TENANT_NOT_FOUND = "The tenant record was not found"
 # A tenant id as the databases store it (a 32-bit integer).
 TenantId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
