@@ -75,3 +75,22 @@ def test_the_server_database_rows_run_two_instances_behind_haproxy(tmp_path: Pat
     for result in results:
         assert result["requests_per_second"] > 0, result
         assert result["errors"] == 0, result
+
+
+@pytest.mark.timeout(120)
+def test_the_postgresql_cost_per_request_is_counted() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pg_cost.py"), "--requests=20"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["get user by token", "create user"]
+    for line in lines:
+        statements = float(line.split(": ")[1].split(" statements")[0])
+        assert statements >= 2  # at least the token and the record (and, writing, more)
+        assert "round trips" in line
+        assert "µs server CPU per request" in line
